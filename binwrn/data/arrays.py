@@ -1,0 +1,31 @@
+"""Images held as uint8 arrays, the one form every reader produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    """uint8 images (N, H, W, C) with int64 labels; pixels stay raw 0-255 (spec 1.5.1)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def balanced_subset(labels: np.ndarray, count: int | None) -> np.ndarray:
+    """Indices of `count` items spread evenly over classes, in their original order.
+
+    Used to shrink a data set for smoke runs and tests while keeping every class present.
+    """
+    if count is None or count >= len(labels):
+        return np.arange(len(labels))
+    classes = np.unique(labels)
+    per_class = -(-count // len(classes))
+    picked = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in classes])
+    return np.sort(picked)[:count] if len(picked) > count else np.sort(picked)

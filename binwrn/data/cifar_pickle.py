@@ -1,0 +1,70 @@
+"""Reader for the official CIFAR "python version" batches, as torchvision lays them out.
+
+The batches are pickles. A pickle can run code when loaded, so they are read with an
+unpickler that only builds the containers and numpy arrays the official files hold.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from binwrn.data.arrays import ImageSplit
+from binwrn.errors import DataError
+
+FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+FILES = {
+    "cifar10": {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
+    "cifar100": {"train": ["train"], "test": ["test"]},
+}
+LABEL_KEY = {"cifar10": "labels", "cifar100": "fine_labels"}
+
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def batches_folder(root: Path, dataset: str) -> Path | None:
+    """The folder holding the batches: `root/<official name>` or `root` itself."""
+    for candidate in (root / FOLDERS[dataset], root):
+        if all((candidate / f).is_file() for f in FILES[dataset]["test"]):
+            return candidate
+    return None
+
+
+def _load_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with path.open("rb") as f:
+            entry = _ArrayOnlyUnpickler(f, encoding="latin1").load()
+        data = np.asarray(entry["data"], dtype=np.uint8)
+        labels = np.asarray(entry[label_key], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as err:
+        raise DataError(
+            f"{path} is not a readable CIFAR batch ({err}): replace it with the official file."
+        ) from None
+    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+        raise DataError(f"{path} does not hold 32x32x3 images with one label each.")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
+def read_cifar_batches(folder: Path, dataset: str, split: str) -> ImageSplit:
+    """Concatenate the official batches of one split into uint8 (N, 32, 32, 3) images."""
+    missing = [n for n in FILES[dataset][split] if not (folder / n).is_file()]
+    if missing:
+        raise DataError(f"{folder} lacks {', '.join(missing)}: add the official files.")
+    parts = [_load_batch(folder / name, LABEL_KEY[dataset]) for name in FILES[dataset][split]]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    return ImageSplit(np.ascontiguousarray(images), labels)

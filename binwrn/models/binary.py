@@ -1,0 +1,113 @@
+"""1-bit convolutions of McDonnell (ICLR 2018), paper-spec section 1.3.
+
+Forward: W_hat = alpha * sign(W), with alpha = sqrt(2 / (k*k*C_in)) a constant (paper 1
+Eq. 1). Backward: the latent fp32 W receives dL/dW_hat unchanged, with no alpha factor and
+no clipping (paper 1 section 2.1.1). A custom autograd function is used rather than the
+`W + (W_hat - W).detach()` idiom because that idiom's forward value differs from
+alpha * sign(W) by float round-off, and the packed export must reproduce it bit for bit.
+
+Options exist only for ablations (spec section 4 item 6):
+- scale: "he" (paper), "mean_abs" (per layer, BWN-style), "mean_abs_channel" (XNOR-style);
+- grad: "pass_through" (paper), "alpha_scaled" (the naive STE the paper warns against).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from binwrn.errors import ConfigError
+
+SCALES = ("he", "mean_abs", "mean_abs_channel")
+GRADS = ("pass_through", "alpha_scaled")
+
+
+def he_scale(kernel_size: int, in_channels: int, gain: float = 2.0) -> float:
+    """alpha = sqrt(gain / (k*k*C_in)): the He fan-in std, used as init std and 1-bit scale."""
+    return math.sqrt(gain / (kernel_size * kernel_size * in_channels))
+
+
+class _SignedScale(torch.autograd.Function):
+    """alpha * sign(W) forward; gradient passed through, times `grad_factor`."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, alpha: torch.Tensor, grad_factor: torch.Tensor):
+        ctx.save_for_backward(grad_factor)
+        return torch.sign(weight) * alpha
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        (grad_factor,) = ctx.saved_tensors
+        return grad_output * grad_factor, None, None
+
+
+class _PassThrough(torch.autograd.Function):
+    """The pass-through case without a multiply, so dL/dW is dL/dW_hat bit for bit."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, alpha: torch.Tensor):
+        return torch.sign(weight) * alpha
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        return grad_output, None
+
+
+class BinaryConv2d(nn.Conv2d):
+    """Conv2d without bias whose weight is 1-bit (bits=1) or full precision (bits=32).
+
+    Both variants are initialised He fan-in normal with std alpha (spec 1.3), so a 1-bit and
+    a 32-bit network start from the same distribution.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        bits: int = 1,
+        scale: str = "he",
+        grad: str = "pass_through",
+        init_gain: float = 2.0,
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride=stride,
+            padding=kernel_size // 2, bias=False,
+        )
+        if bits not in (1, 32):
+            raise ConfigError(f"model.bits={bits} is not supported: use 1 or 32.")
+        if scale not in SCALES:
+            raise ConfigError(f"model.scale={scale} is not supported: use one of {SCALES}.")
+        if grad not in GRADS:
+            raise ConfigError(f"model.grad={grad} is not supported: use one of {GRADS}.")
+        self.bits, self.scale, self.grad = bits, scale, grad
+        self.alpha = he_scale(kernel_size, in_channels, init_gain)
+        nn.init.normal_(self.weight, mean=0.0, std=self.alpha)
+
+    def effective_scale(self) -> torch.Tensor:
+        """The scale multiplying sign(W): a constant, or mean|W| (detached, as a scale choice)."""
+        w = self.weight.detach()
+        if self.scale == "mean_abs":
+            return w.abs().mean()
+        if self.scale == "mean_abs_channel":
+            return w.abs().mean(dim=(1, 2, 3), keepdim=True)
+        return torch.tensor(self.alpha, dtype=w.dtype, device=w.device)
+
+    def effective_weight(self) -> torch.Tensor:
+        """W_hat, the weight the convolution uses in forward and backward propagation."""
+        if self.bits == 32:
+            return self.weight
+        alpha = self.effective_scale()
+        if self.grad == "pass_through":
+            return _PassThrough.apply(self.weight, alpha)
+        return _SignedScale.apply(self.weight, alpha, alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.effective_weight(), None, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, bits={self.bits}, alpha={self.alpha:.6g}"

@@ -1,0 +1,96 @@
+"""Model size in the style of Larq's summary: weights per layer, bits, 1-bit vs fp32 bytes.
+
+Paper-spec 1.7: each binary weight is one bit on disk; alpha is recomputed from the shape, so
+it costs nothing. BN moments (and any affine parameters) are the float side-car.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import nn
+
+from binwrn.models.binary import BinaryConv2d
+
+
+@dataclass(frozen=True)
+class LayerSize:
+    name: str
+    shape: tuple[int, ...]
+    weights: int
+    bits: int
+
+    @property
+    def packed_bytes(self) -> int:
+        return math.ceil(self.weights * self.bits / 8)
+
+    @property
+    def fp32_bytes(self) -> int:
+        return self.weights * 4
+
+
+@dataclass(frozen=True)
+class SizeSummary:
+    layers: list[LayerSize]
+    sidecar_floats: int = 0
+
+    @property
+    def conv_weights(self) -> int:
+        return sum(layer.weights for layer in self.layers)
+
+    @property
+    def binary_weights(self) -> int:
+        return sum(layer.weights for layer in self.layers if layer.bits == 1)
+
+    @property
+    def packed_bytes(self) -> int:
+        """Binary weights packed together (one bit each) plus any fp32 conv weights."""
+        fp32 = sum(layer.fp32_bytes for layer in self.layers if layer.bits != 1)
+        return math.ceil(self.binary_weights / 8) + fp32
+
+    @property
+    def fp32_bytes(self) -> int:
+        return self.conv_weights * 4
+
+    @property
+    def sidecar_bytes(self) -> int:
+        return self.sidecar_floats * 4
+
+    @property
+    def compression(self) -> float:
+        return self.fp32_bytes / self.packed_bytes
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "model/conv_weights": self.conv_weights,
+            "model/binary_weights": self.binary_weights,
+            "model/packed_bytes": self.packed_bytes,
+            "model/fp32_bytes": self.fp32_bytes,
+            "model/sidecar_bytes": self.sidecar_bytes,
+            "model/compression": self.compression,
+        }
+
+    def as_dict(self) -> dict:
+        return {
+            "layers": [
+                {"name": x.name, "shape": list(x.shape), "weights": x.weights, "bits": x.bits,
+                 "packed_bytes": x.packed_bytes, "fp32_bytes": x.fp32_bytes}
+                for x in self.layers
+            ],
+            "totals": self.metrics(),
+        }
+
+
+def size_summary(model: nn.Module) -> SizeSummary:
+    """Count conv weights by bit width, and the floats BN layers need at inference."""
+    layers = [
+        LayerSize(name, tuple(m.weight.shape), m.weight.numel(), m.bits)
+        for name, m in model.named_modules()
+        if isinstance(m, BinaryConv2d)
+    ]
+    sidecar = 0
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            sidecar += 2 * m.num_features * (2 if m.affine else 1)
+    return SizeSummary(layers, sidecar)

@@ -1,0 +1,133 @@
+"""Wide ResNet "D-k" of McDonnell (ICLR 2018), paper-spec section 1.2.
+
+Layout (all convs without bias, pre-activation blocks):
+  input BN (affine learned) [-> ReLU] -> conv3x3 3->16k
+  3 stages x n blocks, n = (D-2)/6, widths 16k/32k/64k, each block
+      h = conv3x3(ReLU(BN(x))) ; h = conv3x3(ReLU(BN(h))) ; out = shortcut(x) + h
+  head: BN -> ReLU -> conv1x1 64k->classes -> BN (never affine) -> global average pool.
+
+The skip path carries the un-normalised stream. The downsampling shortcut is 3x3 average
+pooling, stride 2, pad 1, excluding the padding from the average (as TF 'same' and
+MatConvNet do; spec 1.2.2 and open question 12), then concatenation with zero channels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from binwrn.errors import ConfigError
+from binwrn.models.binary import BinaryConv2d
+
+
+def blocks_per_stage(depth: int) -> int:
+    """Blocks per stage n for a depth in either naming of the same network.
+
+    McDonnell's D = 6n+2 counts the first conv, 2 convs per block and the 1x1 classifier
+    (spec 1.2.1). Zagoruyko's D = 6n+4 also counts the two 1x1 projection shortcuts that this
+    design replaces with pooling, so his WRN-22-10 is the paper's 20-10 (paper 1 footnote 1).
+    Accepting both lets `model.depth=10` name the smallest net (n=1, 74,800 weights at k=1),
+    as the product's examples do; the run logs the McDonnell depth as `model.conv_layers`.
+    """
+    for offset in (2, 4):
+        if depth >= 6 + offset and (depth - offset) % 6 == 0:
+            return (depth - offset) // 6
+    raise ConfigError(
+        f"model.depth={depth} is not a Wide ResNet depth: use 6n+2 (8, 14, 20, 26, ...) "
+        "or Zagoruyko's 6n+4 naming of the same nets (10, 16, 22, 28, ...)."
+    )
+
+
+class DownsampleShortcut(nn.Module):
+    """3x3/2 average pool (padding excluded) + zero channels: no weights (spec 1.2.2)."""
+
+    def __init__(self, extra_channels: int) -> None:
+        super().__init__()
+        self.extra_channels = extra_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+        zeros = pooled.new_zeros(pooled.shape[0], self.extra_channels, *pooled.shape[2:])
+        return torch.cat([pooled, zeros], dim=1)
+
+
+class PreActBlock(nn.Module):
+    """BN-ReLU-conv, BN-ReLU-conv, plus the identity or downsampling shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, conv, bn_affine: bool, bn_momentum):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in, affine=bn_affine, momentum=bn_momentum)
+        self.conv1 = conv(c_in, c_out, 3, stride)
+        self.bn2 = nn.BatchNorm2d(c_out, affine=bn_affine, momentum=bn_momentum)
+        self.conv2 = conv(c_out, c_out, 3, 1)
+        needs_downsample = stride != 1 or c_in != c_out
+        self.shortcut = DownsampleShortcut(c_out - c_in) if needs_downsample else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.relu(self.bn1(x)))
+        h = self.conv2(F.relu(self.bn2(h)))
+        return self.shortcut(x) + h
+
+
+class WideResNet(nn.Module):
+    """McDonnell's WRN with 1-bit (bits=1) or fp32 (bits=32) convolutions.
+
+    Paper defaults: every conv binary, including the first and the 1x1 classifier
+    (first_last_fp32=False; [SZ] keeps them fp32); input ReLU on, as in the MATLAB code the
+    paper used ([M]; the Keras code omits it, the paper calls it optional); internal BN
+    affine off on CIFAR/SVHN/MNIST.
+    """
+
+    def __init__(
+        self,
+        depth: int = 20,
+        width: int = 10,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        bits: int = 1,
+        first_last_fp32: bool = False,
+        scale: str = "he",
+        grad: str = "pass_through",
+        input_relu: bool = True,
+        bn_affine: bool = False,
+        bn_momentum: float | None = 0.1,
+    ) -> None:
+        super().__init__()
+        n = blocks_per_stage(depth)
+        if not isinstance(width, int) or width < 1:
+            raise ConfigError(f"model.width={width} is not allowed: use a whole number >= 1.")
+        if bits not in (1, 32):
+            raise ConfigError(f"model.bits={bits} is not supported: use 1 or 32.")
+
+        def conv(c_in: int, c_out: int, k: int, stride: int, layer_bits: int = bits):
+            return BinaryConv2d(c_in, c_out, k, stride, bits=layer_bits, scale=scale, grad=grad)
+
+        edge_bits = 32 if first_last_fp32 else bits
+        widths = [16 * width, 32 * width, 64 * width]
+        self.input_bn = nn.BatchNorm2d(in_channels, affine=True, momentum=bn_momentum)
+        self.input_relu = input_relu
+        self.conv_in = conv(in_channels, widths[0], 3, 1, edge_bits)
+        blocks, c_in = [], widths[0]
+        for stage, c_out in enumerate(widths):
+            for i in range(n):
+                stride = 2 if stage > 0 and i == 0 else 1
+                blocks.append(PreActBlock(c_in, c_out, stride, conv, bn_affine, bn_momentum))
+                c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.bn_head = nn.BatchNorm2d(c_in, affine=bn_affine, momentum=bn_momentum)
+        self.conv_out = conv(c_in, num_classes, 1, 1, edge_bits)
+        # No affine on the logits' BN: their spread cannot grow, like label smoothing (spec 1.2.3).
+        self.bn_out = nn.BatchNorm2d(num_classes, affine=False, momentum=bn_momentum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_bn(x)
+        if self.input_relu:
+            x = F.relu(x)
+        x = self.blocks(self.conv_in(x))
+        x = self.conv_out(F.relu(self.bn_head(x)))
+        return self.bn_out(x).mean(dim=(2, 3))
+
+    def conv_layers(self) -> list[tuple[str, BinaryConv2d]]:
+        """All convolutions in forward order, with their module names."""
+        return [(name, m) for name, m in self.named_modules() if isinstance(m, BinaryConv2d)]

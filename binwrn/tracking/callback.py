@@ -1,0 +1,41 @@
+"""Per-epoch metrics to MLflow, with step = number of epochs completed.
+
+train/* and lr are logged once per epoch; test/* whenever the test set was evaluated (every
+epoch by default). test/error_pct is the paper's unit: 100 * (1 - test/acc).
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+
+from binwrn.tracking.run import TrackedRun
+
+
+def _with_error_pct(metrics: dict[str, float]) -> dict[str, float]:
+    if "test/acc" in metrics:
+        metrics["test/error_pct"] = 100.0 * (1.0 - metrics["test/acc"])
+    return metrics
+
+
+def _read(trainer: pl.Trainer, prefixes: tuple[str, ...]) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(prefixes)}
+
+
+class EpochMetricsToMlflow(pl.Callback):
+    def __init__(self, run: TrackedRun) -> None:
+        self.run = run
+        self._test: dict[str, float] = {}
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._test = _read(trainer, ("test/",))
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = {**_read(trainer, ("train/", "lr")), **self._test}
+        self._test = {}
+        self.run.log_metrics(_with_error_pct(metrics), step=trainer.current_epoch + 1)
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After fit, current_epoch is the number of epochs trained: the same step as the
+        # last epoch's evaluation, logged later, so MLflow shows it as the latest value.
+        self.run.log_metrics(_with_error_pct(_read(trainer, ("test/",))), trainer.current_epoch)

@@ -1,0 +1,111 @@
+"""One MLflow run per training job, owned here from creation to its final status.
+
+The run is created with the MLflow client (not Lightning's logger), so this module decides
+its status: FINISHED on success, FAILED with the reason on an error, KILLED on Ctrl-C
+(a SIGKILL leaves it RUNNING; resuming is the reliability issue's work).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.exceptions import MlflowException
+
+from binwrn.errors import BinwrnError, ConfigError
+from binwrn.tracking.store import EXPERIMENT_TAGS, absolute_uri, artifact_location
+
+FAILURE_TAG = "binwrn.failure_reason"
+
+
+def _experiment_id(client: MlflowClient, name: str, location: str | None) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
+    except MlflowException:  # another process created it first
+        return client.get_experiment_by_name(name).experiment_id
+
+
+class TrackedRun:
+    """Context manager around one MLflow run: params and tags in, status out."""
+
+    def __init__(
+        self, uri: str, experiment: str, artifact_root: str, run_name: str,
+        tags: dict[str, str], params: dict[str, object], system_metrics_interval: float = 0,
+    ) -> None:
+        self.uri = absolute_uri(uri)
+        self.experiment, self.artifact_root = experiment, artifact_root
+        self.run_name, self.tags, self.params = run_name, tags, params
+        self.system_metrics_interval = system_metrics_interval
+        self.client = MlflowClient(self.uri)
+        self.run_id = self.experiment_id = None
+        self._monitor = None
+
+    def __enter__(self) -> TrackedRun:
+        try:
+            location = artifact_location(self.uri, self.artifact_root, self.experiment)
+            self.experiment_id = _experiment_id(self.client, self.experiment, location)
+            run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=self.tags)
+        except MlflowException as err:
+            raise ConfigError(
+                f"The tracking store tracking.uri={self.uri} cannot be used "
+                f"({str(err).splitlines()[0]}): fix the URI or start the server."
+            ) from None
+        self.run_id = run.info.run_id
+        self.client.log_batch(
+            self.run_id, params=[Param(k, str(v)) for k, v in self.params.items()]
+        )
+        self._start_system_metrics()
+        return self
+
+    def _start_system_metrics(self) -> None:
+        if self.system_metrics_interval <= 0:
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self._monitor = SystemMetricsMonitor(
+            self.run_id, sampling_interval=self.system_metrics_interval, tracking_uri=self.uri
+        )
+        self._monitor.start()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._monitor is not None:
+            self._monitor.finish()
+        if exc_type is None:
+            status = RunStatus.FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = RunStatus.KILLED
+            self.client.set_tag(self.run_id, FAILURE_TAG, "interrupted by the user")
+        else:
+            status = RunStatus.FAILED
+            reason = str(exc) if isinstance(exc, BinwrnError) else f"{exc_type.__name__}: {exc}"
+            self.client.set_tag(self.run_id, FAILURE_TAG, reason[:5000])
+        self.client.set_terminated(self.run_id, RunStatus.to_string(status))
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(k, float(v), _now_ms(), step) for k, v in metrics.items()],
+        )
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_json(self, data: dict, artifact_file: str) -> None:
+        self.log_text(json.dumps(data, indent=2), artifact_file)
+
+    def log_folder(self, folder: Path, artifact_path: str) -> None:
+        if folder.is_dir():
+            self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,49 @@
+"""Where runs are stored: an MLflow tracking URI, checked before any run starts.
+
+Default: `sqlite:///mlflow.db` in the working directory, with artifacts in `mlartifacts/`
+beside it, the same pair `make ui` serves (MLflow >= 3.13 refuses plain directories,
+ecosystem-notes 2.5). Relative SQLite paths are made absolute so runs started from any
+Hydra output directory land in the same file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from binwrn.errors import ConfigError
+
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def absolute_uri(uri: str) -> str:
+    """Make a relative `sqlite:///x.db` absolute; refuse schemes MLflow cannot track to."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        path = uri[len("sqlite:///"):]
+        if not uri.startswith("sqlite:///") or not path:
+            raise ConfigError(
+                f"tracking.uri={uri} is malformed: write sqlite:///relative.db or "
+                "sqlite:////absolute/path.db."
+            )
+        return f"sqlite:///{Path(path).expanduser().resolve()}"
+    if parsed.scheme in ("http", "https", "databricks", "postgresql", "mysql"):
+        return uri
+    raise ConfigError(
+        f"tracking.uri={uri} is not supported: use sqlite:///<file>.db or http://<host>:<port>."
+    )
+
+
+def artifact_location(uri: str, artifact_root: str, experiment: str) -> str | None:
+    """Artifacts of a SQLite store go to a folder beside it; a server chooses its own."""
+    if not uri.startswith("sqlite:"):
+        return None
+    return (Path(artifact_root).expanduser().resolve() / experiment).as_uri()
+
+
+def ui_link(port: int = 5000, experiment_id: str | None = None) -> str:
+    """The MLflow 3 'Model training' view (its default GenAI view shows no metrics)."""
+    base = f"http://127.0.0.1:{port}/"
+    if experiment_id is None:
+        return base
+    return f"{base}#/experiments/{experiment_id}/runs?workflowType=machine_learning"

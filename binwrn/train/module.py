@@ -1,0 +1,80 @@
+"""The LightningModule: SGD on a WRN with the lr set every iteration from a schedule.
+
+Paper 1 section 3.2 / spec 1.5.1: SGD, momentum 0.9, no Nesterov, lr 0.1, weight decay 5e-4
+on conv weights only (the input-BN and any internal BN affine parameters get none, as in [K]
+and [M]). Optionally the momentum buffers are zeroed at each warm restart, as [M] does.
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from binwrn.models.binary import BinaryConv2d
+
+
+def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Conv weights (the latent fp32 weights when 1-bit) decay; everything else does not."""
+    conv = [m.weight for m in model.modules() if isinstance(m, BinaryConv2d)]
+    conv_ids = {id(p) for p in conv}
+    other = [p for p in model.parameters() if id(p) not in conv_ids]
+    return [{"params": conv, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+
+
+class WRNClassifier(pl.LightningModule):
+    """Cross-entropy training; logs train/* per epoch and test/* on every evaluation."""
+
+    def __init__(
+        self, model: nn.Module, schedule, momentum: float = 0.9, weight_decay: float = 5e-4,
+        nesterov: bool = False, reset_momentum: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model, self.schedule = model, schedule
+        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
+        self.reset_momentum = reset_momentum
+        self.current_lr = schedule.lr(0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(
+            optimizer_groups(self.model, self.weight_decay), lr=self.current_lr,
+            momentum=self.momentum, nesterov=self.nesterov,
+        )
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        epoch = self.current_epoch
+        if batch_idx == 0 and self.reset_momentum and self.schedule.restarts_at(epoch):
+            for state in optimizer.optimizer.state.values():
+                if "momentum_buffer" in state and state["momentum_buffer"] is not None:
+                    state["momentum_buffer"].zero_()
+        t = epoch + (batch_idx + 1) / max(self.trainer.num_training_batches, 1)
+        self.current_lr = self.schedule.lr(t)
+        for group in optimizer.param_groups:
+            group["lr"] = self.current_lr
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        acc = (logits.argmax(dim=1) == labels).float().mean()
+        n = labels.shape[0]
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=n)
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, batch_size=n,
+                 prog_bar=True)
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    test_step = validation_step
+
+    def on_train_epoch_end(self) -> None:
+        self.log("lr", self.current_lr)

@@ -1,0 +1,95 @@
+"""Learning-rate schedules as functions of fractional epochs t (updated every iteration).
+
+sgdr (paper 1 section 3.3.1, spec 1.5.2): cosine cycles of 2, 4, 8, ... epochs, so restarts
+come after epochs 2, 6, 14, 30, 62, 126 (and the cycles keep doubling past 254).
+Within a cycle of length T that started at s, lr = lr_min + (lr_max - lr_min)(1 + cos(pi (t-s)/T))/2
+with t = epochs done including the fraction of the current one, counted after the batch as in
+[M] (t = (epoch - start) + j/N, j = 1..N), so the last batch of a cycle runs at lr_min.
+lr_min defaults to 1e-5 as both official codes; the paper text says 1e-4 (open question 1).
+step: lr_max, x0.1 after each milestone (Fig. 6 comparison: 85 and 170).
+cosine: one cosine cycle over the whole run (paper 2's recipe).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+
+from binwrn.errors import ConfigError
+
+
+def _cosine(lr_max: float, lr_min: float, progress: float) -> float:
+    return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + math.cos(math.pi * progress))
+
+
+@dataclass(frozen=True)
+class SGDR:
+    lr_max: float = 0.1
+    lr_min: float = 1e-5
+    first_cycle: int = 2
+    cycle_mult: int = 2
+
+    def __post_init__(self) -> None:
+        if self.first_cycle <= 0 or self.cycle_mult < 1:
+            raise ConfigError(
+                f"schedule.first_cycle={self.first_cycle} and schedule.cycle_mult="
+                f"{self.cycle_mult} must be positive: cycles need a length of at least 1 epoch."
+            )
+
+    def cycle_at(self, t: float) -> tuple[int, int]:
+        """(start, length) in epochs of the cycle containing t, a cycle owning its end point."""
+        start, length = 0, self.first_cycle
+        while t > start + length:
+            start, length = start + length, length * self.cycle_mult
+        return start, length
+
+    def lr(self, t: float) -> float:
+        start, length = self.cycle_at(t)
+        return _cosine(self.lr_max, self.lr_min, (t - start) / length)
+
+    def restarts_at(self, epoch: int) -> bool:
+        """True when a new cycle begins at the start of this (0-based) epoch, not the first."""
+        return epoch > 0 and self.cycle_at(epoch + 1e-9)[0] == epoch
+
+
+@dataclass(frozen=True)
+class StepDecay:
+    lr_max: float = 0.1
+    milestones: tuple[int, ...] = (85, 170)
+    factor: float = 0.1
+
+    def lr(self, t: float) -> float:
+        # An epoch runs at one rate: count the milestones passed when the epoch began.
+        epoch = math.ceil(t) - 1 if t > 0 else 0
+        return self.lr_max * self.factor ** bisect.bisect_right(sorted(self.milestones), epoch)
+
+    def restarts_at(self, epoch: int) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class Cosine:
+    lr_max: float = 0.1
+    lr_min: float = 1e-5
+    epochs: int = 300
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise ConfigError(f"schedule.epochs={self.epochs} must be positive.")
+
+    def lr(self, t: float) -> float:
+        return _cosine(self.lr_max, self.lr_min, min(t / self.epochs, 1.0))
+
+    def restarts_at(self, epoch: int) -> bool:
+        return False
+
+
+def build_schedule(name: str, lr_max: float, **options):
+    """The schedule object for `schedule.name`; options are that schedule's keys."""
+    kinds = {"sgdr": SGDR, "step": StepDecay, "cosine": Cosine}
+    if name not in kinds:
+        raise ConfigError(f"schedule={name} is unknown: use one of {', '.join(kinds)}.")
+    if "milestones" in options:
+        options["milestones"] = tuple(options["milestones"])
+    return kinds[name](lr_max=lr_max, **options)
