@@ -1,6 +1,6 @@
 """Per-epoch metrics to MLflow, with step = number of epochs completed.
 
-train/* and lr are logged once per epoch; test/* whenever the test set was evaluated (every
+train/* and lr (of the epoch's last step) are logged once per epoch; test/* whenever the test set was evaluated (every
 epoch by default). test/error_pct is the paper's unit: 100 * (1 - test/acc).
 """
 
@@ -31,7 +31,8 @@ class EpochMetricsToMlflow(pl.Callback):
             self._test = _read(trainer, ("test/",))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        metrics = {**_read(trainer, ("train/", "lr")), **self._test}
+        lr = trainer.optimizers[0].param_groups[0]["lr"]  # the rate of the epoch's last step
+        metrics = {**_read(trainer, ("train/",)), "lr": lr, **self._test}
         self._test = {}
         self.run.log_metrics(_with_error_pct(metrics), step=trainer.current_epoch + 1)
 

@@ -78,7 +78,7 @@ class TrackedRun:
             self._monitor.finish()
         if exc_type is None:
             status = RunStatus.FINISHED
-        elif issubclass(exc_type, KeyboardInterrupt):
+        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
             status = RunStatus.KILLED
             self.client.set_tag(self.run_id, FAILURE_TAG, "interrupted by the user")
         else:

@@ -75,6 +75,3 @@ class WRNClassifier(pl.LightningModule):
         self._step(batch, "test")
 
     test_step = validation_step
-
-    def on_train_epoch_end(self) -> None:
-        self.log("lr", self.current_lr)

@@ -1,0 +1,91 @@
+"""The one place that reads a composed DictConfig and turns it into plain objects.
+
+Models, data modules and the tracker take plain arguments; this helper builds them from the
+config, and derives what tracking needs from it (curated params, a run name, a config hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from binwrn.data import Augment, DeviceAugmentedData, load_splits
+from binwrn.errors import BinwrnError
+from binwrn.train.module import WRNClassifier
+from binwrn.train.schedules import build_schedule
+
+# The flat view shown as MLflow params (filterable in the UI); the full tree is an artifact.
+CURATED_PARAMS = (
+    "dataset.name", "model.depth", "model.width", "model.bits", "bn.learn_affine",
+    "schedule.name", "trainer.max_epochs", "optim.lr", "data.cutout",
+    "model.first_last_fp32", "model.scale", "model.grad", "model.input_relu",
+    "optim.weight_decay", "optim.momentum", "optim.nesterov", "optim.reset_momentum_at_restart",
+    "schedule.lr_min", "schedule.milestones", "bn.recompute_stats", "bn.momentum",
+    "data.batch_size", "data.pad", "data.pad_fill", "data.flip", "data.train_limit",
+    "data.test_limit", "seed", "deterministic", "trainer.precision",
+)
+# Keys that change where things are stored or how fast, not what is trained.
+HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
+                 "data.eval_batch_size", "trainer.accelerator", "trainer.devices")
+
+
+def curated_params(cfg: DictConfig) -> dict[str, object]:
+    values = {key: OmegaConf.select(cfg, key, default="__absent__") for key in CURATED_PARAMS}
+    return {k: (list(v) if OmegaConf.is_list(v) else v) for k, v in values.items()
+            if v != "__absent__"}
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """sha256 of the resolved config minus storage/speed keys: equal hash, same experiment."""
+    tree = OmegaConf.to_container(cfg, resolve=True)
+    for dotted in HASH_EXCLUDED:
+        *parents, leaf = dotted.split(".")
+        node = tree
+        for p in parents:
+            node = node.get(p, {})
+        node.pop(leaf, None)
+    blob = json.dumps(tree, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def run_name(cfg: DictConfig) -> str:
+    bits = "1bit" if cfg.model.bits == 1 else f"fp{cfg.model.bits}"
+    affine = "bn-affine" if cfg.bn.learn_affine else "bn-fixed"
+    cut = f"-cutout{cfg.data.cutout}" if cfg.data.cutout else ""
+    return (f"{cfg.dataset.name}-wrn{cfg.model.depth}-{cfg.model.width}-{bits}-"
+            f"{cfg.schedule.name}-{affine}{cut}")
+
+
+def build_model(cfg: DictConfig) -> nn.Module:
+    try:
+        return instantiate(cfg.model)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, BinwrnError):
+            raise err.__cause__ from None
+        raise
+
+
+def build_data(cfg: DictConfig) -> DeviceAugmentedData:
+    d = cfg.data
+    train, test = load_splits(
+        cfg.dataset.name, d.root, cfg.dataset.num_classes, cfg.dataset.image_size,
+        download=d.download, cache_dir=d.cache_dir,
+        train_limit=d.train_limit, test_limit=d.test_limit,
+    )
+    augment = Augment(flip=d.flip, pad=d.pad, pad_fill=d.pad_fill, cutout=d.cutout)
+    return DeviceAugmentedData(train, test, d.batch_size, augment, d.eval_batch_size)
+
+
+def build_classifier(cfg: DictConfig, model: nn.Module) -> WRNClassifier:
+    options = OmegaConf.to_container(cfg.schedule, resolve=True)
+    schedule = build_schedule(options.pop("name"), cfg.optim.lr, **options)
+    o = cfg.optim
+    return WRNClassifier(
+        model, schedule, momentum=o.momentum, weight_decay=o.weight_decay,
+        nesterov=o.nesterov, reset_momentum=o.reset_momentum_at_restart,
+    )

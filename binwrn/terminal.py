@@ -1,0 +1,45 @@
+"""What a person sees: the config at start, a closing table at the end (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+console = Console(stderr=False)
+errors = Console(stderr=True)
+
+
+def show_config(yaml_text: str) -> None:
+    console.rule("[bold]binwrn-run: resolved config")
+    console.print(Syntax(yaml_text, "yaml", theme="ansi_dark", background_color="default"))
+
+
+def show_error(message: str) -> None:
+    errors.print(f"[bold red]binwrn-run: error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def _mib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**20:.3f} MiB"
+
+
+def show_result(result: dict) -> None:
+    table = Table(title=f"binwrn-run: {result['run_name']}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("test error", f"{result['test/error_pct']:.2f} %  (acc {result['test/acc']:.4f} "
+                       f"on {result['test_images']:,} images)"),
+        ("conv weights", f"{result['model/conv_weights']:,} ({result['model/binary_weights']:,} 1-bit)"),
+        ("weights on disk", f"{_mib(result['model/packed_bytes'])} packed vs "
+                            f"{_mib(result['model/fp32_bytes'])} fp32 "
+                            f"(x{result['model/compression']:.1f})"),
+        ("wall time", f"{result['wall_s']:.1f} s"),
+        ("run id", result["run_id"]),
+        ("stored in", result["tracking_uri"]),
+        ("local outputs", result["output_dir"]),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    console.print(f"Browse it: [bold]make ui[/], then open {result['ui_link']}", soft_wrap=True)

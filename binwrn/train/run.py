@@ -1,0 +1,75 @@
+"""Train one configuration end to end and record it in MLflow (the body of `binwrn-run`).
+
+Order matters for failures: everything a user can get wrong (config values, data) is built
+and checked before the MLflow run exists, so bad input never leaves a half run; after that,
+any error marks the run FAILED with its reason.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from omegaconf import DictConfig, OmegaConf
+
+from binwrn.config import build_classifier, build_data, build_model, config_hash, curated_params, run_name
+from binwrn.models import size_summary
+from binwrn.tracking import EpochMetricsToMlflow, TrackedRun, provenance_tags, ui_link
+from binwrn.train.bn_stats import recompute_bn_statistics
+
+
+def _log_config(run: TrackedRun, cfg: DictConfig, output_dir: Path) -> None:
+    run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
+    run.log_folder(output_dir / ".hydra", "hydra")  # config.yaml, hydra.yaml, overrides.yaml
+
+
+def _recompute_bn(cfg: DictConfig, classifier, data) -> None:
+    limit = cfg.bn.recompute_batches
+    batches = data.augmented_train_batches(classifier.device)
+    limited = (b for i, b in enumerate(batches) if limit is None or i < limit)
+    recompute_bn_statistics(classifier.model, limited)
+
+
+def train(cfg: DictConfig, output_dir: Path, show_progress: bool = True) -> dict:
+    """Fit, recompute BN statistics, test on the whole test set; returns the closing facts."""
+    started = time.perf_counter()
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = build_model(cfg)
+    classifier = build_classifier(cfg, model)
+    data = build_data(cfg)
+    sizes = size_summary(model)
+    tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": config_hash(cfg),
+            "binwrn.output_dir": str(output_dir)}
+    t = cfg.tracking
+    with TrackedRun(t.uri, t.experiment, t.artifact_root, run_name(cfg), tags,
+                    curated_params(cfg), t.system_metrics_interval) as run:
+        _log_config(run, cfg, output_dir)
+        run.log_metrics(sizes.metrics(), step=0)
+        run.log_json(sizes.as_dict(), "model_summary.json")
+        callbacks = [EpochMetricsToMlflow(run),
+                     ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True,
+                                     save_top_k=0)]
+        if show_progress:
+            callbacks.append(RichProgressBar())
+        trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True),
+                             logger=False, callbacks=callbacks, default_root_dir=output_dir,
+                             enable_progress_bar=show_progress)
+        trainer.fit(classifier, datamodule=data)
+        if cfg.bn.recompute_stats:
+            _recompute_bn(cfg, classifier, data)
+        (scores,) = trainer.test(classifier, datamodule=data, verbose=False)
+        final = output_dir / "checkpoints" / "final.ckpt"
+        trainer.save_checkpoint(final, weights_only=True)
+        if t.log_checkpoint:
+            run.log_artifact(final, "checkpoints")
+        wall = time.perf_counter() - started
+        run.log_metrics({"time/wall_s": wall}, step=trainer.current_epoch)
+    return {
+        **sizes.metrics(), "test/acc": scores["test/acc"],
+        "test/error_pct": 100.0 * (1.0 - scores["test/acc"]), "test_images": len(data.test_set),
+        "run_name": run.run_name, "run_id": run.run_id, "tracking_uri": run.uri,
+        "output_dir": str(output_dir), "wall_s": wall,
+        "ui_link": ui_link(experiment_id=run.experiment_id),
+    }
