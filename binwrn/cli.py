@@ -29,8 +29,9 @@ _failed_jobs: list[str] = []
 
 def _quiet_libraries() -> None:
     """Lightning logs through its own handler and Hydra's: keep one copy, drop the ads."""
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage()
     )
