@@ -11,7 +11,13 @@ from collections.abc import Iterator
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    RandomSampler,
+    SequentialSampler,
+    TensorDataset,
+)
 
 from binwrn.data.arrays import ImageSplit
 from binwrn.data.augment import Augment

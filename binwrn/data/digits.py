@@ -28,4 +28,5 @@ def read_digits() -> tuple[ImageSplit, ImageSplit]:
     x_tr, x_te, y_tr, y_te = train_test_split(
         rgb, labels, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=labels
     )
-    return ImageSplit(np.ascontiguousarray(x_tr), y_tr), ImageSplit(np.ascontiguousarray(x_te), y_te)
+    train = ImageSplit(np.ascontiguousarray(x_tr), y_tr)
+    return train, ImageSplit(np.ascontiguousarray(x_te), y_te)

@@ -44,7 +44,9 @@ def _decode(paths: list[Path], size: int) -> np.ndarray:
         except (OSError, UnidentifiedImageError) as err:
             raise DataError(f"Cannot read image {path} ({err}): replace or remove it.") from None
         if pixels.shape[:2] != (size, size):
-            raise DataError(f"Image {path} is {pixels.shape[1]}x{pixels.shape[0]}, not {size}x{size}.")
+            raise DataError(
+                f"Image {path} is {pixels.shape[1]}x{pixels.shape[0]}, not {size}x{size}."
+            )
         out[i] = pixels
     return out
 

@@ -16,7 +16,12 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 
 from binwrn.errors import BinwrnError, ConfigError
-from binwrn.tracking.store import EXPERIMENT_TAGS, absolute_uri, artifact_location
+from binwrn.tracking.store import (
+    EXPERIMENT_TAGS,
+    absolute_uri,
+    artifact_location,
+    check_reachable,
+)
 
 FAILURE_TAG = "binwrn.failure_reason"
 
@@ -47,10 +52,13 @@ class TrackedRun:
         self._monitor = None
 
     def __enter__(self) -> TrackedRun:
+        check_reachable(self.uri)
         try:
             location = artifact_location(self.uri, self.artifact_root, self.experiment)
             self.experiment_id = _experiment_id(self.client, self.experiment, location)
-            run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=self.tags)
+            run = self.client.create_run(
+                self.experiment_id, run_name=self.run_name, tags=self.tags
+            )
         except MlflowException as err:
             raise ConfigError(
                 f"The tracking store tracking.uri={self.uri} cannot be used "

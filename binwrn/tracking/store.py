@@ -34,6 +34,21 @@ def absolute_uri(uri: str) -> str:
     )
 
 
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a server that does not answer (MLflow's own client retries for minutes)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=timeout_s)
+    except requests.RequestException:
+        raise ConfigError(
+            f"The tracking server tracking.uri={uri} cannot be reached: start it "
+            "(make ui) or point tracking.uri at a running server or a sqlite:/// file."
+        ) from None
+
+
 def artifact_location(uri: str, artifact_root: str, experiment: str) -> str | None:
     """Artifacts of a SQLite store go to a folder beside it; a server chooses its own."""
     if not uri.startswith("sqlite:"):

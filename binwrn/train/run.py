@@ -11,10 +11,19 @@ import time
 from pathlib import Path
 
 import lightning.pytorch as pl
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.config import build_classifier, build_data, build_model, config_hash, curated_params, run_name
+from binwrn.config import (
+    build_classifier,
+    build_data,
+    build_model,
+    config_hash,
+    curated_params,
+    run_name,
+)
+from binwrn.errors import ConfigError
 from binwrn.models import size_summary
 from binwrn.tracking import EpochMetricsToMlflow, TrackedRun, provenance_tags, ui_link
 from binwrn.train.bn_stats import recompute_bn_statistics
@@ -30,6 +39,16 @@ def _recompute_bn(cfg: DictConfig, classifier, data) -> None:
     batches = data.augmented_train_batches(classifier.device)
     limited = (b for i, b in enumerate(batches) if limit is None or i < limit)
     recompute_bn_statistics(classifier.model, limited)
+
+
+def _make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: bool):
+    """Lightning's Trainer from `trainer.*`; a value Lightning rejects is the user's to fix."""
+    try:
+        return pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), logger=False,
+                          callbacks=callbacks, default_root_dir=output_dir,
+                          enable_progress_bar=progress)
+    except (MisconfigurationException, TypeError, ValueError) as err:
+        raise ConfigError(f"Lightning rejected the trainer.* settings: {err}") from None
 
 
 def train(cfg: DictConfig, output_dir: Path, show_progress: bool = True) -> dict:
@@ -53,9 +72,7 @@ def train(cfg: DictConfig, output_dir: Path, show_progress: bool = True) -> dict
                                      save_top_k=0)]
         if show_progress:
             callbacks.append(RichProgressBar())
-        trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True),
-                             logger=False, callbacks=callbacks, default_root_dir=output_dir,
-                             enable_progress_bar=show_progress)
+        trainer = _make_trainer(cfg, callbacks, output_dir, show_progress)
         trainer.fit(classifier, datamodule=data)
         if cfg.bn.recompute_stats:
             _recompute_bn(cfg, classifier, data)

@@ -2,7 +2,7 @@
 
 sgdr (paper 1 section 3.3.1, spec 1.5.2): cosine cycles of 2, 4, 8, ... epochs, so restarts
 come after epochs 2, 6, 14, 30, 62, 126 (and the cycles keep doubling past 254).
-Within a cycle of length T that started at s, lr = lr_min + (lr_max - lr_min)(1 + cos(pi (t-s)/T))/2
+In a cycle of length T that started at s: lr = lr_min + (lr_max-lr_min)(1 + cos(pi (t-s)/T))/2
 with t = epochs done including the fraction of the current one, counted after the batch as in
 [M] (t = (epoch - start) + j/N, j = 1..N), so the last batch of a cycle runs at lr_min.
 lr_min defaults to 1e-5 as both official codes; the paper text says 1e-4 (open question 1).
