@@ -13,6 +13,7 @@ class ImageSplit:
 
     images: np.ndarray
     labels: np.ndarray
+    classes: tuple[str, ...] = ()  # class names where the source has them
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -87,11 +87,11 @@ def read_image_folder(
     if cache_file.is_file():
         images = np.load(cache_file, allow_pickle=False)
         if images.shape == (len(files), size, size, 3):
-            return ImageSplit(images, labels)
+            return ImageSplit(images, labels, tuple(classes))
     images = _decode_parallel(files, size)
     cache_dir.mkdir(parents=True, exist_ok=True)
     partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
     with partial.open("wb") as f:
         np.save(f, images, allow_pickle=False)
     partial.replace(cache_file)  # atomic: a killed run never leaves half a cache file
-    return ImageSplit(images, labels)
+    return ImageSplit(images, labels, tuple(classes))

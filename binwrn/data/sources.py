@@ -22,7 +22,7 @@ def default_cache_dir() -> Path:
 
 def _shrink(split: ImageSplit, limit: int | None) -> ImageSplit:
     keep = balanced_subset(split.labels, limit)
-    return ImageSplit(split.images[keep], split.labels[keep])
+    return ImageSplit(split.images[keep], split.labels[keep], split.classes)
 
 
 def _download(name: str, root: Path) -> None:
@@ -54,13 +54,19 @@ def load_splits(
         train, test = read_digits()
         return _shrink(train, train_limit), _shrink(test, test_limit)
 
+    if not root:
+        raise DataError(f"No data.root is set for {name}: set data.root=<folder with the data>.")
     root = Path(root).expanduser()
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     if is_image_folder(root):
-        return tuple(
-            read_image_folder(root, split, num_classes, image_size, cache, limit)
-            for split, limit in (("train", train_limit), ("test", test_limit))
-        )
+        train = read_image_folder(root, "train", num_classes, image_size, cache, train_limit)
+        test = read_image_folder(root, "test", num_classes, image_size, cache, test_limit)
+        if train.classes != test.classes:
+            raise DataError(
+                f"{root}/train and {root}/test name different classes: give both the same "
+                "class folders."
+            )
+        return train, test
     folder = batches_folder(root, name)
     if folder is None and download:
         _download(name, root)

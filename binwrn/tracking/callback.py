@@ -1,8 +1,8 @@
 """Per-epoch metrics to MLflow, with step = number of epochs completed.
 
 train/* and lr (of the epoch's last step) are logged once per epoch; test/* whenever the
-test set was evaluated (every
-epoch by default). test/error_pct is the paper's unit: 100 * (1 - test/acc).
+test set was evaluated (every epoch by default). test/error_pct is the paper's unit:
+100 * (1 - test/acc).
 """
 
 from __future__ import annotations

@@ -22,11 +22,11 @@ def recompute_bn_statistics(model: nn.Module, batches: Iterable[torch.Tensor]) -
     sums = {m: [0.0, 0.0] for m in layers}
 
     def record(module: _BN, inputs: tuple[torch.Tensor]) -> None:
-        x = inputs[0].double()
+        x = inputs[0]
         dims = [d for d in range(x.dim()) if d != 1]
-        var = x.var(dim=dims, unbiased=False)
-        sums[module][0] = sums[module][0] + x.mean(dim=dims)
-        sums[module][1] = sums[module][1] + (var + module.eps).sqrt()
+        var, mean = torch.var_mean(x, dim=dims, unbiased=False)  # what BN normalises with
+        sums[module][0] = sums[module][0] + mean.double()
+        sums[module][1] = sums[module][1] + (var.double() + module.eps).sqrt()
 
     hooks = [m.register_forward_pre_hook(record) for m in layers]
     was_training = model.training

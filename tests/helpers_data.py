@@ -1,0 +1,162 @@
+"""Tiny data sets on disk in the layouts binwrn reads, for unit and end-to-end tests.
+
+The CIFAR writers produce the official "python version" layout that torchvision downloads
+(https://www.cs.toronto.edu/~kriz/cifar.html): each batch is a pickled dict whose 'data' is a
+uint8 array of N rows x 3072 columns, channel-major (the 1024 red values, then green, then
+blue, each plane row-major), with 'labels' (CIFAR-10) or 'fine_labels'/'coarse_labels'
+(CIFAR-100) as lists of ints.
+
+The official files were written by Python 2's cPickle (protocol 2): the array is rebuilt with
+`numpy.core.multiarray._reconstruct` and its bytes are a Python 2 `str`, which Python 3 reads
+with encoding="latin1". `_dump_like_python2` reproduces that byte layout, so the readers are
+tested against the same opcodes and globals the real files contain (a plain Python 3 pickle
+would name `numpy._core.multiarray` and wrap bytes in `_codecs.encode`).
+
+Every writer returns the arrays it wrote, so a test can compare what it reads back.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+CIFAR10_CLASSES = [
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+]
+
+
+class _Python2StylePickler(pickle.Pickler):
+    """Pickle ndarrays as Python 2 did: text args and state, no `_codecs.encode` wrapper."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, np.ndarray):
+            func, args, state = obj.__reduce__()
+            args = tuple(a.decode("latin1") if isinstance(a, bytes) else a for a in args)
+            state = tuple(s.decode("latin1") if isinstance(s, bytes) else s for s in state)
+            return func, args, state
+        return NotImplemented
+
+
+def _dump_like_python2(obj, path: Path) -> None:
+    buffer = io.BytesIO()
+    _Python2StylePickler(buffer, protocol=2).dump(obj)
+    blob = buffer.getvalue().replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+    assert b"_codecs" not in blob
+    path.write_bytes(blob)
+
+
+def _balanced_labels(rng: np.random.Generator, n: int, num_classes: int) -> np.ndarray:
+    """n labels covering the classes as evenly as possible, in random order."""
+    return rng.permutation(np.arange(n) % num_classes).astype(np.int64)
+
+
+def write_cifar10_pickles(
+    root: str | Path, n_train_per_batch: int = 20, n_test: int = 20, seed: int = 0
+) -> dict[str, np.ndarray | Path]:
+    """Write `root/cifar-10-batches-py/` (data_batch_1..5, test_batch, batches.meta).
+
+    Returns the raw rows and labels written: train_data (5*n_train_per_batch x 3072, the
+    batches concatenated in order 1..5), train_labels, test_data, test_labels, and folder.
+    """
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    train_data, train_labels = [], []
+    for i in range(1, 6):
+        data = rng.integers(0, 256, (n_train_per_batch, 3072), dtype=np.uint8)
+        labels = _balanced_labels(rng, n_train_per_batch, 10)
+        _dump_like_python2(
+            {"batch_label": f"training batch {i} of 5", "labels": labels.tolist(),
+             "data": data, "filenames": [f"img_{i}_{j}.png" for j in range(n_train_per_batch)]},
+            folder / f"data_batch_{i}",
+        )
+        train_data.append(data)
+        train_labels.append(labels)
+    test_data = rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)
+    test_labels = _balanced_labels(rng, n_test, 10)
+    _dump_like_python2(
+        {"batch_label": "testing batch 1 of 1", "labels": test_labels.tolist(),
+         "data": test_data, "filenames": [f"test_{j}.png" for j in range(n_test)]},
+        folder / "test_batch",
+    )
+    _dump_like_python2(
+        {"num_cases_per_batch": n_train_per_batch, "label_names": CIFAR10_CLASSES,
+         "num_vis": 3072},
+        folder / "batches.meta",
+    )
+    return {
+        "folder": folder,
+        "train_data": np.concatenate(train_data), "train_labels": np.concatenate(train_labels),
+        "test_data": test_data, "test_labels": test_labels,
+    }
+
+
+def write_cifar100_pickles(
+    root: str | Path, n_train: int = 200, n_test: int = 100, seed: int = 0
+) -> dict[str, np.ndarray | Path]:
+    """Write `root/cifar-100-python/` (train, test, meta).
+
+    Returns train_data, train_labels (fine), train_coarse, test_data, test_labels (fine),
+    test_coarse and folder. Coarse labels are chosen to differ from the fine ones.
+    """
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, np.ndarray | Path] = {"folder": folder}
+    for split, n in (("train", n_train), ("test", n_test)):
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        fine = _balanced_labels(rng, n, 100)
+        coarse = (fine // 5 + 7) % 20
+        _dump_like_python2(
+            {"filenames": [f"{split}_{j}.png" for j in range(n)], "batch_label": split,
+             "fine_labels": fine.tolist(), "coarse_labels": coarse.tolist(), "data": data},
+            folder / split,
+        )
+        out[f"{split}_data"], out[f"{split}_labels"], out[f"{split}_coarse"] = data, fine, coarse
+    _dump_like_python2(
+        {"fine_label_names": [f"fine_{i}" for i in range(100)],
+         "coarse_label_names": [f"coarse_{i}" for i in range(20)]},
+        folder / "meta",
+    )
+    return out
+
+
+def write_image_folder(
+    root: str | Path, classes: list[str], n_train_per_class: int, n_test_per_class: int,
+    seed: int = 0, size: int = 32,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Write `root/{train,test}/<class>/<index>.png` (lossless RGB PNGs, `size` x `size`).
+
+    Returns split -> (images uint8 (N, size, size, 3), labels int64) in the order an
+    ImageFolder reader yields them: classes sorted by name (label = sorted position), files
+    sorted by name within a class.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    written: dict[str, dict[str, list[np.ndarray]]] = {}
+    for split, per_class in (("train", n_train_per_class), ("test", n_test_per_class)):
+        written[split] = {}
+        for name in classes:
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            images = rng.integers(0, 256, (per_class, size, size, 3), dtype=np.uint8)
+            for j, image in enumerate(images):
+                Image.fromarray(image).save(folder / f"{j:05d}.png")
+            written[split][name] = list(images)
+    out = {}
+    for split, by_class in written.items():
+        images, labels = [], []
+        for index, name in enumerate(sorted(classes)):
+            images += by_class[name]
+            labels += [index] * len(by_class[name])
+        out[split] = (
+            np.stack(images) if images else np.empty((0, size, size, 3), np.uint8),
+            np.asarray(labels, dtype=np.int64),
+        )
+    return out

@@ -1,0 +1,108 @@
+"""Post-training BN statistics (spec 1.4, [M]): per-batch moments averaged over batches,
+with the standard deviation sqrt(var + eps) averaged rather than the variance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from binwrn.models import WideResNet
+from binwrn.train.bn_stats import recompute_bn_statistics
+
+
+def _batches():
+    g = torch.Generator().manual_seed(0)
+    # Batches with clearly different spreads, so averaging std and averaging var disagree.
+    return [torch.rand(6, 3, 32, 32, generator=g) * 255 * scale + shift
+            for scale, shift in ((0.2, 10.0), (1.0, 0.0), (3.0, -50.0))]
+
+
+class _Recorder:
+    """Per-batch channel mean and biased variance of a BN layer's input."""
+
+    def __init__(self, module: nn.BatchNorm2d):
+        self.means, self.vars = [], []
+        self.handle = module.register_forward_pre_hook(self)
+
+    def __call__(self, module, inputs):
+        x = inputs[0].detach().double()
+        self.means.append(x.mean(dim=(0, 2, 3)))
+        self.vars.append(x.var(dim=(0, 2, 3), unbiased=False))
+
+    def expected(self, eps: float):
+        mean = torch.stack(self.means).mean(dim=0)
+        std = torch.stack([(v + eps).sqrt() for v in self.vars]).mean(dim=0)
+        return mean, std**2 - eps, torch.stack(self.vars).mean(dim=0)
+
+
+@pytest.mark.parametrize("start_training", [False, True])
+def test_recompute_matches_average_of_batch_moments(start_training):
+    torch.manual_seed(1)
+    model = WideResNet(depth=8, width=1, num_classes=10)
+    model.train(start_training)
+    watched = {"input_bn": model.input_bn, "bn_head": model.bn_head, "bn_out": model.bn_out}
+    recorders = {name: _Recorder(m) for name, m in watched.items()}
+    batches = _batches()
+
+    count = recompute_bn_statistics(model, iter(batches))
+    for r in recorders.values():
+        r.handle.remove()
+
+    assert count == 3
+    assert model.training is start_training
+    assert all(m.training is start_training for m in model.modules())
+    for name, module in watched.items():
+        rec = recorders[name]
+        assert len(rec.means) == 3, name
+        mean, var, naive_var = rec.expected(module.eps)
+        assert torch.allclose(module.running_mean.double(), mean, rtol=1e-5, atol=1e-5), name
+        assert torch.allclose(module.running_var.double(), var, rtol=1e-5, atol=1e-6), name
+        if name == "input_bn":
+            # The test can tell the two averages apart: mean of var is much larger here.
+            assert (naive_var - var).abs().min() > 100.0
+
+    # Raw 0-255 input: the input BN's stored moments are in pixel units, not the defaults.
+    assert model.input_bn.running_var.min() > 100.0
+
+
+def test_batches_are_forwarded_in_training_mode_and_stats_used_in_eval():
+    torch.manual_seed(2)
+    model = WideResNet(depth=8, width=1, num_classes=10).eval()
+    modes = []
+    handle = model.input_bn.register_forward_pre_hook(lambda m, i: modes.append(m.training))
+    batches = _batches()
+    recompute_bn_statistics(model, batches)
+    handle.remove()
+    assert modes == [True, True, True]
+    assert not model.training
+    # In eval mode the input BN now normalises with the recomputed moments.
+    x = batches[1]
+    rm, rv = model.input_bn.running_mean, model.input_bn.running_var
+    w, b = model.input_bn.weight, model.input_bn.bias
+    expected = (x - rm[None, :, None, None]) / torch.sqrt(rv[None, :, None, None] + 1e-5)
+    expected = expected * w[None, :, None, None] + b[None, :, None, None]
+    with torch.no_grad():
+        assert torch.allclose(model.input_bn(x), expected, atol=1e-4)
+
+
+def test_no_batches_leaves_statistics_alone():
+    model = WideResNet(depth=8, width=1).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert recompute_bn_statistics(model, []) == 0
+    assert not model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_mode_restored_after_error():
+    model = WideResNet(depth=8, width=1).eval()
+
+    def broken():
+        yield torch.rand(2, 3, 32, 32)
+        raise RuntimeError("data loader failed")
+
+    with pytest.raises(RuntimeError, match="data loader failed"):
+        recompute_bn_statistics(model, broken())
+    assert not model.training
+    assert not any(m._forward_pre_hooks for m in model.modules())

@@ -1,0 +1,101 @@
+"""binwrn-run end to end in a subprocess, on generated official-format files and on the real
+CIFAR-10 PNGs of ../shared, asserting what the MLflow store holds afterwards."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from e2e import binwrn_run
+from helpers_data import write_cifar10_pickles
+from mlflow import MlflowClient
+
+from binwrn.data import load_splits
+from binwrn.models import WideResNet
+
+pytestmark = pytest.mark.slow
+SHARED_TAR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-png.tar"
+CURATED = ("dataset.name", "model.depth", "model.width", "model.bits", "bn.learn_affine",
+           "schedule.name", "trainer.max_epochs", "optim.lr", "data.cutout")
+
+
+def _accuracy_of_checkpoint(ckpt: Path, depth: int, root: Path, cache: Path, limit: int) -> float:
+    """Evaluate the stored final weights ourselves on the same test images."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    model = WideResNet(depth=depth, width=1, num_classes=10, bits=1)
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    _, test = load_splits("cifar10", root, 10, cache_dir=cache, test_limit=limit)
+    images = torch.from_numpy(test.images).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        predicted = model.eval()(images).argmax(dim=1).numpy()
+    return float(np.mean(predicted == test.labels))
+
+
+def _check_run(run, client: MlflowClient, expected_params: dict[str, str], epochs: int) -> None:
+    assert run.info.status == "FINISHED"
+    for key in CURATED:
+        assert key in run.data.params
+    for key, value in expected_params.items():
+        assert run.data.params[key] == value
+    for tag in ("binwrn.config_hash", "git.commit", "version.torch", "version.mlflow", "device"):
+        assert run.data.tags.get(tag)
+    history = client.get_metric_history(run.info.run_id, "test/acc")
+    assert [m.step for m in history][:epochs] == list(range(1, epochs + 1))
+    for name in ("train/loss", "train/acc", "test/loss", "test/error_pct", "lr"):
+        assert len(client.get_metric_history(run.info.run_id, name)) >= epochs
+    acc = run.data.metrics["test/acc"]
+    assert run.data.metrics["test/error_pct"] == pytest.approx(100 * (1 - acc))
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config", "hydra", "checkpoints", "model_summary.json"} <= artifacts
+    hydra_files = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "hydra")}
+    assert {"config.yaml", "overrides.yaml", "hydra.yaml"} <= hydra_files
+
+
+def test_run_on_official_pickles_records_the_real_test_accuracy(tmp_path: Path) -> None:
+    data = tmp_path / "cifar10"
+    write_cifar10_pickles(data, n_train_per_batch=60, n_test=100, seed=1)
+    out = binwrn_run(tmp_path, "experiment=smoke", f"data.root={data}", "data.train_limit=null",
+                     "data.test_limit=null", "data.cutout=18")
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = out.runs()
+    client = MlflowClient(f"sqlite:///{out.store}")
+    _check_run(run, client, {"dataset.name": "cifar10", "model.bits": "1", "model.depth": "8",
+                             "trainer.max_epochs": "2", "data.cutout": "18"}, epochs=2)
+    ckpt = tmp_path / "out" / "checkpoints" / "final.ckpt"
+    own = _accuracy_of_checkpoint(ckpt, 8, data, tmp_path / "cache", limit=None)
+    assert run.data.metrics["test/acc"] == pytest.approx(own, abs=1e-6)
+    assert "test error" in out.stdout and run.info.run_id in out.stdout
+
+
+@pytest.mark.skipif(not SHARED_TAR.is_file(), reason="../shared CIFAR-10 tar not present")
+def test_run_on_real_cifar10_png_subset(tmp_path: Path) -> None:
+    data = tmp_path / "cifar10-png"
+    with tarfile.open(SHARED_TAR) as tar:
+        tar.extractall(data, filter="data")
+    out = binwrn_run(tmp_path, "model.depth=8", "model.width=1", "trainer.max_epochs=1",
+                     f"data.root={data}", "data.train_limit=2500", "data.test_limit=1000",
+                     "tracking.system_metrics_interval=1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = out.runs()
+    client = MlflowClient(f"sqlite:///{out.store}")
+    _check_run(run, client, {"dataset.name": "cifar10", "model.width": "1",
+                             "schedule.name": "sgdr", "bn.learn_affine": "False"}, epochs=1)
+    assert "on 1,000 images" in out.stdout
+    own = _accuracy_of_checkpoint(tmp_path / "out" / "checkpoints" / "final.ckpt", 8, data,
+                                  tmp_path / "cache", limit=1000)
+    assert run.data.metrics["test/acc"] == pytest.approx(own, abs=1e-6)
+    assert own > 0.15  # one epoch on 2,500 real images learns something (chance: 0.10)
+    assert any(k.startswith("system/") for k in run.data.metrics)
+
+
+def test_multirun_records_one_run_per_job(tmp_path: Path) -> None:
+    out = binwrn_run(tmp_path, "-m", "experiment=smoke", "dataset=digits", "model.bits=32,1",
+                     "trainer.max_epochs=1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = out.runs()
+    assert sorted(r.data.params["model.bits"] for r in runs) == ["1", "32"]
+    assert len({r.data.tags["binwrn.config_hash"] for r in runs}) == 2
+    assert all(r.info.status == "FINISHED" for r in runs)
