@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from binwrn.config import build_classifier, build_model, config_hash, curated_params
+from binwrn.config import build_model, build_schedule_from, config_hash, curated_params, prepare
 from binwrn.models import WideResNet
 from binwrn.train.schedules import SGDR, StepDecay
 
@@ -111,9 +113,9 @@ def test_bn_learned():
 def test_schedule_step():
     cfg = _compose("schedule=step", "experiment=smoke")
     assert list(cfg.schedule.milestones) == [85, 170]
-    classifier = build_classifier(cfg, build_model(cfg))
-    assert isinstance(classifier.schedule, StepDecay)
-    assert classifier.schedule.lr(86) == pytest.approx(0.01)
+    schedule = build_schedule_from(cfg)
+    assert isinstance(schedule, StepDecay)
+    assert schedule.lr(86) == pytest.approx(0.01)
 
 
 def test_schedule_cosine_follows_max_epochs():
@@ -146,13 +148,37 @@ def test_build_model_bad_value_raises_config_error():
         build_model(cfg)
 
 
-def test_build_classifier_from_default_schedule():
-    cfg = _compose("experiment=smoke")
-    classifier = build_classifier(cfg, build_model(cfg))
-    assert isinstance(classifier.schedule, SGDR)
-    assert classifier.schedule.lr_min == 1e-5
-    assert classifier.momentum == 0.9 and classifier.weight_decay == 5e-4
-    assert classifier.nesterov is False
+def test_default_schedule_is_sgdr_with_official_lr_min():
+    schedule = build_schedule_from(_compose("experiment=smoke"))
+    assert isinstance(schedule, SGDR)
+    assert schedule.lr_min == 1e-5 and schedule.lr_max == 0.1
+
+
+def test_prepare_builds_everything_a_run_needs(tmp_path):
+    cfg = _compose("experiment=smoke", "dataset=digits", "data.cutout=18",
+                   f"tracking.uri=sqlite:///{tmp_path}/x.db")
+    prepared = prepare(cfg)
+    assert (len(prepared.train), len(prepared.test)) == (300, 200)
+    assert prepared.augment.cutout == 18 and prepared.augment.flip is False
+    assert prepared.tracking_uri == f"sqlite:///{tmp_path}/x.db"
+
+
+def test_bad_input_is_refused_before_lightning_and_mlflow_load():
+    code = (
+        "import sys\n"
+        "from hydra import compose, initialize_config_dir\n"
+        "from binwrn.config import prepare\n"
+        "from binwrn.errors import ConfigError\n"
+        f"with initialize_config_dir(config_dir={str(CONF)!r}, version_base='1.3'):\n"
+        "    cfg = compose('config', overrides=['dataset=digits', 'data.batch_size=9999'])\n"
+        "try:\n"
+        "    prepare(cfg)\n"
+        "except ConfigError:\n"
+        "    heavy = [m for m in ('lightning', 'mlflow') if m in sys.modules]\n"
+        "    sys.exit(3 if heavy else 0)\n"
+        "sys.exit(4)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
 def test_config_hash():

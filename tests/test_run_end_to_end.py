@@ -99,3 +99,18 @@ def test_multirun_records_one_run_per_job(tmp_path: Path) -> None:
     assert sorted(r.data.params["model.bits"] for r in runs) == ["1", "32"]
     assert len({r.data.tags["binwrn.config_hash"] for r in runs}) == 2
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_same_seed_with_deterministic_switch_repeats_exactly(tmp_path: Path) -> None:
+    finals = []
+    for attempt, seed in (("a", 7), ("b", 7), ("c", 8)):
+        folder = tmp_path / attempt
+        folder.mkdir()
+        out = binwrn_run(folder, "experiment=smoke", "dataset=digits", f"seed={seed}",
+                         "deterministic=true", "data.cutout=18")
+        assert out.returncode == 0, out.stderr[-3000:]
+        (run,) = out.runs()
+        metrics = run.data.metrics.items()
+        finals.append({k: v for k, v in metrics if k.startswith(("train/", "test/"))})
+    assert finals[0] == finals[1]
+    assert finals[0] != finals[2]  # the seed reaches initialisation, shuffling and augmentation

@@ -8,7 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 from binwrn.errors import ConfigError
-from binwrn.tracking import FAILURE_TAG, TrackedRun
+from binwrn.tracking.run import FAILURE_TAG, TrackedRun
 from binwrn.tracking.store import absolute_uri
 
 

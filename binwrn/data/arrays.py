@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from binwrn.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ImageSplit:
@@ -30,3 +32,12 @@ def balanced_subset(labels: np.ndarray, count: int | None) -> np.ndarray:
     per_class = -(-count // len(classes))
     picked = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in classes])
     return np.sort(picked)[:count] if len(picked) > count else np.sort(picked)
+
+
+def check_batch_size(batch_size: int, train_images: int) -> None:
+    """Training drops the last partial batch (BN needs 2+ images), so a batch must fit."""
+    if not 1 < batch_size <= train_images:
+        raise ConfigError(
+            f"data.batch_size={batch_size} does not fit the {train_images} training images: "
+            f"use a value from 2 to {train_images}."
+        )

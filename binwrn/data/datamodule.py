@@ -19,9 +19,8 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from binwrn.data.arrays import ImageSplit
+from binwrn.data.arrays import ImageSplit, check_batch_size
 from binwrn.data.augment import Augment
-from binwrn.errors import ConfigError
 
 
 def _tensors(split: ImageSplit) -> TensorDataset:
@@ -42,11 +41,7 @@ class DeviceAugmentedData(pl.LightningDataModule):
         augment: Augment | None = None, eval_batch_size: int = 500,
     ) -> None:
         super().__init__()
-        if not 1 < batch_size <= len(train):
-            raise ConfigError(
-                f"data.batch_size={batch_size} does not fit the {len(train)} training images: "
-                f"use a value from 2 to {len(train)}."
-            )
+        check_batch_size(batch_size, len(train))
         self.train_set, self.test_set = _tensors(train), _tensors(test)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.augment = augment or Augment(flip=False, pad=0)

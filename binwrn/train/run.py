@@ -15,18 +15,16 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.config import (
-    build_classifier,
-    build_data,
-    build_model,
-    config_hash,
-    curated_params,
-    run_name,
-)
+from binwrn.config import Prepared, config_hash, curated_params, run_name
+from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.errors import ConfigError
 from binwrn.models import size_summary
-from binwrn.tracking import EpochMetricsToMlflow, TrackedRun, provenance_tags, ui_link
+from binwrn.tracking.callback import EpochMetricsToMlflow
+from binwrn.tracking.provenance import provenance_tags
+from binwrn.tracking.run import TrackedRun
+from binwrn.tracking.store import ui_link
 from binwrn.train.bn_stats import recompute_bn_statistics
+from binwrn.train.module import WRNClassifier
 
 
 def _log_config(run: TrackedRun, cfg: DictConfig, output_dir: Path) -> None:
@@ -51,18 +49,20 @@ def _make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: 
         raise ConfigError(f"Lightning rejected the trainer.* settings: {err}") from None
 
 
-def train(cfg: DictConfig, output_dir: Path, show_progress: bool = True) -> dict:
+def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
     """Fit, recompute BN statistics, test on the whole test set; returns the closing facts."""
     started = time.perf_counter()
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = build_model(cfg)
-    classifier = build_classifier(cfg, model)
-    data = build_data(cfg)
+    model, o, d = prepared.model, cfg.optim, cfg.data
+    classifier = WRNClassifier(model, prepared.schedule, momentum=o.momentum,
+                               weight_decay=o.weight_decay, nesterov=o.nesterov,
+                               reset_momentum=o.reset_momentum_at_restart)
+    data = DeviceAugmentedData(prepared.train, prepared.test, d.batch_size, prepared.augment,
+                               d.eval_batch_size)
     sizes = size_summary(model)
     tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": config_hash(cfg),
             "binwrn.output_dir": str(output_dir)}
     t = cfg.tracking
-    with TrackedRun(t.uri, t.experiment, t.artifact_root, run_name(cfg), tags,
+    with TrackedRun(prepared.tracking_uri, t.experiment, t.artifact_root, run_name(cfg), tags,
                     curated_params(cfg), t.system_metrics_interval) as run:
         _log_config(run, cfg, output_dir)
         run.log_metrics(sizes.metrics(), step=0)
