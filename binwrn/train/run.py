@@ -32,9 +32,12 @@ def _log_config(run: TrackedRun, cfg: DictConfig, output_dir: Path) -> None:
     run.log_folder(output_dir / ".hydra", "hydra")  # config.yaml, hydra.yaml, overrides.yaml
 
 
-def _recompute_bn(cfg: DictConfig, classifier, data) -> None:
+def _recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> None:
+    # Lightning moves the module back to the CPU when fit ends; recompute on the device.
+    device = trainer.strategy.root_device
+    classifier.to(device)
     limit = cfg.bn.recompute_batches
-    batches = data.augmented_train_batches(classifier.device)
+    batches = data.augmented_train_batches(device)
     limited = (b for i, b in enumerate(batches) if limit is None or i < limit)
     recompute_bn_statistics(classifier.model, limited)
 
@@ -75,7 +78,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         trainer = _make_trainer(cfg, callbacks, output_dir, show_progress)
         trainer.fit(classifier, datamodule=data)
         if cfg.bn.recompute_stats:
-            _recompute_bn(cfg, classifier, data)
+            _recompute_bn(cfg, classifier, data, trainer)
         (scores,) = trainer.test(classifier, datamodule=data, verbose=False)
         final = output_dir / "checkpoints" / "final.ckpt"
         trainer.save_checkpoint(final, weights_only=True)
