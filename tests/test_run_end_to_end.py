@@ -49,7 +49,8 @@ def _check_run(run, client: MlflowClient, expected_params: dict[str, str], epoch
     acc = run.data.metrics["test/acc"]
     assert run.data.metrics["test/error_pct"] == pytest.approx(100 * (1 - acc))
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config", "hydra", "checkpoints", "model_summary.json"} <= artifacts
+    expected = {"config", "hydra", "checkpoints", "model_summary.json", "model_summary.md"}
+    assert expected <= artifacts
     hydra_files = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "hydra")}
     assert {"config.yaml", "overrides.yaml", "hydra.yaml"} <= hydra_files
 

@@ -219,3 +219,11 @@ def test_forward_on_raw_pixels_and_backward(bits):
     model.eval()
     with torch.no_grad():
         assert model(x[:1]).shape == (1, 7)
+
+
+def test_markdown_summary_lists_every_conv_and_the_totals():
+    model = WideResNet(depth=8, width=1)
+    text = size_summary(model).as_markdown()
+    rows = [line for line in text.splitlines() if line.startswith("| conv") or ".conv" in line]
+    assert len(rows) == len(model.conv_layers()) == 8
+    assert "| **total** | | 74,800 | | 9,350 | 299,200 |" in text

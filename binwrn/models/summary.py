@@ -81,6 +81,21 @@ class SizeSummary:
             "totals": self.metrics(),
         }
 
+    def as_markdown(self) -> str:
+        lines = ["| layer | shape | weights | bits | packed bytes | fp32 bytes |",
+                 "|---|---|---|---|---|---|"]
+        lines += [f"| {x.name} | {'x'.join(map(str, x.shape))} | {x.weights:,} | {x.bits} | "
+                  f"{x.packed_bytes:,} | {x.fp32_bytes:,} |" for x in self.layers]
+        lines += [
+            f"| **total** | | {self.conv_weights:,} | | {self.packed_bytes:,} | "
+            f"{self.fp32_bytes:,} |",
+            "",
+            f"Binary weights packed together: {self.packed_bytes:,} bytes vs {self.fp32_bytes:,} "
+            f"fp32 (x{self.compression:.1f}); BN float side-car: {self.sidecar_floats:,} floats "
+            f"({self.sidecar_bytes:,} bytes).",
+        ]
+        return "\n".join(lines) + "\n"
+
 
 def size_summary(model: nn.Module) -> SizeSummary:
     """Count conv weights by bit width, and the floats BN layers need at inference."""

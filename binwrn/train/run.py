@@ -70,6 +70,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         _log_config(run, cfg, output_dir)
         run.log_metrics(sizes.metrics(), step=0)
         run.log_json(sizes.as_dict(), "model_summary.json")
+        run.log_text(sizes.as_markdown(), "model_summary.md")
         callbacks = [EpochMetricsToMlflow(run),
                      ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True,
                                      save_top_k=0)]
