@@ -101,10 +101,18 @@ def test_zero_fill():
     assert torch.equal(out[written], torch.zeros_like(out[written]))
 
 
-def test_reflect_fill_uses_image_pixels_only():
+def test_reflect_fill_crops_a_window_of_the_reflected_image():
     torch.manual_seed(3)
-    x = torch.full((20, 3, 32, 32), MARK)
-    assert torch.equal(pad_and_crop(x, 4, "reflect"), x)
+    x = torch.randint(0, 256, (20, 3, 32, 32)).float()
+    out = pad_and_crop(x, 4, "reflect")
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4), mode="reflect")
+    offsets = set()
+    for i in range(len(x)):
+        hits = [(dy, dx) for dy in range(9) for dx in range(9)
+                if torch.equal(out[i], padded[i, :, dy:dy + 32, dx:dx + 32])]
+        assert len(hits) == 1
+        offsets.add(hits[0])
+    assert len(offsets) > 5  # offsets vary between images
 
 
 def test_cutout_patch_is_clipped_18x18_square():

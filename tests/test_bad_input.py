@@ -18,6 +18,8 @@ CASES = {
     "schedule": (["schedule.first_cycle=0"], "schedule.first_cycle=0"),
     "tracking uri": (["tracking.uri=notascheme"], "tracking.uri=notascheme"),
     "unreachable server": (["tracking.uri=http://127.0.0.1:1"], "tracking.uri=http://127.0.0.1:1"),
+    "trainer value": (["trainer.max_epochs=-5"], "trainer"),
+    "pad type": (["data.pad=abc"], "data.pad=abc"),
 }
 
 

@@ -227,3 +227,33 @@ def test_markdown_summary_lists_every_conv_and_the_totals():
     rows = [line for line in text.splitlines() if line.startswith("| conv") or ".conv" in line]
     assert len(rows) == len(model.conv_layers()) == 8
     assert "| **total** | | 74,800 | | 9,350 | 299,200 |" in text
+
+
+def test_forward_wiring_matches_the_spec_written_out_by_hand():
+    """Spec 1.2.2 as plain functional code: input BN (affine) -> ReLU -> conv; blocks
+    BN-ReLU-conv twice on the stream, the skip carrying the un-normalised stream; head
+    BN-ReLU-1x1 conv, BN without affine, global average pool."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = WideResNet(depth=8, width=1, num_classes=10).train()
+    x = torch.rand(6, 3, 32, 32) * 255
+
+    def bn(m, t):
+        return F.batch_norm(t, None, None, m.weight, m.bias, training=True, eps=m.eps)
+
+    def conv(m, t):
+        w = m.alpha * torch.sign(m.weight)
+        return F.conv2d(t, w, stride=m.stride, padding=m.padding)
+
+    h = conv(model.conv_in, F.relu(bn(model.input_bn, x)))
+    for block in model.blocks:
+        y = conv(block.conv1, F.relu(bn(block.bn1, h)))
+        y = conv(block.conv2, F.relu(bn(block.bn2, y)))
+        if y.shape[1] != h.shape[1]:
+            pooled = F.avg_pool2d(h, 3, stride=2, padding=1, count_include_pad=False)
+            h = torch.cat([pooled, torch.zeros_like(pooled)], dim=1)
+        h = h + y
+    logits = conv(model.conv_out, F.relu(bn(model.bn_head, h)))
+    expected = bn(model.bn_out, logits).mean(dim=(2, 3))
+    assert torch.allclose(model(x), expected, atol=1e-5, rtol=1e-5)

@@ -6,8 +6,8 @@ cutout patch filled with random integers, whose top-left corner is uniform over 
 position where at least one patch pixel lies in the image (so it is clipped at borders).
 Order: flip, pad+crop, cutout ([M], [K]).
 
-Deviation kept as an option: the crop offsets are independent uniform draws from {0..8};
-[M] draws two *distinct* values (a MATLAB randperm quirk), [K] biases zero shifts.
+Crop offsets are independent uniform draws from {0..8}; [M] draws two *distinct* values
+(a MATLAB randperm quirk) and [K] favours zero shifts; neither is reproduced.
 `pad_fill` = random (paper) | zero ([K] without cutout) | reflect ([SZ]).
 """
 
@@ -71,6 +71,9 @@ class Augment:
     cutout: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("pad", "cutout"):
+            if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
+                raise ConfigError(f"data.{name}={getattr(self, name)} must be a whole number.")
         if self.pad_fill not in PAD_FILLS:
             raise ConfigError(f"data.pad_fill={self.pad_fill} is unknown: use one of {PAD_FILLS}.")
         if self.pad < 0 or self.cutout < 0:

@@ -30,30 +30,21 @@ def he_scale(kernel_size: int, in_channels: int, gain: float = 2.0) -> float:
     return math.sqrt(gain / (kernel_size * kernel_size * in_channels))
 
 
-class _SignedScale(torch.autograd.Function):
-    """alpha * sign(W) forward; gradient passed through, times `grad_factor`."""
+class _ScaledSign(torch.autograd.Function):
+    """alpha * sign(W) forward; backward passes the gradient times `grad_factor`.
+
+    grad_factor 1.0 is the paper's pass-through (a multiply by 1.0 is exact in floating
+    point, so dL/dW equals dL/dW_hat bit for bit); alpha gives the naive scaled STE.
+    """
 
     @staticmethod
-    def forward(ctx, weight: torch.Tensor, alpha: torch.Tensor, grad_factor: torch.Tensor):
-        ctx.save_for_backward(grad_factor)
+    def forward(ctx, weight: torch.Tensor, alpha, grad_factor):
+        ctx.grad_factor = grad_factor
         return torch.sign(weight) * alpha
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        (grad_factor,) = ctx.saved_tensors
-        return grad_output * grad_factor, None, None
-
-
-class _PassThrough(torch.autograd.Function):
-    """The pass-through case without a multiply, so dL/dW is dL/dW_hat bit for bit."""
-
-    @staticmethod
-    def forward(ctx, weight: torch.Tensor, alpha: torch.Tensor):
-        return torch.sign(weight) * alpha
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        return grad_output, None
+        return grad_output * ctx.grad_factor, None, None
 
 
 class BinaryConv2d(nn.Conv2d):
@@ -88,23 +79,21 @@ class BinaryConv2d(nn.Conv2d):
         self.alpha = he_scale(kernel_size, in_channels, init_gain)
         nn.init.normal_(self.weight, mean=0.0, std=self.alpha)
 
-    def effective_scale(self) -> torch.Tensor:
-        """The scale multiplying sign(W): a constant, or mean|W| (detached, as a scale choice)."""
-        w = self.weight.detach()
+    def effective_scale(self) -> float | torch.Tensor:
+        """The scale multiplying sign(W): the constant (a Python float, so no host-device
+        transfer per step), or mean|W| per layer or per output channel (detached)."""
         if self.scale == "mean_abs":
-            return w.abs().mean()
+            return self.weight.detach().abs().mean()
         if self.scale == "mean_abs_channel":
-            return w.abs().mean(dim=(1, 2, 3), keepdim=True)
-        return torch.tensor(self.alpha, dtype=w.dtype, device=w.device)
+            return self.weight.detach().abs().mean(dim=(1, 2, 3), keepdim=True)
+        return self.alpha
 
     def effective_weight(self) -> torch.Tensor:
         """W_hat, the weight the convolution uses in forward and backward propagation."""
         if self.bits == 32:
             return self.weight
         alpha = self.effective_scale()
-        if self.grad == "pass_through":
-            return _PassThrough.apply(self.weight, alpha)
-        return _SignedScale.apply(self.weight, alpha, alpha)
+        return _ScaledSign.apply(self.weight, alpha, 1.0 if self.grad == "pass_through" else alpha)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.effective_weight(), None, self.stride, self.padding)

@@ -28,7 +28,7 @@ def blocks_per_stage(depth: int) -> int:
     (spec 1.2.1). Zagoruyko's D = 6n+4 also counts the two 1x1 projection shortcuts that this
     design replaces with pooling, so his WRN-22-10 is the paper's 20-10 (paper 1 footnote 1).
     Accepting both lets `model.depth=10` name the smallest net (n=1, 74,800 weights at k=1),
-    as the product's examples do; the run logs the McDonnell depth as `model.conv_layers`.
+    as the product's examples do (so depths 20 and 22 build the same network).
     """
     for offset in (2, 4):
         if depth >= 6 + offset and (depth - offset) % 6 == 0:
@@ -97,8 +97,6 @@ class WideResNet(nn.Module):
         n = blocks_per_stage(depth)
         if not isinstance(width, int) or width < 1:
             raise ConfigError(f"model.width={width} is not allowed: use a whole number >= 1.")
-        if bits not in (1, 32):
-            raise ConfigError(f"model.bits={bits} is not supported: use 1 or 32.")
 
         def conv(c_in: int, c_out: int, k: int, stride: int, layer_bits: int = bits):
             return BinaryConv2d(c_in, c_out, k, stride, bits=layer_bits, scale=scale, grad=grad)

@@ -23,7 +23,9 @@ def _read(trainer: pl.Trainer, prefixes: tuple[str, ...]) -> dict[str, float]:
 
 
 class EpochMetricsToMlflow(pl.Callback):
-    def __init__(self, run: TrackedRun) -> None:
+    """`run` may be set after construction, so the Trainer can be checked before it exists."""
+
+    def __init__(self, run: TrackedRun | None = None) -> None:
         self.run = run
         self._test: dict[str, float] = {}
 

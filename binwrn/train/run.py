@@ -8,6 +8,7 @@ any error marks the run FAILED with its reason.
 from __future__ import annotations
 
 import time
+from itertools import islice
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -36,10 +37,9 @@ def _recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> Non
     # Lightning moves the module back to the CPU when fit ends; recompute on the device.
     device = trainer.strategy.root_device
     classifier.to(device)
-    limit = cfg.bn.recompute_batches
-    batches = data.augmented_train_batches(device)
-    limited = (b for i, b in enumerate(batches) if limit is None or i < limit)
-    recompute_bn_statistics(classifier.model, limited)
+    batches = islice(data.augmented_train_batches(device), cfg.bn.recompute_batches)
+    with trainer.strategy.precision_plugin.forward_context():  # same precision as training
+        recompute_bn_statistics(classifier.model, batches)
 
 
 def _make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: bool):
@@ -64,19 +64,20 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
     sizes = size_summary(model)
     tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": config_hash(cfg),
             "binwrn.output_dir": str(output_dir)}
+    to_mlflow = EpochMetricsToMlflow()
+    callbacks = [to_mlflow, ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True,
+                                            save_top_k=0)]
+    if show_progress:
+        callbacks.append(RichProgressBar())
+    trainer = _make_trainer(cfg, callbacks, output_dir, show_progress)  # before the run exists
     t = cfg.tracking
     with TrackedRun(prepared.tracking_uri, t.experiment, t.artifact_root, run_name(cfg), tags,
                     curated_params(cfg), t.system_metrics_interval) as run:
+        to_mlflow.run = run
         _log_config(run, cfg, output_dir)
         run.log_metrics(sizes.metrics(), step=0)
         run.log_json(sizes.as_dict(), "model_summary.json")
         run.log_text(sizes.as_markdown(), "model_summary.md")
-        callbacks = [EpochMetricsToMlflow(run),
-                     ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True,
-                                     save_top_k=0)]
-        if show_progress:
-            callbacks.append(RichProgressBar())
-        trainer = _make_trainer(cfg, callbacks, output_dir, show_progress)
         trainer.fit(classifier, datamodule=data)
         if cfg.bn.recompute_stats:
             _recompute_bn(cfg, classifier, data, trainer)

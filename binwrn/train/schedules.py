@@ -59,10 +59,13 @@ class StepDecay:
     milestones: tuple[int, ...] = (85, 170)
     factor: float = 0.1
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "milestones", tuple(sorted(self.milestones)))
+
     def lr(self, t: float) -> float:
         # An epoch runs at one rate: count the milestones passed when the epoch began.
         epoch = math.ceil(t) - 1 if t > 0 else 0
-        return self.lr_max * self.factor ** bisect.bisect_right(sorted(self.milestones), epoch)
+        return self.lr_max * self.factor ** bisect.bisect_right(self.milestones, epoch)
 
     def restarts_at(self, epoch: int) -> bool:
         return False
@@ -90,6 +93,4 @@ def build_schedule(name: str, lr_max: float, **options):
     kinds = {"sgdr": SGDR, "step": StepDecay, "cosine": Cosine}
     if name not in kinds:
         raise ConfigError(f"schedule={name} is unknown: use one of {', '.join(kinds)}.")
-    if "milestones" in options:
-        options["milestones"] = tuple(options["milestones"])
     return kinds[name](lr_max=lr_max, **options)
