@@ -38,7 +38,8 @@ CURATED_PARAMS = (
 )
 # Keys that change where things are stored or how fast, not what is trained.
 HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
-                 "data.eval_batch_size", "trainer.accelerator", "trainer.devices")
+                 "data.eval_batch_size", "trainer.accelerator", "trainer.devices", "resume",
+                 "checkpoints")
 
 
 def curated_params(cfg: DictConfig) -> dict[str, object]:

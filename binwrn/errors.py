@@ -15,3 +15,11 @@ class ConfigError(BinwrnError, ValueError):
 
 class DataError(BinwrnError):
     """Data that is missing, unreadable or not in a supported layout."""
+
+
+class Interrupted(Exception):
+    """Work stopped on request (SIGTERM) after saving what a resume needs; not a failure."""
+
+
+class Diverged(Exception):
+    """The loss stopped being a finite number: training cannot continue from here."""

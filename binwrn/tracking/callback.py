@@ -3,6 +3,11 @@
 train/* and lr (of the epoch's last step) are logged once per epoch; test/* whenever the
 test set was evaluated (every epoch by default). test/error_pct is the paper's unit:
 100 * (1 - test/acc).
+
+Resuming never repeats or drops a step: a step the run already holds is not logged again
+(a killed attempt may have logged it before its checkpoint was written), and the last
+epoch's metrics travel in the checkpoint, so a step logged by nobody (killed between
+checkpoint and logging) is logged on resume.
 """
 
 from __future__ import annotations
@@ -28,6 +33,22 @@ class EpochMetricsToMlflow(pl.Callback):
     def __init__(self, run: TrackedRun | None = None) -> None:
         self.run = run
         self._test: dict[str, float] = {}
+        self._last_epoch: dict[str, float] = {}  # with "step"; saved in checkpoints
+
+    def state_dict(self) -> dict:
+        return {"last_epoch": dict(self._last_epoch)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._last_epoch = dict(state.get("last_epoch", {}))
+
+    def _log_once(self, metrics: dict[str, float], step: int) -> None:
+        if step not in self.run.logged_steps("train/loss"):
+            self.run.log_metrics(metrics, step)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._last_epoch:  # resumed: make sure the checkpoint's last epoch is recorded
+            metrics = dict(self._last_epoch)
+            self._log_once(metrics, int(metrics.pop("step")))
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -35,9 +56,11 @@ class EpochMetricsToMlflow(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         lr = trainer.optimizers[0].param_groups[0]["lr"]  # the rate of the epoch's last step
-        metrics = {**_read(trainer, ("train/",)), "lr": lr, **self._test}
+        metrics = _with_error_pct({**_read(trainer, ("train/",)), "lr": lr, **self._test})
         self._test = {}
-        self.run.log_metrics(_with_error_pct(metrics), step=trainer.current_epoch + 1)
+        step = trainer.current_epoch + 1
+        self._last_epoch = {**metrics, "step": step}
+        self._log_once(metrics, step)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # After fit, current_epoch is the number of epochs trained: the same step as the

@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 
-from binwrn.errors import BinwrnError, ConfigError
+from binwrn.errors import BinwrnError, ConfigError, Interrupted
 from binwrn.tracking.store import (
     EXPERIMENT_TAGS,
     absolute_uri,
@@ -42,34 +42,47 @@ class TrackedRun:
     def __init__(
         self, uri: str, experiment: str, artifact_root: str, run_name: str,
         tags: dict[str, str], params: dict[str, object], system_metrics_interval: float = 0,
+        resume_run_id: str | None = None,
     ) -> None:
         self.uri = absolute_uri(uri)
         self.experiment, self.artifact_root = experiment, artifact_root
         self.run_name, self.tags, self.params = run_name, tags, params
         self.system_metrics_interval = system_metrics_interval
         self.client = MlflowClient(self.uri)
-        self.run_id = self.experiment_id = None
+        self.run_id, self.experiment_id = resume_run_id, None
+        self._resumed = resume_run_id is not None
         self._monitor = None
+
+    @property
+    def resumed(self) -> bool:
+        return self._resumed
 
     def __enter__(self) -> TrackedRun:
         check_reachable(self.uri)
         try:
             location = artifact_location(self.uri, self.artifact_root, self.experiment)
             self.experiment_id = _experiment_id(self.client, self.experiment, location)
-            run = self.client.create_run(
-                self.experiment_id, run_name=self.run_name, tags=self.tags
-            )
+            if self._resumed:  # same config hash, so params are unchanged: log none again
+                self.client.update_run(self.run_id, status="RUNNING")
+                if FAILURE_TAG in self.client.get_run(self.run_id).data.tags:
+                    self.client.delete_tag(self.run_id, FAILURE_TAG)
+            else:
+                self.run_id = self.client.create_run(
+                    self.experiment_id, run_name=self.run_name, tags=self.tags
+                ).info.run_id
+                self.client.log_batch(
+                    self.run_id, params=[Param(k, str(v)) for k, v in self.params.items()]
+                )
         except MlflowException as err:
             raise ConfigError(
                 f"The tracking store tracking.uri={self.uri} cannot be used "
                 f"({str(err).splitlines()[0]}): fix the URI or start the server."
             ) from None
-        self.run_id = run.info.run_id
-        self.client.log_batch(
-            self.run_id, params=[Param(k, str(v)) for k, v in self.params.items()]
-        )
         self._start_system_metrics()
         return self
+
+    def logged_steps(self, key: str) -> set[int]:
+        return {m.step for m in self.client.get_metric_history(self.run_id, key)}
 
     def _start_system_metrics(self) -> None:
         if self.system_metrics_interval <= 0:
@@ -77,7 +90,8 @@ class TrackedRun:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         self._monitor = SystemMetricsMonitor(
-            self.run_id, sampling_interval=self.system_metrics_interval, tracking_uri=self.uri
+            self.run_id, sampling_interval=self.system_metrics_interval, tracking_uri=self.uri,
+            resume_logging=self._resumed,
         )
         self._monitor.start()
 
@@ -86,9 +100,10 @@ class TrackedRun:
             self._monitor.finish()
         if exc_type is None:
             status = RunStatus.FINISHED
-        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit, Interrupted)):
             status = RunStatus.KILLED
-            self.client.set_tag(self.run_id, FAILURE_TAG, "interrupted by the user")
+            reason = str(exc) if isinstance(exc, Interrupted) else "interrupted by the user"
+            self.client.set_tag(self.run_id, FAILURE_TAG, reason)
         else:
             status = RunStatus.FAILED
             reason = str(exc) if isinstance(exc, BinwrnError) else f"{exc_type.__name__}: {exc}"
@@ -117,3 +132,24 @@ class TrackedRun:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def find_resumable_run(uri: str, experiment: str, config_hash: str) -> tuple[str, str] | None:
+    """(run id, output dir) of the newest unfinished run of this exact config, if any.
+
+    Unfinished = not FINISHED: RUNNING after a SIGKILL, KILLED after SIGTERM, FAILED after a
+    crash. The caller decides whether its checkpoint can be resumed.
+    """
+    client = MlflowClient(absolute_uri(uri))
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`binwrn.config_hash` = '{config_hash}' and "
+                      "attributes.status != 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1,
+    )
+    if not runs or "binwrn.output_dir" not in runs[0].data.tags:
+        return None
+    return runs[0].info.run_id, runs[0].data.tags["binwrn.output_dir"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from binwrn.config import Prepared, config_hash, curated_params, run_name
@@ -22,9 +22,15 @@ from binwrn.errors import ConfigError
 from binwrn.models import size_summary
 from binwrn.tracking.callback import EpochMetricsToMlflow
 from binwrn.tracking.provenance import provenance_tags
-from binwrn.tracking.run import TrackedRun
+from binwrn.tracking.run import TrackedRun, find_resumable_run
 from binwrn.tracking.store import ui_link
 from binwrn.train.bn_stats import recompute_bn_statistics
+from binwrn.train.checkpoints import (
+    EpochCheckpoints,
+    OutputLock,
+    RandomState,
+    resumable_checkpoint,
+)
 from binwrn.train.module import WRNClassifier
 
 
@@ -52,8 +58,17 @@ def _make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: 
         raise ConfigError(f"Lightning rejected the trainer.* settings: {err}") from None
 
 
+def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, Path | None]:
+    """The unfinished run of this exact config and its last checkpoint, when `resume` is on."""
+    if not cfg.resume:
+        return None, None
+    found = find_resumable_run(uri, cfg.tracking.experiment, digest)
+    checkpoint = resumable_checkpoint(found[1]) if found else None
+    return (found[0], checkpoint) if checkpoint else (None, None)
+
+
 def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
-    """Fit, recompute BN statistics, test on the whole test set; returns the closing facts."""
+    """Fit (or resume), recompute BN statistics, test on the whole test set."""
     started = time.perf_counter()
     model, o, d = prepared.model, cfg.optim, cfg.data
     classifier = WRNClassifier(model, prepared.schedule, momentum=o.momentum,
@@ -62,27 +77,39 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
     data = DeviceAugmentedData(prepared.train, prepared.test, d.batch_size, prepared.augment,
                                d.eval_batch_size)
     sizes = size_summary(model)
-    tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": config_hash(cfg),
-            "binwrn.output_dir": str(output_dir)}
+    digest = config_hash(cfg)
+    resume_id, checkpoint = _resume_point(cfg, prepared.tracking_uri, digest)
+    # A resumed run keeps writing checkpoints where it started; this invocation's own Hydra
+    # folder still gets its log and config.
+    work_dir = checkpoint.parent.parent if checkpoint else output_dir
     to_mlflow = EpochMetricsToMlflow()
-    callbacks = [to_mlflow, ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True,
-                                            save_top_k=0)]
+    # A cycle ends after `n` epochs when the next (0-based index n) restarts.
+    callbacks = [to_mlflow, RandomState(),
+                 EpochCheckpoints(work_dir / "checkpoints", prepared.schedule.restarts_at,
+                                  cfg.checkpoints.keep_cycle_ends)]
     if show_progress:
         callbacks.append(RichProgressBar())
-    trainer = _make_trainer(cfg, callbacks, output_dir, show_progress)  # before the run exists
+    trainer = _make_trainer(cfg, callbacks, work_dir, show_progress)  # before the run exists
+    tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": digest,
+            "binwrn.output_dir": str(work_dir)}
     t = cfg.tracking
-    with TrackedRun(prepared.tracking_uri, t.experiment, t.artifact_root, run_name(cfg), tags,
-                    curated_params(cfg), t.system_metrics_interval) as run:
+    with OutputLock(work_dir), TrackedRun(
+        prepared.tracking_uri, t.experiment, t.artifact_root, run_name(cfg), tags,
+        curated_params(cfg), t.system_metrics_interval, resume_run_id=resume_id,
+    ) as run:
         to_mlflow.run = run
-        _log_config(run, cfg, output_dir)
-        run.log_metrics(sizes.metrics(), step=0)
-        run.log_json(sizes.as_dict(), "model_summary.json")
-        run.log_text(sizes.as_markdown(), "model_summary.md")
-        trainer.fit(classifier, datamodule=data)
+        if run.resumed:
+            run.client.set_tag(run.run_id, "binwrn.resumed_by", str(output_dir))
+        else:
+            _log_config(run, cfg, output_dir)
+            run.log_metrics(sizes.metrics(), step=0)
+            run.log_json(sizes.as_dict(), "model_summary.json")
+            run.log_text(sizes.as_markdown(), "model_summary.md")
+        trainer.fit(classifier, datamodule=data, ckpt_path=checkpoint)
         if cfg.bn.recompute_stats:
             _recompute_bn(cfg, classifier, data, trainer)
         (scores,) = trainer.test(classifier, datamodule=data, verbose=False)
-        final = output_dir / "checkpoints" / "final.ckpt"
+        final = work_dir / "checkpoints" / "final.ckpt"
         trainer.save_checkpoint(final, weights_only=True)
         if t.log_checkpoint:
             run.log_artifact(final, "checkpoints")
@@ -92,6 +119,6 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         **sizes.metrics(), "test/acc": scores["test/acc"],
         "test/error_pct": 100.0 * (1.0 - scores["test/acc"]), "test_images": len(data.test_set),
         "run_name": run.run_name, "run_id": run.run_id, "tracking_uri": run.uri,
-        "output_dir": str(output_dir), "wall_s": wall,
+        "output_dir": str(work_dir), "wall_s": wall, "resumed": run.resumed,
         "ui_link": ui_link(experiment_id=run.experiment_id),
     }
