@@ -8,7 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 from binwrn.errors import ConfigError
-from binwrn.tracking.run import FAILURE_TAG, TrackedRun
+from binwrn.tracking.run import FAILURE_TAG, TrackedRun, find_resumable_run
 from binwrn.tracking.store import absolute_uri
 
 
@@ -73,3 +73,21 @@ def test_relative_sqlite_uri_becomes_absolute(tmp_path: Path, monkeypatch) -> No
     for bad in ("sqlite://", "ftp://x", "mlruns"):
         with pytest.raises(ConfigError, match="tracking.uri"):
             absolute_uri(bad)
+
+
+def test_only_unfinished_runs_of_the_same_config_are_resumable(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tags = {"binwrn.config_hash": "abc", "binwrn.output_dir": "/somewhere"}
+    with TrackedRun(uri, "exp", str(tmp_path / "art"), "done", tags, {}):
+        pass
+    assert find_resumable_run(uri, "exp", "abc") is None  # FINISHED is never resumed
+    with pytest.raises(RuntimeError), TrackedRun(uri, "exp", str(tmp_path), "x", tags, {}) as run:
+        raise RuntimeError("crash")
+    assert find_resumable_run(uri, "exp", "abc") == (run.run_id, "/somewhere")
+    assert find_resumable_run(uri, "exp", "other-config") is None
+    assert find_resumable_run(uri, "no-such-experiment", "abc") is None
+    with TrackedRun(uri, "exp", str(tmp_path), "x", tags, {}, resume_run_id=run.run_id) as again:
+        assert again.resumed and again.run_id == run.run_id
+    client = MlflowClient(uri)
+    resumed = client.get_run(run.run_id)
+    assert resumed.info.status == "FINISHED" and FAILURE_TAG not in resumed.data.tags
