@@ -11,7 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.errors import BinwrnError
+from binwrn.errors import BinwrnError, Diverged, Interrupted
 from binwrn.terminal import show_config, show_error, show_result
 
 
@@ -50,7 +50,7 @@ def _run_job(cfg: DictConfig) -> float | None:
 
         _quiet_libraries()
         result = train(cfg, prepared, Path(hydra_cfg.runtime.output_dir))
-    except BinwrnError as err:
+    except (BinwrnError, Diverged, Interrupted) as err:
         show_error(str(err))
         if hydra_cfg.mode.name != "MULTIRUN":
             sys.exit(2)

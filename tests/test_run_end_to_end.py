@@ -115,3 +115,15 @@ def test_same_seed_with_deterministic_switch_repeats_exactly(tmp_path: Path) -> 
         finals.append({k: v for k, v in metrics if k.startswith(("train/", "test/"))})
     assert finals[0] == finals[1]
     assert finals[0] != finals[2]  # the seed reaches initialisation, shuffling and augmentation
+
+
+def test_divergence_fails_that_run_and_the_sweep_moves_on(tmp_path: Path) -> None:
+    out = binwrn_run(tmp_path, "-m", "experiment=smoke", "dataset=digits", "model.bits=32",
+                     "trainer.max_epochs=1", "optim.lr=1e12,0.1")
+    assert out.returncode == 1  # the sweep ran every job, then reports the failure
+    assert "Traceback" not in out.stderr
+    by_lr = {r.data.params["optim.lr"]: r for r in out.runs()}
+    assert by_lr["1000000000000.0"].info.status == "FAILED"
+    assert "NaN or infinite" in by_lr["1000000000000.0"].data.tags["binwrn.failure_reason"]
+    assert by_lr["0.1"].info.status == "FINISHED"
+    assert "1 job(s) failed" in out.stderr

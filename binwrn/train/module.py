@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from binwrn.errors import Diverged
 from binwrn.models.binary import BinaryConv2d
 
 
@@ -69,7 +70,20 @@ class WRNClassifier(pl.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        loss = self._step(batch, "train")
+        # Remember a non-finite loss on the device (no host sync per step); checked per epoch.
+        self._nonfinite = self._nonfinite | ~torch.isfinite(loss.detach())
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+
+    def on_train_epoch_end(self) -> None:
+        if bool(self._nonfinite):
+            raise Diverged(
+                f"the training loss became NaN or infinite in epoch {self.current_epoch + 1} "
+                f"(lr {self.current_lr:.3g}): lower optim.lr or check the data"
+            )
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "test")
