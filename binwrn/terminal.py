@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
@@ -15,8 +16,9 @@ def show_config(yaml_text: str) -> None:
     console.print(Syntax(yaml_text, "yaml", theme="ansi_dark", background_color="default"))
 
 
-def show_error(message: str) -> None:
-    errors.print(f"[bold red]binwrn-run: error:[/] {message}", highlight=False, soft_wrap=True)
+def show_error(message: str, prog: str = "binwrn-run") -> None:
+    errors.print(f"[bold red]{prog}: error:[/] {escape(message)}", highlight=False,
+                 soft_wrap=True)
 
 
 def _mib(n_bytes: float) -> str:

@@ -20,6 +20,10 @@ class ImageSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def model_inputs(self) -> np.ndarray:
+        """float32 NCHW with raw 0-255 pixels: what the model (and the exported files) take."""
+        return np.ascontiguousarray(self.images.transpose(0, 3, 1, 2), dtype=np.float32)
+
 
 def balanced_subset(labels: np.ndarray, count: int | None) -> np.ndarray:
     """Indices of `count` items spread evenly over classes, in their original order.

@@ -113,7 +113,7 @@ class TrackedRun:
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         self.client.log_batch(
             self.run_id,
-            metrics=[Metric(k, float(v), _now_ms(), step) for k, v in metrics.items()],
+            metrics=[Metric(k, float(v), now_ms(), step) for k, v in metrics.items()],
         )
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
@@ -130,7 +130,7 @@ class TrackedRun:
             self.client.log_artifacts(self.run_id, str(folder), artifact_path)
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 

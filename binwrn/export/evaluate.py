@@ -1,0 +1,66 @@
+"""The body of binwrn-eval: the accuracy of a packed model itself, on a whole test set.
+
+Three runtimes read the same file: `torch` (the rebuilt WideResNet in eval mode), `numpy`
+(the reference runtime) and `onnx` (the exported graph in onnxruntime). The test set is the
+one the run was measured on (data set and test_limit from the file's header) unless the
+overrides say otherwise, so the accuracy can be compared with the run's test/acc.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from omegaconf import DictConfig
+
+from binwrn.config import load_data
+from binwrn.errors import ConfigError
+from binwrn.export.format import PackedModel
+
+RUNTIMES = ("torch", "numpy", "onnx")
+SAME_ACC = 1e-6  # the run's test/acc is a float32 mean of per-batch accuracies
+
+
+def default_overrides(header: dict, given: list[str]) -> list[str]:
+    """dataset=<trained on> and data.test_limit=<as measured>, unless `given` sets them."""
+    data, keys = header.get("data", {}), {item.split("=", 1)[0] for item in given}
+    defaults = []
+    if data.get("dataset") and "dataset" not in keys:
+        defaults.append(f"dataset={data['dataset']}")
+    if "data.test_limit" not in keys:
+        limit = data.get("test_limit")
+        defaults.append(f"data.test_limit={'null' if limit is None else int(limit)}")
+    return defaults + given
+
+
+def packed_logits(packed: PackedModel, images: np.ndarray, runtime: str) -> np.ndarray:
+    if runtime == "numpy":
+        from binwrn.export.numpy_runtime import NumpyWRN
+
+        return NumpyWRN(packed).logits(images)
+    if runtime == "onnx":
+        from binwrn.export.onnx_export import onnx_logits, to_onnx
+
+        return onnx_logits(to_onnx(packed), images)
+    if runtime == "torch":
+        from binwrn.export.pack import rebuild_wrn, torch_logits
+
+        return torch_logits(rebuild_wrn(packed), images)
+    raise ConfigError(f"--runtime {runtime} is unknown: use one of {', '.join(RUNTIMES)}.")
+
+
+def evaluate_packed(packed: PackedModel, cfg: DictConfig, runtime: str = "torch",
+                    name: str = "") -> dict:
+    """Accuracy of `packed` on the whole test set `cfg` names."""
+    classes = packed.header["model"]["num_classes"]
+    if cfg.dataset.num_classes != classes:
+        raise ConfigError(f"The packed model has {classes} classes but "
+                          f"dataset={cfg.dataset.name} has {cfg.dataset.num_classes}: pass "
+                          "the data set it was trained on.")
+    _, test = load_data(cfg)
+    predicted = packed_logits(packed, test.model_inputs(), runtime).argmax(axis=1)
+    correct = int((predicted == test.labels).sum())
+    acc = correct / max(len(test), 1)
+    recorded = packed.header.get("source", {}).get("test_acc")
+    return {"file": name, "runtime": runtime, "dataset": cfg.dataset.name, "images": len(test),
+            "correct": correct, "acc": acc, "error_pct": 100.0 * (1.0 - acc),
+            "recorded_acc": recorded,
+            "equals_recorded": recorded is not None and abs(acc - recorded) <= SAME_ACC}

@@ -1,0 +1,98 @@
+"""The inference wiring of McDonnell's WRN, read from a packed header (NumPy only).
+
+The NumPy runtime and the ONNX exporter both walk this list, so the wiring that is not
+PyTorch's lives in one place. It follows binwrn.models.wrn (paper-spec 1.2.2): input BN
+[-> ReLU] -> conv_in; per block BN-ReLU-conv twice on the stream, the skip carrying the
+un-normalised stream (3x3/2 average pool excluding padding + zero channels where the shape
+changes); head BN-ReLU-conv_out, BN without affine, global average pool.
+
+Blocks are found from the layer names (`blocks.<i>.conv1`), so nothing here needs to know how
+depth maps to blocks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from binwrn.errors import DataError
+from binwrn.export.format import PackedModel
+
+TOPOLOGY = "mcdonnell-wrn-preact"
+_BLOCK = re.compile(r"blocks\.(\d+)\.conv1")
+
+
+@dataclass(frozen=True)
+class Op:
+    """One step: kind is batchnorm, relu, conv2d, downsample, add or global_avg_pool."""
+
+    kind: str
+    inputs: tuple[str, ...]
+    output: str
+    layer: dict | None = None  # the header's record of a batchnorm or conv2d layer
+    extra_channels: int = 0  # downsample: zero channels appended after pooling
+
+
+class _Builder:
+    def __init__(self, layers: dict[str, dict]) -> None:
+        self.layers, self.ops, self.count = layers, [], 0
+
+    def add(self, kind: str, *inputs: str, layer: str | None = None, extra: int = 0) -> str:
+        self.count += 1
+        out = f"t{self.count}"
+        if layer is not None and layer not in self.layers:
+            raise DataError(f"The packed header has no layer {layer}: export the model again.")
+        record = self.layers[layer] if layer is not None else None
+        self.ops.append(Op(kind, inputs, out, record, extra))
+        return out
+
+    def bn_relu_conv(self, x: str, bn: str, conv: str) -> str:
+        return self.add("conv2d", self.add("relu", self.add("batchnorm", x, layer=bn)),
+                        layer=conv)
+
+
+def wrn_ops(header: dict, input_name: str = "images", output_name: str = "logits") -> list[Op]:
+    """The forward pass as operations on named values; the last one writes `output_name`."""
+    if header.get("topology") != TOPOLOGY:
+        raise DataError(f"The packed model's topology {header.get('topology')!r} is not "
+                        f"{TOPOLOGY!r}: read it with the binwrn version that wrote it.")
+    layers = {layer["name"]: layer for layer in header["layers"]}
+    blocks = sorted(int(m.group(1)) for n in layers if (m := _BLOCK.fullmatch(n)))
+    g = _Builder(layers)
+    x = g.add("batchnorm", input_name, layer="input_bn")
+    if header["model"].get("input_relu", True):
+        x = g.add("relu", x)
+    x = g.add("conv2d", x, layer="conv_in")
+    for i in blocks:
+        h = g.bn_relu_conv(x, f"blocks.{i}.bn1", f"blocks.{i}.conv1")
+        h = g.bn_relu_conv(h, f"blocks.{i}.bn2", f"blocks.{i}.conv2")
+        conv1 = layers[f"blocks.{i}.conv1"]
+        if conv1["stride"] != 1 or conv1["in_channels"] != conv1["out_channels"]:
+            extra = conv1["out_channels"] - conv1["in_channels"]
+            x = g.add("downsample", x, extra=extra)
+        x = g.add("add", x, h)
+    x = g.add("batchnorm", g.bn_relu_conv(x, "bn_head", "conv_out"), layer="bn_out")
+    g.add("global_avg_pool", x)
+    last = g.ops[-1]
+    g.ops[-1] = Op(last.kind, last.inputs, output_name, last.layer, last.extra_channels)
+    return g.ops
+
+
+def conv_weight(packed: PackedModel, layer: dict) -> np.ndarray:
+    """The weight a conv uses: (2b-1) * alpha for 1-bit layers (alpha rounded to float32,
+    exactly what sign(W) * alpha gives in PyTorch), the stored floats for fp32 layers."""
+    weight = packed.tensors[layer["weight"]]
+    if layer["bits"] == 1:
+        return weight.astype(np.float32) * np.float32(layer["alpha"])
+    return weight
+
+
+def bn_arrays(packed: PackedModel, layer: dict) -> tuple[np.ndarray, ...]:
+    """(mean, var, gamma, beta) as float32; gamma 1 and beta 0 where BN has no affine."""
+    mean, var = packed.tensors[layer["mean"]], packed.tensors[layer["var"]]
+    ones, zeros = np.ones_like(mean), np.zeros_like(mean)
+    gamma = packed.tensors[layer["weight"]] if layer.get("weight") else ones
+    beta = packed.tensors[layer["bias"]] if layer.get("bias") else zeros
+    return mean, var, gamma, beta

@@ -1,0 +1,144 @@
+"""The body of binwrn-export: pack, read back, check the logits, write, log on the run.
+
+The check runs on what a reader of the file gets: the packed bytes are decoded again, an
+inference model is rebuilt from them, and its logits on real test images must equal the
+trained model's in eval mode up to float round-off (paper-spec 1.7); otherwise nothing is
+written. The ONNX graph is built from the same decoded file and checked the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from binwrn.config import build_model, load_data
+from binwrn.errors import ConfigError, DataError
+from binwrn.export.format import FileLayout, decode, encode, write_bytes
+from binwrn.export.pack import pack_wrn, rebuild_wrn, torch_logits, zero_weights
+from binwrn.export.report import size_report_markdown
+from binwrn.export.source import Source
+from binwrn.models import SizeSummary, WideResNet, size_summary
+
+ROUND_OFF = 1e-4  # relative to the largest logit; a wrong bit or BN value moves far more
+
+
+@dataclass
+class ExportResult:
+    summary: SizeSummary
+    layout: FileLayout
+    out: Path | None = None
+    onnx: Path | None = None
+    onnx_bytes: int = 0
+    checks: dict[str, float] = field(default_factory=dict)  # max |logit difference|
+    check_images: int = 0
+    zero_weights: int = 0
+    logged_on: str | None = None
+    report: Path | None = None
+
+
+def check_logits(expected: np.ndarray, got: np.ndarray, what: str) -> float:
+    """Max |difference|; raises DataError beyond float round-off."""
+    diff = float(np.abs(expected - got).max()) if expected.size else 0.0
+    tolerance = ROUND_OFF * max(1.0, float(np.abs(expected).max()) if expected.size else 1.0)
+    if not np.isfinite(diff) or diff > tolerance:
+        raise DataError(f"The {what} logits differ from the trained model's by {diff:.3g} "
+                        f"(round-off allows {tolerance:.3g}) on {len(expected)} test images, "
+                        "so nothing was written: please report this as a bug.")
+    return diff
+
+
+def check_images(cfg: DictConfig, count: int) -> np.ndarray:
+    """Up to `count` real test images of the run's data set (a class-balanced subset)."""
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    limit = cfg.data.get("test_limit")
+    cfg.data.test_limit = count if limit is None else min(limit, count)
+    _, test = load_data(cfg)
+    return test.model_inputs()
+
+
+def _data_info(cfg: DictConfig) -> dict:
+    return {"dataset": cfg.dataset.name, "num_classes": cfg.dataset.num_classes,
+            "image_size": cfg.dataset.get("image_size"), "test_limit": cfg.data.get("test_limit")}
+
+
+def _source_info(source: Source) -> dict:
+    try:
+        version = metadata.version("binwrn")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    info = {"from": source.label, "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "binwrn_version": version}
+    if source.run_id:
+        info |= {"run_id": source.run_id, "tracking_uri": source.tracking_uri}
+    return info | {k.replace("/", "_"): v for k, v in source.recorded.items()}
+
+
+def trained_model(source: Source, kwargs: dict) -> WideResNet:
+    model = WideResNet(**kwargs)
+    try:
+        model.load_state_dict(source.state_dict)
+    except RuntimeError as err:
+        raise DataError(f"The weights of {source.label} do not fit its config "
+                        f"({str(err).splitlines()[-1].strip()}): pass the config of the run "
+                        "that wrote them with --config.") from None
+    return model.eval()
+
+
+def export_model(source: Source, out: Path | None, onnx_path: Path | None,
+                 n_images: int = 100) -> ExportResult:
+    """Pack `source`, verify the file's logits (and ONNX's), then write what was asked."""
+    kwargs = source.model_kwargs()
+    model = trained_model(source, kwargs)
+    blob, layout = encode(pack_wrn(model, kwargs, _data_info(source.cfg), _source_info(source)))
+    unpacked = decode(blob, "the packed model")  # exactly what a reader of the file gets
+    images = check_images(source.cfg, n_images)
+    expected = torch_logits(model, images)
+    result = ExportResult(size_summary(model), layout, check_images=len(images),
+                          zero_weights=zero_weights(model))
+    result.checks["packed"] = check_logits(
+        expected, torch_logits(rebuild_wrn(unpacked), images), "packed model's")
+    if onnx_path is not None:
+        from binwrn.export.onnx_export import onnx_logits, save_onnx, to_onnx
+
+        graph = to_onnx(unpacked)
+        result.checks["onnx"] = check_logits(expected, onnx_logits(graph, images),
+                                             "ONNX model's")
+        result.onnx, result.onnx_bytes = onnx_path, save_onnx(graph, onnx_path)
+    if out is not None:
+        write_bytes(out, blob)
+        result.out = out
+    saved = out or onnx_path
+    if saved is not None:
+        result.report = saved.with_name(saved.stem + ".size_report.md")
+        write_bytes(result.report, size_report_markdown(result.summary, layout).encode())
+    return result
+
+
+def log_export(source: Source, result: ExportResult) -> None:
+    """Size metrics and the report, .bwn and .onnx files as artifacts under export/."""
+    from binwrn.tracking.lookup import log_on_run
+
+    metrics = {**result.summary.metrics(), "export/file_bytes": result.layout.total}
+    files = [(p, "export") for p in (result.out, result.onnx) if p is not None]
+    log_on_run(source.tracking_uri, source.run_id, metrics,
+               {"export/size_report.md": size_report_markdown(result.summary, result.layout)},
+               files)
+    result.logged_on = source.run_id
+
+
+def size_only(cfg: DictConfig) -> tuple[SizeSummary, FileLayout | None]:
+    """Sizes of the (untrained) model `cfg` describes, and the layout of its .bwn file; no
+    layout where the model has nothing to pack (model.bits=32)."""
+    model = build_model(cfg)
+    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items()
+              if k != "_target_"}
+    try:
+        layout = encode(pack_wrn(model, kwargs, _data_info(cfg)))[1]
+    except ConfigError:
+        layout = None
+    return size_summary(model), layout

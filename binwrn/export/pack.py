@@ -1,0 +1,123 @@
+"""A trained PyTorch `WideResNet` <-> `PackedModel` (paper-spec 1.7).
+
+Packing keeps, per conv, the sign of each latent weight (b=1 for W >= 0: a latent weight of
+exactly 0, which sign() maps to 0 in training, is stored as +1 and counted, and the export's
+logit check decides whether that mattered); alpha goes in the header. Per BN layer it keeps
+the running moments (the recomputed ones of paper 1 section 3.2.1) and any affine
+parameters as float32. The rebuilt model uses alpha * (2b - 1), which is bit for bit the
+weight the trained model's forward pass used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from binwrn.errors import ConfigError, DataError
+from binwrn.export.format import PackedModel
+from binwrn.export.graph import TOPOLOGY
+from binwrn.models.binary import BinaryConv2d
+from binwrn.models.wrn import WideResNet
+
+_BN = nn.modules.batchnorm._BatchNorm
+
+
+def check_packable(model: WideResNet, kwargs: dict) -> None:
+    """Refuse what one bit per weight cannot hold, in one sentence each."""
+    convs = model.conv_layers()
+    if not any(conv.bits == 1 for _, conv in convs):
+        raise ConfigError(f"Nothing to pack: model.bits={kwargs.get('bits', 32)} has no 1-bit "
+                          "weights; export a model trained with model.bits=1.")
+    scale = kwargs.get("scale", "he")
+    if scale != "he":
+        raise ConfigError(f"model.scale={scale} takes its scale from the latent weights, which "
+                          "a 1-bit file does not keep: only models trained with model.scale=he "
+                          "can be packed.")
+
+
+def _conv_record(name: str, conv: BinaryConv2d) -> dict:
+    c_out, c_in, k, _ = conv.weight.shape
+    return {"name": name, "type": "conv2d", "weight": f"{name}.weight", "in_channels": c_in,
+            "out_channels": c_out, "kernel_size": k, "stride": conv.stride[0],
+            "padding": conv.padding[0], "bits": conv.bits,
+            **({"alpha": conv.alpha} if conv.bits == 1 else {})}
+
+
+def _bn_record(name: str, bn: _BN) -> dict:
+    return {"name": name, "type": "batchnorm", "channels": bn.num_features, "eps": bn.eps,
+            "mean": f"{name}.running_mean", "var": f"{name}.running_var",
+            "weight": f"{name}.weight" if bn.affine else None,
+            "bias": f"{name}.bias" if bn.affine else None}
+
+
+def _float32(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float32).numpy().copy()
+
+
+def pack_wrn(model: WideResNet, kwargs: dict, data: dict | None = None,
+             source: dict | None = None) -> PackedModel:
+    """The packed form of `model`, built from `kwargs` (the WideResNet arguments)."""
+    check_packable(model, kwargs)
+    layers, tensors = [], {}
+    for name, module in model.named_modules():  # definition order is forward order
+        if isinstance(module, BinaryConv2d):
+            layers.append(_conv_record(name, module))
+            w = module.weight.detach().cpu()
+            tensors[f"{name}.weight"] = (
+                np.where(w.numpy() >= 0, 1, -1).astype(np.int8) if module.bits == 1
+                else _float32(w))
+        elif isinstance(module, _BN):
+            layers.append(_bn_record(name, module))
+            tensors[f"{name}.running_mean"] = _float32(module.running_mean)
+            tensors[f"{name}.running_var"] = _float32(module.running_var)
+            if module.affine:
+                tensors[f"{name}.weight"] = _float32(module.weight)
+                tensors[f"{name}.bias"] = _float32(module.bias)
+    header = {"topology": TOPOLOGY, "model": dict(kwargs), "data": data or {},
+              "source": source or {}, "layers": layers}
+    return PackedModel(header, tensors)
+
+
+def zero_weights(model: WideResNet) -> int:
+    """Latent 1-bit weights that are exactly 0 (stored as +1; see the module docstring)."""
+    return sum(int((conv.weight == 0).sum()) for _, conv in model.conv_layers() if conv.bits == 1)
+
+
+def rebuild_wrn(packed: PackedModel) -> WideResNet:
+    """An eval-mode WideResNet whose 1-bit weights are alpha * (2b - 1) and BN as stored."""
+    try:
+        model = WideResNet(**packed.header["model"])
+    except (TypeError, ConfigError) as err:
+        raise DataError(f"The packed model's architecture cannot be built ({err}): export it "
+                        "again with this binwrn.") from None
+    state, convs = model.state_dict(), dict(model.conv_layers())
+    for layer in packed.header["layers"]:
+        if layer["type"] == "conv2d":
+            conv = convs.get(layer["name"])
+            if conv is None or (layer["bits"] == 1 and layer.get("alpha") != conv.alpha):
+                raise DataError(f"The packed layer {layer['name']} does not match the "
+                                "architecture in its header: export the model again.")
+            weight = packed.tensors[layer["weight"]].astype(np.float32)
+            if layer["bits"] == 1:
+                weight = weight * np.float32(layer["alpha"])
+            state[layer["weight"]] = torch.from_numpy(weight)
+        else:
+            for key in ("mean", "var", "weight", "bias"):
+                if layer.get(key):
+                    state[layer[key]] = torch.from_numpy(packed.tensors[layer[key]].copy())
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise DataError(f"The packed tensors do not fit the architecture in its header "
+                        f"({str(err).splitlines()[-1].strip()}): export it again.") from None
+    return model.eval()
+
+
+@torch.no_grad()
+def torch_logits(model: nn.Module, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """Eval-mode logits of float32 NCHW images, computed on the CPU in batches."""
+    model = model.eval()
+    out = [model(torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size]))).numpy()
+           for i in range(0, len(images), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
