@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ class Outcome:
         return client.search_runs([e.experiment_id for e in experiments]) if experiments else []
 
 
-def binwrn_run(tmp: Path, *overrides: str, timeout: int = 600) -> Outcome:
+def binwrn_run(tmp: Path, *overrides: str, timeout: int = 600, env: dict | None = None) -> Outcome:
     """binwrn-run with its store, artifacts, outputs and cache inside `tmp`."""
     store = tmp / "mlflow.db"
     defaults = {
@@ -39,5 +40,6 @@ def binwrn_run(tmp: Path, *overrides: str, timeout: int = 600) -> Outcome:
     given = {o.split("=", 1)[0] for o in overrides}
     args = [str(BINWRN_RUN), *overrides,
             *(f"{k}={v}" for k, v in defaults.items() if k not in given)]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=tmp)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=tmp,
+                          env={**os.environ, **(env or {})})
     return Outcome(done.returncode, done.stdout, done.stderr, store)

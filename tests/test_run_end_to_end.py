@@ -92,10 +92,15 @@ def test_run_on_real_cifar10_png_subset(tmp_path: Path) -> None:
     assert any(k.startswith("system/") for k in run.data.metrics)
 
 
-def test_multirun_records_one_run_per_job(tmp_path: Path) -> None:
+def test_multirun_records_one_run_per_job_and_no_secret_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    secret = "s3cr3t-token-5f1d2c"
     out = binwrn_run(tmp_path, "-m", "experiment=smoke", "dataset=digits", "model.bits=32,1",
-                     "trainer.max_epochs=1")
+                     "trainer.max_epochs=1", env={"BINWRN_TEST_API_TOKEN": secret})
     assert out.returncode == 0, out.stderr[-3000:]
+    stored = [out.store, *(p for p in (tmp_path / "artifacts").rglob("*") if p.is_file())]
+    assert not [p for p in stored if secret.encode() in p.read_bytes()]
     runs = out.runs()
     assert sorted(r.data.params["model.bits"] for r in runs) == ["1", "32"]
     assert len({r.data.tags["binwrn.config_hash"] for r in runs}) == 2
