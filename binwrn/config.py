@@ -23,7 +23,7 @@ from torch import nn
 from binwrn.data import Augment, ImageSplit, load_splits
 from binwrn.data.arrays import check_batch_size
 from binwrn.errors import BinwrnError
-from binwrn.tracking.store import absolute_uri
+from binwrn.tracking.store import absolute_uri, check_reachable
 from binwrn.train.schedules import build_schedule
 
 # The flat view shown as MLflow params (filterable in the UI); the full tree is an artifact.
@@ -121,6 +121,7 @@ def seed_all(seed: int) -> None:
 def prepare(cfg: DictConfig) -> Prepared:
     """Build and check config values and data, cheapest first; raises BinwrnError."""
     uri = absolute_uri(cfg.tracking.uri)
+    check_reachable(uri)  # before anything asks the store (MLflow retries for minutes)
     seed_all(cfg.seed)
     model, schedule, augment = build_model(cfg), build_schedule_from(cfg), build_augment(cfg)
     train, test = load_data(cfg)
