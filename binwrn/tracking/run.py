@@ -21,6 +21,7 @@ from binwrn.tracking.store import (
     absolute_uri,
     artifact_location,
     check_reachable,
+    open_client,
 )
 
 FAILURE_TAG = "binwrn.failure_reason"
@@ -48,7 +49,7 @@ class TrackedRun:
         self.experiment, self.artifact_root = experiment, artifact_root
         self.run_name, self.tags, self.params = run_name, tags, params
         self.system_metrics_interval = system_metrics_interval
-        self.client = MlflowClient(self.uri)
+        self.client = None  # opened in __enter__, after the reachability check
         self.run_id, self.experiment_id = resume_run_id, None
         self._resumed = resume_run_id is not None
         self._monitor = None
@@ -60,6 +61,7 @@ class TrackedRun:
     def __enter__(self) -> TrackedRun:
         check_reachable(self.uri)
         try:
+            self.client = open_client(self.uri)
             location = artifact_location(self.uri, self.artifact_root, self.experiment)
             self.experiment_id = _experiment_id(self.client, self.experiment, location)
             if self._resumed:  # same config hash, so params are unchanged: log none again
@@ -140,7 +142,7 @@ def find_resumable_run(uri: str, experiment: str, config_hash: str) -> tuple[str
     Unfinished = not FINISHED: RUNNING after a SIGKILL, KILLED after SIGTERM, FAILED after a
     crash. The caller decides whether its checkpoint can be resumed.
     """
-    client = MlflowClient(absolute_uri(uri))
+    client = open_client(absolute_uri(uri))
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None

@@ -8,6 +8,7 @@ Hydra output directory land in the same file.
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -62,3 +63,23 @@ def ui_link(port: int = 5000, experiment_id: str | None = None) -> str:
     if experiment_id is None:
         return base
     return f"{base}#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def open_client(uri: str):
+    """An MlflowClient on `uri` whose store exists and is migrated.
+
+    MLflow creates and migrates a SQLite store on first use; several processes doing that at
+    once collide ("table ... already exists", alembic version mismatch). The first use is
+    therefore serialised with a lock file beside the database; later writes need no lock.
+    """
+    from mlflow import MlflowClient
+
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(uri)
+    database = Path(uri[len("sqlite:///"):])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.init-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client = MlflowClient(uri)
+        client.search_experiments(max_results=1)  # creates and migrates the schema if needed
+    return client
