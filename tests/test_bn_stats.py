@@ -66,7 +66,7 @@ def test_recompute_matches_average_of_batch_moments(start_training):
     assert model.input_bn.running_var.min() > 100.0
 
 
-def test_batches_are_forwarded_in_training_mode_and_stats_used_in_eval():
+def test_batches_are_forwarded_in_training_mode_and_the_mode_is_restored():
     torch.manual_seed(2)
     model = WideResNet(depth=8, width=1, num_classes=10).eval()
     modes = []
@@ -76,14 +76,6 @@ def test_batches_are_forwarded_in_training_mode_and_stats_used_in_eval():
     handle.remove()
     assert modes == [True, True, True]
     assert not model.training
-    # In eval mode the input BN now normalises with the recomputed moments.
-    x = batches[1]
-    rm, rv = model.input_bn.running_mean, model.input_bn.running_var
-    w, b = model.input_bn.weight, model.input_bn.bias
-    expected = (x - rm[None, :, None, None]) / torch.sqrt(rv[None, :, None, None] + 1e-5)
-    expected = expected * w[None, :, None, None] + b[None, :, None, None]
-    with torch.no_grad():
-        assert torch.allclose(model.input_bn(x), expected, atol=1e-4)
 
 
 def test_no_batches_leaves_statistics_alone():
