@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
-from binwrn.terminal import show_config, show_error, show_result
+from binwrn.terminal import show_config, show_error, show_result, show_warning
 
 
 def _conf_dir() -> str:
@@ -48,6 +48,8 @@ def _run_job(cfg: DictConfig) -> float | None:
     show_config(OmegaConf.to_yaml(cfg, resolve=True))
     try:
         prepared = prepare(cfg)  # bad values and data are refused before the slow imports
+        for warning in prepared.warnings:
+            show_warning(warning)
         from binwrn.train.run import train  # Lightning + MLflow: ~20 s on 2 cores
 
         _quiet_libraries()

@@ -109,6 +109,7 @@ class Prepared:
     train: ImageSplit
     test: ImageSplit
     tracking_uri: str
+    warnings: tuple[str, ...] = ()
 
 
 def seed_all(seed: int) -> None:
@@ -125,4 +126,5 @@ def prepare(cfg: DictConfig) -> Prepared:
     seed_all(cfg.seed)
     model, schedule, augment = build_model(cfg), build_schedule_from(cfg), build_augment(cfg)
     train, test = load_data(cfg)
-    return Prepared(model, schedule, augment, train, test, uri)
+    mismatch = schedule.mismatch(cfg.trainer.max_epochs)
+    return Prepared(model, schedule, augment, train, test, uri, (mismatch,) if mismatch else ())

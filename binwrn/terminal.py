@@ -21,6 +21,11 @@ def show_error(message: str, prog: str = "binwrn-run") -> None:
                  soft_wrap=True)
 
 
+def show_warning(message: str) -> None:
+    errors.print(f"[bold yellow]binwrn-run: warning:[/] {message}", highlight=False,
+                 soft_wrap=True)
+
+
 def _mib(n_bytes: float) -> str:
     return f"{n_bytes / 2**20:.3f} MiB"
 

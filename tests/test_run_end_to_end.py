@@ -85,6 +85,7 @@ def test_run_on_real_cifar10_png_subset(tmp_path: Path) -> None:
     _check_run(run, client, {"dataset.name": "cifar10", "model.width": "1",
                              "schedule.name": "sgdr", "bn.learn_affine": "False"}, epochs=1)
     assert "on 1,000 images" in out.stdout
+    assert "warning: trainer.max_epochs=1 stops inside the SGDR cycle of epochs 1-2" in out.stderr
     own = _accuracy_of_checkpoint(tmp_path / "out" / "checkpoints" / "final.ckpt", 8, data,
                                   tmp_path / "cache", limit=1000)
     assert run.data.metrics["test/acc"] == pytest.approx(own, abs=1e-6)

@@ -137,3 +137,15 @@ def test_cosine():
 def test_unknown_schedule():
     with pytest.raises(ConfigError, match="nope"):
         build_schedule("nope", 0.1)
+
+
+def test_schedule_that_does_not_fit_the_trainer_is_named():
+    from binwrn.train.schedules import Cosine, StepDecay
+
+    assert SGDR().mismatch(254) is None and SGDR().mismatch(14) is None
+    message = SGDR().mismatch(100)
+    assert "trainer.max_epochs=100" in message and "63-126" in message
+    assert StepDecay().mismatch(254) is None
+    assert "85, 170" in StepDecay().mismatch(170)
+    assert Cosine(epochs=300).mismatch(300) is None
+    assert "schedule.epochs=300" in Cosine(epochs=300).mismatch(30)

@@ -7,6 +7,8 @@ with t = epochs done including the fraction of the current one, counted after th
 [M] (t = (epoch - start) + j/N, j = 1..N), so the last batch of a cycle runs at lr_min.
 lr_min defaults to 1e-5 as both official codes; the paper text says 1e-4 (open question 1).
 step: lr_max, x0.1 after each milestone (Fig. 6 comparison: 85 and 170).
+A schedule that does not fit `trainer.max_epochs` is trained as asked, with a warning
+(`mismatch`): stopping mid-cycle is a legitimate short run, but rarely what a user meant.
 cosine: one cosine cycle over the whole run (paper 2's recipe).
 """
 
@@ -52,6 +54,18 @@ class SGDR:
         """True when a new cycle begins at the start of this (0-based) epoch, not the first."""
         return epoch > 0 and self.cycle_at(epoch + 1e-9)[0] == epoch
 
+    def mismatch(self, max_epochs: int) -> str | None:
+        start, length = self.cycle_at(max_epochs)
+        if max_epochs == start + length:
+            return None
+        ends, end = [], 0
+        while len(ends) < 8:
+            end = end + self.first_cycle * self.cycle_mult ** len(ends)
+            ends.append(end)
+        return (f"trainer.max_epochs={max_epochs} stops inside the SGDR cycle of epochs "
+                f"{start + 1}-{start + length}, before its learning rate has decayed; cycles "
+                f"end after epochs {', '.join(map(str, ends))}")
+
 
 @dataclass(frozen=True)
 class StepDecay:
@@ -70,6 +84,13 @@ class StepDecay:
     def restarts_at(self, epoch: int) -> bool:
         return False
 
+    def mismatch(self, max_epochs: int) -> str | None:
+        unreached = [m for m in self.milestones if m >= max_epochs]
+        if not unreached:
+            return None
+        return (f"schedule.milestones {list(self.milestones)} include epochs the trainer never "
+                f"reaches (trainer.max_epochs={max_epochs})")
+
 
 @dataclass(frozen=True)
 class Cosine:
@@ -86,6 +107,12 @@ class Cosine:
 
     def restarts_at(self, epoch: int) -> bool:
         return False
+
+    def mismatch(self, max_epochs: int) -> str | None:
+        if self.epochs == max_epochs:
+            return None
+        return (f"schedule.epochs={self.epochs} differs from trainer.max_epochs={max_epochs}: "
+                "the cosine is cut short or ends flat at lr_min")
 
 
 def build_schedule(name: str, lr_max: float, **options):
