@@ -42,10 +42,13 @@ class EpochMetricsToMlflow(pl.Callback):
         self._last_epoch = dict(state.get("last_epoch", {}))
 
     def _log_once(self, metrics: dict[str, float], step: int) -> None:
-        if step not in self.run.logged_steps("train/loss"):
+        if step not in self._logged_steps:
             self.run.log_metrics(metrics, step)
+            self._logged_steps.add(step)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Read the run's steps once (a resumed run may hold some); keep the set locally.
+        self._logged_steps = self.run.logged_steps("train/loss")
         if self._last_epoch:  # resumed: make sure the checkpoint's last epoch is recorded
             metrics = dict(self._last_epoch)
             self._log_once(metrics, int(metrics.pop("step")))
