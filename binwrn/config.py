@@ -38,8 +38,8 @@ CURATED_PARAMS = (
 )
 # Keys that change where things are stored or how fast, not what is trained.
 HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
-                 "data.eval_batch_size", "trainer.accelerator", "trainer.devices", "resume",
-                 "checkpoints")
+                 "data.verify_checksums", "data.eval_batch_size", "trainer.accelerator",
+                 "trainer.devices", "resume", "checkpoints")
 
 
 def curated_params(cfg: DictConfig) -> dict[str, object]:
@@ -94,6 +94,7 @@ def load_data(cfg: DictConfig) -> tuple[ImageSplit, ImageSplit]:
         cfg.dataset.name, d.root, cfg.dataset.num_classes, cfg.dataset.image_size,
         download=d.download, cache_dir=d.cache_dir,
         train_limit=d.train_limit, test_limit=d.test_limit,
+        verify_checksums=d.get("verify_checksums", True),  # absent in older runs' configs
     )
     check_batch_size(d.batch_size, len(train))
     return train, test

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from helpers_data import write_cifar10_pickles, write_cifar100_pickles, write_image_folder
 
+import binwrn.data.cifar_pickle as cifar_pickle
 import binwrn.data.image_folder as image_folder
 from binwrn.data import load_splits
 from binwrn.errors import ConfigError, DataError
@@ -29,9 +31,14 @@ def _expected_images(data: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- CIFAR pickles
 
 
+def _load_own_pickles(*args, **kwargs):
+    """load_splits on the generated pickles, whose MD5 cannot be the official one."""
+    return load_splits(*args, verify_checksums=False, **kwargs)
+
+
 def test_cifar10_round_trip(tmp_path):
     written = write_cifar10_pickles(tmp_path / "data", n_train_per_batch=12, n_test=15, seed=3)
-    train, test = load_splits("cifar10", tmp_path / "data", 10, cache_dir=tmp_path / "cache")
+    train, test = _load_own_pickles("cifar10", tmp_path / "data", 10, cache_dir=tmp_path / "cache")
     assert train.images.shape == (60, 32, 32, 3) and test.images.shape == (15, 32, 32, 3)
     assert train.images.dtype == np.uint8 and train.labels.dtype == np.int64
     for split, name in ((train, "train"), (test, "test")):
@@ -47,14 +54,14 @@ def test_cifar10_round_trip(tmp_path):
 
 def test_cifar10_folder_given_directly(tmp_path):
     written = write_cifar10_pickles(tmp_path / "data", n_train_per_batch=4, n_test=4, seed=1)
-    train, test = load_splits("cifar10", written["folder"], 10, cache_dir=tmp_path / "cache")
+    train, test = _load_own_pickles("cifar10", written["folder"], 10, cache_dir=tmp_path / "cache")
     assert np.array_equal(test.images, _expected_images(written["test_data"]))
     assert len(train) == 20
 
 
 def test_cifar100_round_trip_uses_fine_labels(tmp_path):
     written = write_cifar100_pickles(tmp_path, n_train=120, n_test=40, seed=5)
-    train, test = load_splits("cifar100", tmp_path, 100, cache_dir=tmp_path / "cache")
+    train, test = _load_own_pickles("cifar100", tmp_path, 100, cache_dir=tmp_path / "cache")
     for split, name in ((train, "train"), (test, "test")):
         assert np.array_equal(split.images, _expected_images(written[f"{name}_data"]))
         assert np.array_equal(split.labels, written[f"{name}_labels"])
@@ -64,12 +71,12 @@ def test_cifar100_round_trip_uses_fine_labels(tmp_path):
 def test_cifar_labels_beyond_num_classes(tmp_path):
     write_cifar100_pickles(tmp_path, n_train=100, n_test=100, seed=0)
     with pytest.raises(DataError, match="labels beyond"):
-        load_splits("cifar100", tmp_path, 10, cache_dir=tmp_path / "cache")
+        _load_own_pickles("cifar100", tmp_path, 10, cache_dir=tmp_path / "cache")
 
 
 def test_cifar_train_limit_is_class_balanced(tmp_path):
     written = write_cifar10_pickles(tmp_path, n_train_per_batch=20, n_test=20, seed=2)
-    train, test = load_splits("cifar10", tmp_path, 10, cache_dir=tmp_path / "cache",
+    train, test = _load_own_pickles("cifar10", tmp_path, 10, cache_dir=tmp_path / "cache",
                               train_limit=30, test_limit=10)
     assert len(train) == 30 and len(test) == 10
     assert np.array_equal(np.bincount(train.labels, minlength=10), [3] * 10)
@@ -83,14 +90,14 @@ def test_cifar_train_limit_is_class_balanced(tmp_path):
 
 def test_missing_root_names_data_root(tmp_path):
     with pytest.raises(DataError, match="data.root"):
-        load_splits("cifar10", tmp_path / "nowhere", 10, cache_dir=tmp_path / "cache")
+        _load_own_pickles("cifar10", tmp_path / "nowhere", 10, cache_dir=tmp_path / "cache")
 
 
 def test_missing_train_batch(tmp_path):
     written = write_cifar10_pickles(tmp_path, n_train_per_batch=2, n_test=2)
     (written["folder"] / "data_batch_4").unlink()
     with pytest.raises(DataError, match="data_batch_4"):
-        load_splits("cifar10", tmp_path, 10, cache_dir=tmp_path / "cache")
+        _load_own_pickles("cifar10", tmp_path, 10, cache_dir=tmp_path / "cache")
 
 
 def test_truncated_batch(tmp_path):
@@ -98,7 +105,7 @@ def test_truncated_batch(tmp_path):
     path = written["folder"] / "test_batch"
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(DataError, match="test_batch"):
-        load_splits("cifar10", tmp_path, 10, cache_dir=tmp_path / "cache")
+        _load_own_pickles("cifar10", tmp_path, 10, cache_dir=tmp_path / "cache")
 
 
 def test_pickle_with_forbidden_global_is_refused(tmp_path):
@@ -108,7 +115,7 @@ def test_pickle_with_forbidden_global_is_refused(tmp_path):
     batch = {"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1], "hook": os.system}
     path.write_bytes(pickle.dumps(batch))
     with pytest.raises(DataError, match="data_batch_1"):
-        load_splits("cifar10", tmp_path, 10, cache_dir=tmp_path / "cache")
+        _load_own_pickles("cifar10", tmp_path, 10, cache_dir=tmp_path / "cache")
 
 
 class _Exploit:
@@ -132,8 +139,59 @@ def test_pickle_payload_does_not_run(tmp_path):
 
     (written["folder"] / "test_batch").write_bytes(blob)
     with pytest.raises(DataError, match="test_batch"):
-        load_splits("cifar10", tmp_path, 10, cache_dir=tmp_path / "cache")
+        _load_own_pickles("cifar10", tmp_path, 10, cache_dir=tmp_path / "cache")
     assert not marker.exists()
+
+
+def test_official_md5_table_is_torchvisions():
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    for name, cls in (("cifar10", CIFAR10), ("cifar100", CIFAR100)):
+        assert cifar_pickle.OFFICIAL_MD5[name] == dict(cls.train_list + cls.test_list)
+
+
+def _unpickled_files(monkeypatch) -> list[str]:
+    seen: list[str] = []
+    original = cifar_pickle._load_batch
+    monkeypatch.setattr(cifar_pickle, "_load_batch",
+                        lambda path, key: (seen.append(path.name), original(path, key))[1])
+    return seen
+
+
+@pytest.mark.parametrize("damage", ["truncated", "payload"])
+def test_wrong_md5_is_refused_before_anything_is_unpickled(tmp_path, monkeypatch, damage):
+    written = write_cifar10_pickles(tmp_path, n_train_per_batch=2, n_test=2)
+    folder = written["folder"]
+    # Pretend the generated files are the official ones, so only the damage differs.
+    official = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    monkeypatch.setitem(cifar_pickle.OFFICIAL_MD5, "cifar10", official)
+    marker = tmp_path / "payload_ran"
+    path = folder / "data_batch_3"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:-10])
+    else:
+        path.write_bytes(pickle.dumps({"data": _Exploit(marker), "labels": [0, 1]}))
+    unpickled = _unpickled_files(monkeypatch)
+    with pytest.raises(DataError, match="data_batch_3 has MD5 .*data.verify_checksums=false"):
+        load_splits("cifar10", tmp_path, 10, cache_dir=tmp_path / "cache")
+    assert unpickled == [] and not marker.exists()
+
+
+def test_matching_md5_loads(tmp_path, monkeypatch):
+    written = write_cifar10_pickles(tmp_path, n_train_per_batch=3, n_test=4, seed=9)
+    folder = written["folder"]
+    official = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    monkeypatch.setitem(cifar_pickle.OFFICIAL_MD5, "cifar10", official)
+    unpickled = _unpickled_files(monkeypatch)
+    train, test = load_splits("cifar10", tmp_path, 10, cache_dir=tmp_path / "cache")
+    assert np.array_equal(test.images, _expected_images(written["test_data"]))
+    assert unpickled == [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def test_generated_pickles_fail_the_official_md5_by_default(tmp_path):
+    write_cifar10_pickles(tmp_path, n_train_per_batch=2, n_test=2)
+    with pytest.raises(DataError, match="not the official"):
+        load_splits("cifar10", tmp_path, 10, cache_dir=tmp_path / "cache")
 
 
 # ----------------------------------------------------------------------------- ImageFolder
