@@ -13,18 +13,16 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from binwrn.conf_files import compose, conf_dir
 from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
-from binwrn.terminal import show_config, show_error, show_result, show_warning
-
-
-def _conf_dir() -> str:
-    """conf/ at the top of a checkout, or the copy packed into an installed wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "conf", here / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return str(candidate)
-    raise RuntimeError("binwrn's conf/ folder is missing from this installation.")
-
+from binwrn.terminal import (
+    console_note,
+    show_config,
+    show_error,
+    show_result,
+    show_sweep_summary,
+    show_warning,
+)
 
 _failed_jobs: list[str] = []
 
@@ -40,11 +38,23 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*treespec.*")
 
 
-@hydra.main(version_base="1.3", config_path=_conf_dir(), config_name="config")
+def _write_outcome(output_dir: Path, cfg: DictConfig, status: str, reason: str | None = None,
+                   result: dict | None = None) -> None:
+    """outcome.json in the job's folder: what binwrn-sweep reads back after its launcher."""
+    outcome = {"job": cfg.sweep.job, "status": status, "reason": reason,
+               "run_id": (result or {}).get("run_id"),
+               "test_error_pct": (result or {}).get("test/error_pct")}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "outcome.json").write_text(json.dumps(outcome, indent=2))
+
+
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _run_job(cfg: DictConfig) -> float | None:
     from binwrn.config import prepare
 
     hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    in_sweep = hydra_cfg.mode.name == "MULTIRUN"
     show_config(OmegaConf.to_yaml(cfg, resolve=True))
     try:
         prepared = prepare(cfg)  # bad values and data are refused before the slow imports
@@ -53,13 +63,24 @@ def _run_job(cfg: DictConfig) -> float | None:
         from binwrn.train.run import train  # Lightning + MLflow: ~20 s on 2 cores
 
         _quiet_libraries()
-        result = train(cfg, prepared, Path(hydra_cfg.runtime.output_dir))
+        result = train(cfg, prepared, output_dir)
     except (BinwrnError, Diverged, Interrupted) as err:
         show_error(str(err))
-        if hydra_cfg.mode.name != "MULTIRUN":
+        _write_outcome(output_dir, cfg, "failed", str(err))
+        if not in_sweep:
             sys.exit(2)
         _failed_jobs.append(f"job {hydra_cfg.job.num}: {err}")
         return None
+    except Exception as err:  # a bug in one job must not stop the other jobs of a sweep
+        if not in_sweep:
+            raise
+        logging.getLogger("binwrn").exception("job %s crashed", hydra_cfg.job.num)
+        reason = f"{type(err).__name__}: {err}"
+        show_error(f"{reason} (traceback in {output_dir})")
+        _write_outcome(output_dir, cfg, "failed", reason)
+        _failed_jobs.append(f"job {hydra_cfg.job.num}: {reason}")
+        return None
+    _write_outcome(output_dir, cfg, "finished", result=result)
     show_result(result)
     return result["test/error_pct"]
 
@@ -70,20 +91,6 @@ def run() -> None:
     if _failed_jobs:
         show_error(f"{len(_failed_jobs)} job(s) failed: " + "; ".join(_failed_jobs))
         sys.exit(1)
-
-
-def _compose(overrides: list[str]) -> DictConfig:
-    """The real config under conf/ with Hydra-style overrides, outside a Hydra app."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        with initialize_config_dir(config_dir=_conf_dir(), version_base="1.3"):
-            return compose(config_name="config", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(f"The overrides {' '.join(overrides)} do not compose "
-                          f"({str(err).splitlines()[0]}): fix or drop them.") from None
 
 
 def _export_args() -> argparse.Namespace:
@@ -127,7 +134,7 @@ def export() -> None:
         from binwrn.export.source import load_source
 
         if args.size_only:
-            cfg = _compose(args.items)
+            cfg = compose(args.items)
             summary, layout = job.size_only(cfg)
             if args.markdown:
                 print(report.size_report_markdown(summary, layout), end="")
@@ -171,7 +178,7 @@ def evaluate() -> None:
         from binwrn.export.report import show_evaluation
 
         packed = read_packed(args.file)
-        cfg = _compose(default_overrides(packed.header, args.overrides))
+        cfg = compose(default_overrides(packed.header, args.overrides))
         result = evaluate_packed(packed, cfg, args.runtime, str(args.file))
         if args.json:
             write_bytes(args.json, json.dumps(result, indent=2).encode())
@@ -179,3 +186,76 @@ def evaluate() -> None:
         show_error(str(err), "binwrn-eval")
         sys.exit(2)
     show_evaluation(result)
+
+
+def _sweep_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="binwrn-sweep",
+        description="Run a sweep from sweeps/ as one MLflow parent run with nested jobs; jobs "
+                    "whose identical config already FINISHED are skipped.",
+        epilog="examples: binwrn-sweep p1_fig6_ablation --smoke | binwrn-sweep p1_table1 "
+               "--jobs 4 | binwrn-sweep p1_table1 --launcher slurm hydra.launcher.partition=gpu")
+    parser.add_argument("sweep", help="a sweep name in sweeps/ or a path to a sweep YAML")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="applied to every job (e.g. data.root=...); hydra/launcher=... "
+                             "and hydra.launcher.* go to the launcher")
+    parser.add_argument("--smoke", action="store_true",
+                        help="shrink every job with the sweep's smoke overrides (minutes on "
+                             "a CPU)")
+    parser.add_argument("--force", action="store_true",
+                        help="rerun every job, finished or not, as new runs")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="jobs at once on this machine (Hydra's joblib launcher)")
+    parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                        help="slurm: submit each job with Hydra's submitit launcher "
+                             "(conf/hydra/launcher/slurm.yaml)")
+    parser.add_argument("--no-report", action="store_true", help="skip the closing report")
+    return parser.parse_intermixed_args()
+
+
+def _launcher_overrides(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(launcher overrides, job overrides) from the command line."""
+    launcher = [o for o in args.overrides if o.startswith(("hydra/launcher=", "hydra.launcher."))]
+    jobs = [o for o in args.overrides if o not in launcher]
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs} is not allowed: use 1 or more.")
+    if args.launcher == "slurm":
+        launcher.insert(0, "hydra/launcher=slurm")
+    elif args.jobs > 1:
+        launcher[:0] = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}"]
+    return launcher, jobs
+
+
+def sweep() -> None:
+    """`binwrn-sweep NAME [overrides] [--smoke] [--force] [--jobs N] [--launcher slurm]`."""
+    args = _sweep_args()
+    try:
+        from binwrn.conf_files import sweeps_dir
+        from binwrn.sweeps.driver import SweepRequest, check_request, run_sweep
+        from binwrn.sweeps.spec import load_sweep
+        from binwrn.tracking.store import ui_link
+
+        launcher, overrides = _launcher_overrides(args)
+        request = SweepRequest(load_sweep(args.sweep, sweeps_dir()), smoke=args.smoke,
+                               force=args.force, launcher=launcher, overrides=overrides)
+        check_request(request)
+        report = None if args.no_report else _report_on_parent
+        parent_id, outcomes, _ = run_sweep(request, before_close=report)
+    except BinwrnError as err:
+        show_error(str(err), "binwrn-sweep")
+        sys.exit(2)
+    show_sweep_summary(request.spec.name, outcomes, parent_id, ui_link())
+    if any(o.status == "failed" for o in outcomes):
+        sys.exit(1)
+
+
+def _report_on_parent(uri: str, parent_id: str) -> None:
+    """The sweep's report, printed and logged on its parent; a report problem is a warning."""
+    from binwrn.report import report_sweep
+
+    try:
+        folder = report_sweep(uri, parent_id, Path("reports") / parent_id, log=True)
+    except BinwrnError as err:
+        show_warning(f"no report: {err}")
+        return
+    console_note(f"Report written to {folder} and logged on the parent run.")

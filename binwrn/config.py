@@ -39,7 +39,8 @@ CURATED_PARAMS = (
 # Keys that change where things are stored or how fast, not what is trained.
 HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
                  "data.verify_checksums", "data.eval_batch_size", "trainer.accelerator",
-                 "trainer.devices", "resume", "checkpoints")
+                 "trainer.devices", "resume", "checkpoints", "sweep.name",
+                 "sweep.parent_run_id", "sweep.job", "sweep.smoke")
 
 
 def curated_params(cfg: DictConfig) -> dict[str, object]:
@@ -57,6 +58,8 @@ def config_hash(cfg: DictConfig) -> str:
         for p in parents:
             node = node.get(p, {})
         node.pop(leaf, None)
+    if tree.get("sweep", {}).get("stands_for") is None:
+        tree.pop("sweep", None)  # a plain run: the same hash as before sweeps existed
     blob = json.dumps(tree, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

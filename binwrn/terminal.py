@@ -51,3 +51,26 @@ def show_result(result: dict) -> None:
         table.add_row(key, value)
     console.print(table)
     console.print(f"Browse it: [bold]make ui[/], then open {result['ui_link']}", soft_wrap=True)
+
+
+def show_sweep_summary(name: str, outcomes: list, parent_id: str, link: str) -> None:
+    """One row per job: what it stands for, finished / skipped / failed, and why."""
+    style = {"finished": "green", "skipped": "cyan", "failed": "bold red"}
+    table = Table(title=f"binwrn-sweep: {name}")
+    for column in ("job", "labels", "status", "test error", "run / reason"):
+        table.add_column(column)
+    for o in outcomes:
+        labels = " ".join(f"{k}={v}" for k, v in o.labels.items())
+        error = f"{o.test_error_pct:.2f} %" if o.test_error_pct is not None else ""
+        detail = o.reason if o.status == "failed" else (o.run_id or "")
+        table.add_row(o.job, escape(labels), f"[{style[o.status]}]{o.status}[/]", error,
+                      escape(detail or ""))
+    console.print(table)
+    counts = {s: sum(o.status == s for o in outcomes) for s in style}
+    console.print(f"{counts['finished']} finished, {counts['skipped']} skipped (identical "
+                  f"config already FINISHED), {counts['failed']} failed; parent run "
+                  f"{parent_id}. Browse it: [bold]make ui[/], then open {link}", soft_wrap=True)
+
+
+def console_note(message: str) -> None:
+    console.print(message, soft_wrap=True, highlight=False)

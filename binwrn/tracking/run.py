@@ -11,30 +11,19 @@ import json
 import time
 from pathlib import Path
 
-from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 
 from binwrn.errors import BinwrnError, ConfigError, Interrupted
 from binwrn.tracking.store import (
-    EXPERIMENT_TAGS,
     absolute_uri,
     artifact_location,
     check_reachable,
+    ensure_experiment,
     open_client,
 )
 
 FAILURE_TAG = "binwrn.failure_reason"
-
-
-def _experiment_id(client: MlflowClient, name: str, location: str | None) -> str:
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
-    except MlflowException:  # another process created it first
-        return client.get_experiment_by_name(name).experiment_id
 
 
 class TrackedRun:
@@ -63,7 +52,7 @@ class TrackedRun:
         try:
             self.client = open_client(self.uri)
             location = artifact_location(self.uri, self.artifact_root, self.experiment)
-            self.experiment_id = _experiment_id(self.client, self.experiment, location)
+            self.experiment_id = ensure_experiment(self.client, self.experiment, location)
             if self._resumed:  # same config hash, so params are unchanged: log none again
                 self.client.update_run(self.run_id, status="RUNNING")
                 if FAILURE_TAG in self.client.get_run(self.run_id).data.tags:

@@ -83,3 +83,16 @@ def open_client(uri: str):
         client = MlflowClient(uri)
         client.search_experiments(max_results=1)  # creates and migrates the schema if needed
     return client
+
+
+def ensure_experiment(client, name: str, location: str | None) -> str:
+    """The id of experiment `name`, created (with the UI's training view) if missing."""
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
+    except MlflowException:  # another process created it first
+        return client.get_experiment_by_name(name).experiment_id

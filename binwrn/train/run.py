@@ -58,6 +58,15 @@ def _make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: 
         raise ConfigError(f"Lightning rejected the trainer.* settings: {err}") from None
 
 
+def _sweep_tags(cfg: DictConfig) -> dict[str, str]:
+    """Tags that nest a sweep's job under the sweep's parent run in the MLflow UI."""
+    s = cfg.sweep
+    if not s.parent_run_id:
+        return {}
+    return {"mlflow.parentRunId": s.parent_run_id, "binwrn.sweep": s.name,
+            "binwrn.sweep_job": s.job, "binwrn.smoke": str(bool(s.smoke)).lower()}
+
+
 def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, Path | None]:
     """The unfinished run of this exact config and its last checkpoint, when `resume` is on."""
     if not cfg.resume:
@@ -91,7 +100,9 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         callbacks.append(RichProgressBar())
     trainer = _make_trainer(cfg, callbacks, work_dir, show_progress)  # before the run exists
     tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": digest,
-            "binwrn.output_dir": str(work_dir)}
+            "binwrn.output_dir": str(work_dir), **_sweep_tags(cfg),
+            "binwrn.restarts": ",".join(str(e) for e in range(1, cfg.trainer.max_epochs)
+                                        if prepared.schedule.restarts_at(e))}
     t = cfg.tracking
     with OutputLock(work_dir), TrackedRun(
         prepared.tracking_uri, t.experiment, t.artifact_root, run_name(cfg), tags,
@@ -100,6 +111,8 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         to_mlflow.run = run
         if run.resumed:
             run.client.set_tag(run.run_id, "binwrn.resumed_by", str(output_dir))
+            for key, value in _sweep_tags(cfg).items():  # it nests under the sweep resuming it
+                run.client.set_tag(run.run_id, key, value)
         else:
             _log_config(run, cfg, output_dir)
             run.log_metrics(sizes.metrics(), step=0)

@@ -1,0 +1,42 @@
+"""Where binwrn's shipped YAML lives (conf/, sweeps/), and composing conf/ outside a Hydra app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from binwrn.errors import ConfigError
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _shipped(folder: str, packed_as: str, marker: str) -> Path:
+    """`folder` at the top of a checkout, or its copy packed into an installed wheel."""
+    for candidate in (_PACKAGE.parent / folder, _PACKAGE / packed_as):
+        if (candidate / marker).exists():
+            return candidate
+    raise RuntimeError(f"binwrn's {folder}/ folder is missing from this installation.")
+
+
+def conf_dir() -> Path:
+    return _shipped("conf", "conf", "config.yaml")
+
+
+def sweeps_dir() -> Path:
+    return _shipped("sweeps", "sweep_files", "p1_fig6_ablation.yaml")
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The real config under conf/ with Hydra-style overrides (hydra.searchpath included)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return hydra_compose(config_name="config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(f"The overrides {' '.join(overrides)} do not compose "
+                          f"({str(err).splitlines()[0]}): fix or drop them.") from None
