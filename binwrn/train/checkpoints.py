@@ -68,6 +68,8 @@ class EpochCheckpoints(pl.Callback):
         self.keep_cycle_ends = keep_cycle_ends
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Callbacks run before the module's own epoch-end hook, so check divergence here.
+        getattr(pl_module, "raise_if_diverged", lambda: None)()
         self.folder.mkdir(parents=True, exist_ok=True)
         last = self.folder / LAST
         atomic_save(trainer, last)

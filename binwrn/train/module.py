@@ -79,6 +79,11 @@ class WRNClassifier(pl.LightningModule):
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
 
     def on_train_epoch_end(self) -> None:
+        self.raise_if_diverged()
+
+    def raise_if_diverged(self) -> None:
+        """Also called by the epoch checkpoint before it saves: a diverged state is never
+        checkpointed, so running the same config again starts over instead of resuming it."""
         if bool(self._nonfinite):
             raise Diverged(
                 f"the training loss became NaN or infinite in epoch {self.current_epoch + 1} "

@@ -1,0 +1,144 @@
+"""Sweep files: expansion into jobs, the shipped sweeps compose, and job files mean what the
+overrides say (the end-to-end sweep runs are in test_sweep_end_to_end.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from binwrn.conf_files import compose, conf_dir, sweeps_dir
+from binwrn.config import config_hash
+from binwrn.errors import ConfigError
+from binwrn.sweeps.driver import _duplicates
+from binwrn.sweeps.plan import GROUP, write_plan
+from binwrn.sweeps.spec import load_sweep
+
+SHIPPED = sorted(p.stem for p in sweeps_dir().glob("*.yaml"))
+
+
+def _write(tmp: Path, text: str) -> Path:
+    path = tmp / "s.yaml"
+    path.write_text(text)
+    return path
+
+
+def _composed(tmp: Path, spec, smoke: bool = False) -> dict:
+    jobs = spec.jobs()
+    plan = write_plan(jobs, tmp / "plan", conf_dir(), smoke)
+    extra = spec.smoke if smoke else []
+    return {j.job_id: compose([f"+{GROUP}={j.job_id}", f"hydra.searchpath=[file://{plan}]",
+                               *extra]) for j in jobs}
+
+
+def test_blocks_and_seeds_expand_in_file_order(tmp_path):
+    spec = load_sweep(str(_write(tmp_path, """
+name: t
+overrides: [dataset=digits]
+blocks:
+  - overrides: [model.width=2]
+    grid: {model.bits: [32, 1]}
+  - grid: {schedule: [step]}
+seeds: [0, 5]
+""")), tmp_path)
+    jobs = spec.jobs()
+    assert [j.job_id for j in jobs] == [f"job_{i:03d}" for i in range(6)]
+    assert [j.labels for j in jobs] == [
+        {"model.width": 2, "model.bits": 32, "seed": 0},
+        {"model.width": 2, "model.bits": 32, "seed": 5},
+        {"model.width": 2, "model.bits": 1, "seed": 0},
+        {"model.width": 2, "model.bits": 1, "seed": 5},
+        {"schedule": "step", "seed": 0},
+        {"schedule": "step", "seed": 5},
+    ]
+    assert jobs[3].overrides == ["dataset=digits", "model.width=2", "model.bits=1", "seed=5"]
+
+
+@pytest.mark.parametrize("body, complaint", [
+    ("name: t\ngrid: {model.bits: [1]}\nblocks: []\n", "exactly one of grid or blocks"),
+    ("name: t\ngrid: {model.bits: []}\n", "at least one value"),
+    ("name: t\ngrid: {model.bits: [1]}\nreport: {kind: pie}\n", "report.kind=pie"),
+    ("name: t\ngrid: {model.bits: [1]}\nsmoke: [nonsense]\n", "key=value"),
+    ("name: t\ngird: {model.bits: [1]}\n", "unknown keys gird"),
+    ("name: t\ngrid: {model.bits: [1]}\nseeds: [a]\n", "seeds"),
+    ("[1, 2", "not valid YAML"),
+])
+def test_bad_sweep_files_get_one_sentence(tmp_path, body, complaint):
+    with pytest.raises(ConfigError, match=complaint):
+        load_sweep(str(_write(tmp_path, body)), tmp_path)
+
+
+def test_unknown_sweep_name_lists_the_shipped_ones():
+    with pytest.raises(ConfigError, match="p1_fig6_ablation"):
+        load_sweep("p1_nothing", sweeps_dir())
+
+
+def test_job_files_put_group_choices_in_the_defaults_list(tmp_path):
+    spec = load_sweep(str(_write(tmp_path, """
+name: t
+overrides: [dataset=digits, schedule.lr_min=0.001]
+grid: {schedule: [step], bn: [learned], model.bits: [32]}
+""")), tmp_path)
+    write_plan(spec.jobs(), tmp_path / "plan", conf_dir(), smoke=False)
+    body = yaml.safe_load((tmp_path / "plan" / GROUP / "job_000.yaml").read_text())
+    assert body["defaults"] == [{"override /dataset": "digits"}, {"override /schedule": "step"},
+                                {"override /bn": "learned"}]
+    assert body["model"] == {"bits": 32} and body["sweep"]["job"] == "job_000"
+    (cfg,) = _composed(tmp_path / "c", spec).values()
+    assert (cfg.dataset.name, cfg.schedule.name, cfg.bn.learn_affine) == ("digits", "step", True)
+    assert cfg.schedule.lr_min == 0.001 and cfg.model.bits == 32
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_sweep_composes_with_its_header(name, tmp_path):
+    spec = load_sweep(name, sweeps_dir())
+    assert spec.text.startswith("#") and "Budget" in spec.text  # the header the issue asks for
+    composed = _composed(tmp_path, spec)
+    for job in spec.jobs():
+        cfg = composed[job.job_id]
+        for key, value in job.labels.items():
+            if key in ("dataset", "schedule", "bn"):  # group choices show in their name key
+                key = {"dataset": "dataset.name", "schedule": "schedule.name"}.get(key, key)
+                if key == "bn":
+                    key, value = "bn.learn_affine", value == "learned"
+            assert OmegaConf.select(cfg, key) == value, (job.job_id, key)
+
+
+def test_table1_has_the_papers_26_rows_with_their_epochs(tmp_path):
+    spec = load_sweep("p1_table1", sweeps_dir())
+    composed = _composed(tmp_path, spec)
+    rows = {(c.model.bits, c.model.depth, c.model.width, c.dataset.name, c.data.cutout):
+            c.trainer.max_epochs for c in composed.values()}
+    assert len(rows) == 26
+    assert rows[(1, 20, 10, "cifar10", 18)] == 254 and rows[(32, 20, 4, "cifar100", 0)] == 126
+    assert rows[(1, 20, 20, "cifar100", 0)] == 126 and (1, 20, 20, "cifar10", 0) not in rows
+
+
+def test_fig6_ablation_is_the_papers_8_runs(tmp_path):
+    composed = _composed(tmp_path, load_sweep("p1_fig6_ablation", sweeps_dir()))
+    combos = {(c.model.bits, c.schedule.name, c.bn.learn_affine) for c in composed.values()}
+    assert len(combos) == 8
+    for c in composed.values():
+        assert (c.dataset.name, c.model.depth, c.model.width, c.data.cutout) == \
+            ("cifar100", 20, 4, 0)
+
+
+def test_implementation_ablation_trains_its_shared_baseline_once(tmp_path):
+    spec = load_sweep("p1_implementation", sweeps_dir())
+    composed = _composed(tmp_path, spec)
+    hashes = {job_id: config_hash(cfg) for job_id, cfg in composed.items()}
+    duplicates = _duplicates(spec.jobs(), hashes)
+    assert len(set(hashes.values())) == 11  # 1 baseline + 10 variants
+    assert len(duplicates) == 7 and set(duplicates.values()) == {"job_000"}
+
+
+def test_smoke_rows_stay_distinct_runs(tmp_path):
+    spec = load_sweep("p1_table1", sweeps_dir())
+    composed = _composed(tmp_path, spec, smoke=True)
+    assert {c.model.depth for c in composed.values()} == {8}
+    assert len({config_hash(c) for c in composed.values()}) == 26
+    full = _composed(tmp_path / "full", spec)
+    assert not {config_hash(c) for c in composed.values()} & \
+        {config_hash(c) for c in full.values()}
