@@ -4,8 +4,12 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 PORT ?= 5000
 STORE ?= mlflow.db
+SWEEP ?= p1_fig6_ablation
+yes = $(filter 1 true yes,$(1))
+SWEEP_FLAGS = $(if $(call yes,$(SMOKE)),--smoke) $(if $(call yes,$(FORCE)),--force) \
+  $(if $(JOBS),--jobs $(JOBS)) $(if $(filter slurm,$(LAUNCHER)),--launcher slurm)
 
-.PHONY: help install demo test test-fast lint ui clean
+.PHONY: help install demo test test-fast lint ui clean sweep sweep-ablations report
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -18,6 +22,15 @@ install:  ## create .venv from uv.lock (Python 3.11, torch, Lightning, Hydra, ML
 
 demo: install  ## train fp32 and 1-bit WRN-10-1 on the embedded digits, then show where the runs are
 	$(RUN) binwrn-run -m experiment=demo model.bits=32,1
+
+sweep: install  ## run sweeps/$(SWEEP).yaml; SMOKE=1 shrinks it, FORCE=1 reruns, JOBS=n, ARGS=overrides
+	$(RUN) binwrn-sweep $(SWEEP) $(SWEEP_FLAGS) $(ARGS)
+
+sweep-ablations:  ## paper 1 Fig. 6: {fp32, 1-bit} x {SGDR, step} x {BN learned, fixed} (SMOKE=1 ok)
+	$(MAKE) sweep SWEEP=p1_fig6_ablation
+
+report: install  ## tables and figures of the newest run of sweep $(SWEEP) (binwrn-report)
+	$(RUN) binwrn-report --sweep $(SWEEP)
 
 test: install  ## the whole test suite (CPU, under 15 minutes)
 	$(RUN) pytest -q
@@ -34,4 +47,4 @@ ui: install  ## MLflow UI on 127.0.0.1:$(PORT) over the runs' store (STORE=mlflo
 	  --default-artifact-root $(abspath mlartifacts) --host 127.0.0.1 --port $(PORT)
 
 clean:  ## remove run outputs (keeps mlflow.db and its artifacts)
-	rm -rf outputs multirun .pytest_cache
+	rm -rf outputs multirun reports .pytest_cache
