@@ -18,9 +18,9 @@ def reference_curves(run: RunResult) -> dict[str, dict[int, float] | None]:
 
 
 def convergence_table(rows: list[Row]) -> Table:
-    columns = (Column("run"), Column("epoch", "count"), Column("ours: test error (%)", "error"),
-               Column("Keras (%)", "error"), Column("ours - Keras", "delta"),
-               Column("MATLAB (%)", "error"), Column("ours - MATLAB", "delta"))
+    columns = (Column("run"), Column("epoch", "count"), Column("ours (%)", "error"),
+               Column("Keras (%)", "error"), Column("vs Keras", "delta"),
+               Column("MATLAB (%)", "error"), Column("vs MATLAB", "delta"))
     table_rows = []
     for row in rows:
         for run in row.runs:
@@ -34,7 +34,7 @@ def convergence_table(rows: list[Row]) -> Table:
                                    difference(ours, matlab.get(epoch))))
     return Table("report", "Test error (%) at the ends of SGDR cycles", columns,
                  tuple(table_rows),
-                 note="Keras: the official notebooks' outputs; MATLAB: the stored 1-bit models "
-                      "(spec 1.6). Both are WRN-20-10 with cutout, 254 epochs; '-' where the "
-                      "run is not such a net. The last epoch's value is the final test, after "
-                      "BN statistics are recomputed.")
+                 note="vs: ours minus that curve. Keras: the official notebooks' outputs; "
+                      "MATLAB: the stored 1-bit models (spec 1.6). Both are WRN-20-10 with "
+                      "cutout, 254 epochs; '-' where the run is not such a net. The last "
+                      "epoch's value is the final test, after BN statistics are recomputed.")

@@ -11,8 +11,8 @@ from matplotlib.lines import Line2D
 
 from binwrn.report.convergence import reference_curves
 from binwrn.report.paper import CYCLE_ENDS, FIG1_GAPS
-from binwrn.report.rows import BitsPair, Row, label_text
-from binwrn.report.table1 import DATASETS
+from binwrn.report.rows import BitsPair, Row, label_text, settings_text, varying_settings
+from binwrn.report.table1 import DATASETS, TABLE1_PARAMS
 
 DPI = 110
 
@@ -47,11 +47,11 @@ def error_vs_epoch(rows: list[Row], title: str, path: Path) -> Path:
                     ax.plot(shown, [curve[e] for e in shown], marker, color=colour, ms=8)
     for epoch in sorted({e for row in rows for run in row.runs for e in run.restarts}):
         ax.axvline(epoch, color="0.55", linestyle=":", linewidth=1)
-    handles += [Line2D([], [], color="0.3", label="fp32"),
-                Line2D([], [], color="0.3", linestyle="--", label="1-bit"),
+    handles += [Line2D([], [], color="k", label="fp32"),
+                Line2D([], [], color="k", linestyle="--", label="1-bit"),
                 Line2D([], [], color="0.55", linestyle=":", label="SGDR warm restart")]
     if referenced:
-        handles += [Line2D([], [], color="0.3", marker=m, linestyle="", label=f"{s} (paper)")
+        handles += [Line2D([], [], color="k", marker=m, linestyle="", label=f"{s} (paper)")
                     for s, m in (("Keras", "x"), ("MATLAB", "+"))]
     ax.set(xlabel="epoch", ylabel="test error (%)", title=f"{title}: test error vs epoch")
     ax.set_ylim(bottom=0)
@@ -64,12 +64,15 @@ def gap_vs_width(pairs: list[BitsPair], title: str, path: Path) -> Path:
     """Our 1-bit minus fp32 gaps by width, over the paper's Fig. 1 points (spec 1.6)."""
     fig = Figure(figsize=(8, 5.5), layout="constrained")
     ax = fig.subplots()
+    # A line joins pairs that differ in width alone.
+    others = varying_settings(pairs, ignore=TABLE1_PARAMS)
     series: dict[str, list[tuple[float, float]]] = {}
     for pair in pairs:
         run = pair.sample
         dataset = run.params.get("dataset.name", "?")
         name = (f"ours: {DATASETS.get(dataset, dataset)} depth {run.params.get('model.depth')}"
                 f"{' cutout' if run.cutout else ''}")
+        name += f" ({settings_text(pair, others)})" if others else ""
         series.setdefault(name, []).append((float(run.params.get("model.width", "nan")),
                                             pair.gap))
     for i, (name, points) in enumerate(series.items()):

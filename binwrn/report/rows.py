@@ -83,6 +83,21 @@ class BitsPair:
     def gap(self) -> float:
         return self.one_bit_error - self.fp32_error
 
+    @property
+    def settings(self) -> dict[str, str]:
+        """The params both sides share (all but bits and seed)."""
+        return {k: v for k, v in self.sample.params.items() if k not in (BITS, SEED)}
+
+
+def varying_settings(pairs: list[BitsPair], ignore: tuple[str, ...] = ()) -> list[str]:
+    """Params that tell pairs apart, for labelling them (e.g. schedule and BN in Fig. 6)."""
+    keys = sorted({k for pair in pairs for k in pair.settings if k not in ignore})
+    return [k for k in keys if len({pair.settings.get(k) for pair in pairs}) > 1]
+
+
+def settings_text(pair: BitsPair, keys: list[str]) -> str:
+    return ", ".join(f"{k}={pair.settings.get(k)}" for k in keys)
+
 
 def bits_pairs(runs: tuple[RunResult, ...]) -> list[BitsPair]:
     groups: dict[tuple, dict[int, list[RunResult]]] = {}

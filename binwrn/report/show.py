@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich import box
+from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table as RichTable
 
 from binwrn.report.build import ARTIFACT_FOLDER, Report
@@ -17,12 +19,17 @@ from binwrn.terminal import console
 def show_table(table: Table) -> None:
     shown = RichTable(title=escape(table.title), box=box.SIMPLE_HEAD, title_style="bold")
     for column in table.columns:
+        # Fold, never truncate: a cut-off label would hide which row a number belongs to.
         shown.add_column(escape(column.name), justify="right" if column.numeric else "left",
-                         no_wrap=column.numeric)
+                         no_wrap=column.numeric, overflow="fold")
     for row in table.rows:
         shown.add_row(*(escape(cell_text(v, c)) for v, c in zip(row, table.columns,
                                                                  strict=True)))
-    console.print(shown)
+    if console.is_terminal:
+        console.print(shown)
+    else:  # piped into a file or a log there is no screen to fit: print the table whole
+        natural = Measurement.get(console, console.options.update(width=10_000), shown)
+        Console(width=max(console.width, natural.maximum)).print(shown)
 
 
 def show_report(report: Report, files: list[Path], logged_on: str | None) -> None:

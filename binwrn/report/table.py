@@ -64,8 +64,7 @@ def csv_text(table: Table) -> str:
 
 
 # Every results table shows our final test error as mean, spread and count over seeds.
-RESULT_COLUMNS = (Column("ours: test error (%)", "error"), Column("std", "error"),
-                  Column("n", "count"))
+RESULT_COLUMNS = (Column("ours (%)", "error"), Column("std", "error"), Column("n", "count"))
 
 
 def difference(ours: float | None, paper: float | None) -> float | None:

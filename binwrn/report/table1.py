@@ -8,12 +8,14 @@ not expected to reach the paper's number.
 from __future__ import annotations
 
 from binwrn.report.paper import TABLE1, Table1Entry, table1_entry
-from binwrn.report.rows import BitsPair, Row
+from binwrn.report.rows import BitsPair, Row, settings_text, varying_settings
 from binwrn.report.runs import RunResult
 from binwrn.report.table import RESULT_COLUMNS, Column, Table, difference
 
 DATASETS = {"cifar10": "C10", "cifar100": "C100"}
-PAPER_COLUMNS = (Column("paper (%)", "error"), Column("ours - paper", "delta"))
+# The params the data, net and aug columns already show.
+TABLE1_PARAMS = ("dataset.name", "model.depth", "model.width", "data.cutout")
+PAPER_COLUMNS = (Column("paper (%)", "error"), Column("diff", "delta"))
 
 
 def paper_entry(run: RunResult) -> Table1Entry | None:
@@ -47,8 +49,8 @@ def _paper_order(row: Row) -> tuple:
 
 def table1_table(rows: list[Row], row_keys: tuple[str, ...]) -> Table:
     extra = _ambiguous_keys(rows, row_keys)
-    columns = (Column("weights"), Column("net"), Column("dataset"), Column("aug"),
-               *(Column(k) for k in extra), Column("epochs"), Column("paper epochs"),
+    columns = (Column("weights"), Column("net"), Column("data"), Column("aug"),
+               *(Column(k) for k in extra), Column("epochs"), Column("paper ep."),
                *RESULT_COLUMNS, *PAPER_COLUMNS)
     table_rows = []
     for row in sorted(rows, key=_paper_order):
@@ -63,12 +65,12 @@ def table1_table(rows: list[Row], row_keys: tuple[str, ...]) -> Table:
             entry.epochs if entry else None, mean, std, n, paper, difference(mean, paper)))
     return Table("report", "Paper 1 Table 1: CIFAR test error (%)", columns, tuple(table_rows),
                  note="\"+\": flip and pad/crop; \"++\": with 18x18 cutout. Paper values from "
-                      "spec 1.6; std over seeds (sample standard deviation).")
+                      "spec 1.6; diff = ours - paper; std over seeds (sample standard "
+                      "deviation).")
 
 
 def generic_table(rows: list[Row], row_keys: tuple[str, ...]) -> Table:
-    columns = (*(Column(k) for k in row_keys or ("runs",)), *RESULT_COLUMNS,
-               Column("paper Table 1 (%)", "error"), Column("ours - paper", "delta"))
+    columns = (*(Column(k) for k in row_keys or ("runs",)), *RESULT_COLUMNS, *PAPER_COLUMNS)
     table_rows = []
     for row in rows:
         mean, std, n = row.stats
@@ -77,8 +79,8 @@ def generic_table(rows: list[Row], row_keys: tuple[str, ...]) -> Table:
         labels = [str(v) for _, v in row.label] or [row.text]
         table_rows.append((*labels, mean, std, n, paper, difference(mean, paper)))
     return Table("report", "Final test error (%)", columns, tuple(table_rows),
-                 note="Paper value: the Table 1 cell (spec 1.6) with the same bits, depth-width, "
-                      "data set and cutout, if there is one.")
+                 note="Paper: the Table 1 cell (spec 1.6) with the same bits, depth-width, data "
+                      "set and cutout, if there is one; diff = ours - paper.")
 
 
 def _paper_gap(pair: BitsPair) -> float | None:
@@ -89,18 +91,21 @@ def _paper_gap(pair: BitsPair) -> float | None:
 
 
 def gap_table(pairs: list[BitsPair]) -> Table:
-    columns = (Column("dataset"), Column("net"), Column("aug"), Column("width k"),
-               Column("fp32 (%)", "error"), Column("1-bit (%)", "error"),
-               Column("ours: gap (pp)", "delta"), Column("paper gap (pp)", "delta"),
-               Column("ours - paper", "delta"))
+    others = varying_settings(pairs, ignore=TABLE1_PARAMS)
+    columns = (Column("data"), Column("net"), Column("aug"), Column("k"),
+               *([Column("other settings")] if others else []), Column("fp32 (%)", "error"),
+               Column("1-bit (%)", "error"), Column("gap (pp)", "delta"),
+               Column("paper gap", "delta"), Column("diff", "delta"))
     table_rows = []
     for pair in pairs:
         run, paper = pair.sample, _paper_gap(pair)
         dataset = run.params.get("dataset.name", "?")
         table_rows.append((DATASETS.get(dataset, dataset), _net(run), _aug(run),
-                           run.params.get("model.width", "?"), pair.fp32_error,
+                           run.params.get("model.width", "?"),
+                           *([settings_text(pair, others)] if others else []), pair.fp32_error,
                            pair.one_bit_error, pair.gap, paper, difference(pair.gap, paper)))
     return Table("gap", "1-bit minus fp32 test error (percentage points)", columns,
                  tuple(table_rows),
-                 note="Pairs of runs whose params differ only in model.bits (means over seeds). "
-                      "Paper gap: the difference of the two Table 1 cells (spec 1.6, Fig. 1).")
+                 note="Pairs of runs whose params differ only in model.bits (means over seeds); "
+                      "k is the width. Paper gap: the difference of the two Table 1 cells "
+                      "(spec 1.6, Fig. 1); diff = ours - paper.")
