@@ -1,0 +1,46 @@
+"""The paper's numbers as the report holds them agree with each other and with spec 1.6."""
+
+from __future__ import annotations
+
+import pytest
+
+from binwrn.report.paper import (
+    FIG1_GAPS,
+    KERAS_CURVES,
+    MATLAB_CURVES,
+    TABLE1,
+    reference_curve,
+    table1_entry,
+)
+
+
+def test_table1_cells_are_looked_up_by_bits_net_dataset_and_cutout():
+    assert len(TABLE1) == 26  # 8 rows x 4 columns, less the 6 dashes of the two 20-20 rows
+    assert table1_entry(1, 20, 10, "cifar10", True).error == 3.92  # the headline C10++
+    assert table1_entry(32, 20, 4, "cifar100", False).error == 21.53
+    entry = table1_entry(1, 26, 10, "cifar100", True)
+    assert (entry.error, entry.epochs) == (18.50, 254)
+    assert table1_entry(32, 20, 20, "cifar10", False) is None  # "-" in the paper
+    assert table1_entry(1, 22, 10, "cifar10", True) is None  # only 6n+2 names match
+
+
+@pytest.mark.parametrize("dataset, width, cutout, depth", [
+    ("CIFAR-100", 4, False, 20), ("CIFAR-100", 10, True, 20), ("CIFAR-10", 10, True, 20)])
+def test_fig1_cifar_gaps_are_the_table1_differences(dataset, width, cutout, depth):
+    name = {"CIFAR-10": "cifar10", "CIFAR-100": "cifar100"}[dataset]
+    (point,) = [p for p in FIG1_GAPS if (p.dataset, p.width) == (dataset, width)]
+    one_bit = table1_entry(1, depth, width, name, cutout).error
+    fp32 = table1_entry(32, depth, width, name, cutout).error
+    assert point.gap == pytest.approx(one_bit - fp32, abs=1e-9)
+
+
+def test_learning_curves_become_errors_only_for_20_10_with_cutout():
+    assert reference_curve(KERAS_CURVES, 1, 20, 10, "cifar100", True)[254] == pytest.approx(
+        100 - 81.83)
+    assert reference_curve(MATLAB_CURVES, 1, 20, 10, "cifar10", True)[254] == pytest.approx(3.82)
+    assert reference_curve(MATLAB_CURVES, 32, 20, 10, "cifar10", True) is None
+    assert reference_curve(KERAS_CURVES, 1, 20, 10, "cifar10", False) is None
+    assert reference_curve(KERAS_CURVES, 1, 20, 4, "cifar10", True) is None
+    for curves in (KERAS_CURVES, MATLAB_CURVES):
+        for accuracy in curves.values():  # accuracy only rises from cycle end to cycle end
+            assert list(accuracy) == sorted(accuracy)
