@@ -239,7 +239,8 @@ def sweep() -> None:
         request = SweepRequest(load_sweep(args.sweep, sweeps_dir()), smoke=args.smoke,
                                force=args.force, launcher=launcher, overrides=overrides)
         check_request(request)
-        report = None if args.no_report else _report_on_parent
+        out = Path("reports") / request.spec.name
+        report = None if args.no_report else (lambda uri, pid: _report_on_parent(uri, pid, out))
         parent_id, outcomes, _ = run_sweep(request, before_close=report)
     except BinwrnError as err:
         show_error(str(err), "binwrn-sweep")
@@ -249,13 +250,14 @@ def sweep() -> None:
         sys.exit(1)
 
 
-def _report_on_parent(uri: str, parent_id: str) -> None:
-    """The sweep's report, printed and logged on its parent; a report problem is a warning."""
+def _report_on_parent(uri: str, parent_id: str, out: Path) -> None:
+    """The sweep's report, written to `out` and logged on its parent; a problem is a warning."""
     from binwrn.report import report_sweep
 
     try:
-        folder = report_sweep(uri, parent_id, Path("reports") / parent_id, log=True)
+        folder = report_sweep(uri, parent_id, out, log=True)
     except BinwrnError as err:
         show_warning(f"no report: {err}")
         return
-    console_note(f"Report written to {folder} and logged on the parent run.")
+    console_note(f"Report: {folder}/report.md (tables and figures, also on the parent run "
+                 f"under report/); print it with binwrn-report --sweep {parent_id}")

@@ -4,6 +4,7 @@ and parallel jobs through Hydra's joblib launcher into one SQLite store."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from PIL import Image
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +95,7 @@ def test_sweep_nests_jobs_records_failures_skips_finished_and_forces(tmp_path: P
 
 def test_two_parallel_jobs_land_in_one_new_sqlite_store(tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text(TINY.split("  - overrides: [model.width=0]")[0])
-    out = _sweep(tmp_path, "--no-report", "--jobs", "2")
+    out = _sweep(tmp_path, "--jobs", "2")  # and the closing report
     assert out.returncode == 0, out.stderr[-3000:]
     assert "database is locked" not in out.stdout + out.stderr
     launch = next((tmp_path / "outputs" / "sweeps" / "tiny").glob("*/launch_command.txt"))
@@ -102,3 +104,14 @@ def test_two_parallel_jobs_land_in_one_new_sqlite_store(tmp_path: Path) -> None:
     assert parent.info.status == "FINISHED"
     assert sorted(r.data.params["model.bits"] for r in children) == ["1", "32"]
     assert all(r.info.status == "FINISHED" for r in children)
+
+    report = tmp_path / "reports" / "tiny"
+    with (report / "report.csv").open() as f:
+        rows = {row["model.bits"]: float(row["ours (%)"]) for row in csv.DictReader(f)}
+    assert rows == {r.data.params["model.bits"]: pytest.approx(
+        r.data.metrics["test/error_pct"], abs=0.01) for r in children}
+    with Image.open(report / "error_vs_epoch.png") as png:
+        assert png.format == "PNG" and png.size[0] > 300
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    logged = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report.md", "report.csv", "error_vs_epoch.png"} <= logged
