@@ -9,12 +9,17 @@ from binwrn.report.table import Table, markdown
 from binwrn.report.tables import jobs_summary
 
 
+def counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _header(selection: Selection, n_rows: int) -> str:
-    keys = ", ".join(f"`{k}`" for k in selection.row_keys) or "nothing (all runs share a row)"
+    keys = ", ".join(f"`{k}`" for k in selection.row_keys)
+    rows = f"a row is one combination of {keys}" if keys else "all runs share one row"
     lines = [f"# binwrn report: {selection.title}", "",
              f"- Runs: {selection.source}.",
-             f"- Kind: {selection.kind}; a row is one value of {keys}: {n_rows} rows from "
-             f"{len(selection.runs)} runs (seeds of a row give its mean and spread)."]
+             f"- Kind: {selection.kind}; {rows}: {counted(n_rows, 'row')} from "
+             f"{counted(len(selection.runs), 'run')} (seeds of a row give its mean and spread)."]
     if selection.jobs:
         lines.append(f"- Jobs: {jobs_summary(selection.jobs)}.")
     if selection.smoke:

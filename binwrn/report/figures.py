@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -22,6 +23,13 @@ def _colour(index: int, count: int):
     return palette(index % palette.N)
 
 
+def _axes(width: float, height: float):
+    """A figure on its own Agg canvas (never pyplot's global one) and its axes."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
+
+
 def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=DPI)
     return path
@@ -30,8 +38,7 @@ def _save(fig: Figure, path: Path) -> Path:
 def error_vs_epoch(rows: list[Row], title: str, path: Path) -> Path:
     """Every run's test error by epoch: colour per row, solid fp32, dashed 1-bit, dotted
     verticals after the epochs where SGDR restarted, crosses for the official curves."""
-    fig = Figure(figsize=(10, 5.5), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = _axes(10, 5.5)
     handles, referenced = [], set()
     for i, row in enumerate(rows):
         colour = _colour(i, len(rows))
@@ -62,8 +69,7 @@ def error_vs_epoch(rows: list[Row], title: str, path: Path) -> Path:
 
 def gap_vs_width(pairs: list[BitsPair], title: str, path: Path) -> Path:
     """Our 1-bit minus fp32 gaps by width, over the paper's Fig. 1 points (spec 1.6)."""
-    fig = Figure(figsize=(8, 5.5), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = _axes(8, 5.5)
     # A line joins pairs that differ in width alone.
     others = varying_settings(pairs, ignore=TABLE1_PARAMS)
     series: dict[str, list[tuple[float, float]]] = {}
@@ -103,8 +109,7 @@ def error_bars(rows: list[Row], title: str, path: Path) -> Path:
     groups = list(dict.fromkeys(row.label[:split] for row in rows))
     hues = list(dict.fromkeys(row.label[split:] for row in rows))
     width = 0.8 / len(hues)
-    fig = Figure(figsize=(max(6.0, 1.4 * len(groups) + 2), 5), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = _axes(max(6.0, 1.4 * len(groups) + 2), 5)
     for h, hue in enumerate(hues):
         members = [(groups.index(row.label[:split]), row) for row in rows
                    if row.label[split:] == hue]

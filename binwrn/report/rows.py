@@ -47,10 +47,6 @@ class Row:
     def text(self) -> str:
         return ", ".join(label_text(k, v) for k, v in self.label) or "all runs"
 
-    def at_epoch(self, epoch: int) -> float | None:
-        values = [r.curve[epoch] for r in self.runs if epoch in r.curve]
-        return spread(values)[0] if len(values) == len(self.runs) else None
-
 
 def group_rows(runs: tuple[RunResult, ...], keys: tuple[str, ...]) -> list[Row]:
     """One row per combination of the keys' values, in the order rows first appear."""

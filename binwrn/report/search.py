@@ -11,9 +11,9 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from binwrn.errors import ConfigError
-from binwrn.report.paper import table1_entry
 from binwrn.report.runs import RunResult, read_run
 from binwrn.report.selection import Selection
+from binwrn.report.table1 import paper_entry
 
 PARENT_ROLE = ("binwrn.sweep_role", "parent")
 # Params that name a Table 1 cell (with the epoch budget, which may be shortened).
@@ -62,9 +62,7 @@ def differing_params(runs: list[Run]) -> list[str]:
 
 def looks_like_table1(results: list[RunResult], row_keys: tuple[str, ...]) -> bool:
     """Every run is a Table 1 cell, and rows differ only in what names a cell."""
-    return set(row_keys) <= set(TABLE1_KEYS) and all(
-        table1_entry(r.bits, r.int_param("model.depth"), r.int_param("model.width"),
-                     r.params.get("dataset.name"), r.cutout) for r in results)
+    return set(row_keys) <= set(TABLE1_KEYS) and all(paper_entry(r) for r in results)
 
 
 def _natural(value: object) -> tuple:
@@ -96,7 +94,7 @@ def runs_selection(client: MlflowClient, uri: str, experiment: str | None,
     kind = "table1" if looks_like_table1(results, row_keys) else "generic"
     notes = tuple(f"Run {r.run_id} ({r.name}) has no test/error_pct and is left out."
                   for r in results if r.final_error is None)
-    source = (f"{len(found)} finished runs of {where}"
+    source = (f"{len(found)} finished run{'' if len(found) == 1 else 's'} of {where}"
               + (f" matching `{filter_string}`" if filter_string else "") + f" in `{uri}`")
     return Selection(
         title=experiment or "filtered runs", kind=kind, row_keys=row_keys,

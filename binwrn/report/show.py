@@ -11,6 +11,7 @@ from rich.measure import Measurement
 from rich.table import Table as RichTable
 
 from binwrn.report.build import ARTIFACT_FOLDER, Report
+from binwrn.report.document import counted
 from binwrn.report.table import Table, cell_text
 from binwrn.report.tables import jobs_summary
 from binwrn.terminal import console
@@ -35,7 +36,8 @@ def show_table(table: Table) -> None:
 def show_report(report: Report, files: list[Path], logged_on: str | None) -> None:
     selection = report.selection
     console.print(f"[bold]binwrn-report: {escape(selection.title)}[/] ({selection.kind}; "
-                  f"{len(report.rows)} rows from {len(selection.runs)} runs)", soft_wrap=True)
+                  f"{counted(len(report.rows), 'row')} from "
+                  f"{counted(len(selection.runs), 'run')})", soft_wrap=True)
     for table in report.tables:
         if table.name != "jobs":  # the whole list is in report.md; here only what went wrong
             show_table(table)

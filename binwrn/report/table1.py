@@ -18,9 +18,10 @@ TABLE1_PARAMS = ("dataset.name", "model.depth", "model.width", "data.cutout")
 PAPER_COLUMNS = (Column("paper (%)", "error"), Column("diff", "delta"))
 
 
-def paper_entry(run: RunResult) -> Table1Entry | None:
-    return table1_entry(run.bits, run.int_param("model.depth"), run.int_param("model.width"),
-                        run.params.get("dataset.name"), run.cutout)
+def paper_entry(run: RunResult, bits: int | None = None) -> Table1Entry | None:
+    """The run's Table 1 cell, or that of the same net and data with other `bits`."""
+    return table1_entry(bits or run.bits, run.int_param("model.depth"),
+                        run.int_param("model.width"), run.params.get("dataset.name"), run.cutout)
 
 
 def _net(run: RunResult) -> str:
@@ -84,10 +85,8 @@ def generic_table(rows: list[Row], row_keys: tuple[str, ...]) -> Table:
 
 
 def _paper_gap(pair: BitsPair) -> float | None:
-    run = pair.sample
-    cells = [table1_entry(bits, run.int_param("model.depth"), run.int_param("model.width"),
-                          run.params.get("dataset.name"), run.cutout) for bits in (1, 32)]
-    return cells[0].error - cells[1].error if all(cells) else None
+    one_bit, fp32 = paper_entry(pair.sample, 1), paper_entry(pair.sample, 32)
+    return one_bit.error - fp32.error if one_bit and fp32 else None
 
 
 def gap_table(pairs: list[BitsPair]) -> Table:
