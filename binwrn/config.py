@@ -24,6 +24,7 @@ from binwrn.data import Augment, ImageSplit, load_splits
 from binwrn.data.arrays import check_batch_size
 from binwrn.errors import BinwrnError
 from binwrn.tracking.store import absolute_uri, check_reachable
+from binwrn.train.fast_path import FastPath
 from binwrn.train.schedules import build_schedule
 
 # The flat view shown as MLflow params (filterable in the UI); the full tree is an artifact.
@@ -39,7 +40,7 @@ CURATED_PARAMS = (
 # Keys that change where things are stored or how fast, not what is trained.
 HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
                  "data.verify_checksums", "data.eval_batch_size", "trainer.accelerator",
-                 "trainer.devices", "resume", "checkpoints", "sweep.name",
+                 "trainer.devices", "resume", "checkpoints", "speed", "sweep.name",
                  "sweep.parent_run_id", "sweep.job", "sweep.smoke")
 
 
@@ -113,6 +114,7 @@ class Prepared:
     train: ImageSplit
     test: ImageSplit
     tracking_uri: str
+    fast_path: FastPath
     warnings: tuple[str, ...] = ()
 
 
@@ -130,5 +132,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     seed_all(cfg.seed)
     model, schedule, augment = build_model(cfg), build_schedule_from(cfg), build_augment(cfg)
     train, test = load_data(cfg)
+    fast_path = FastPath.from_config(cfg.speed, cfg.trainer.accelerator)
     mismatch = schedule.mismatch(cfg.trainer.max_epochs)
-    return Prepared(model, schedule, augment, train, test, uri, (mismatch,) if mismatch else ())
+    return Prepared(model, schedule, augment, train, test, uri, fast_path,
+                    (mismatch,) if mismatch else ())

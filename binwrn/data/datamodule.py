@@ -7,7 +7,7 @@ processes); they reach the training device as uint8 and are converted and augmen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import lightning.pytorch as pl
 import torch
@@ -39,12 +39,14 @@ class DeviceAugmentedData(pl.LightningDataModule):
     def __init__(
         self, train: ImageSplit, test: ImageSplit, batch_size: int = 125,
         augment: Augment | None = None, eval_batch_size: int = 500,
+        layout: Callable[[torch.Tensor], torch.Tensor] = lambda images: images,
     ) -> None:
         super().__init__()
         check_batch_size(batch_size, len(train))
         self.train_set, self.test_set = _tensors(train), _tensors(test)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.augment = augment or Augment(flip=False, pad=0)
+        self.layout = layout  # e.g. channels-last on the fast path
 
     def train_dataloader(self) -> DataLoader:
         return _batches(self.train_set, self.batch_size, shuffle=True, drop_last=True)
@@ -58,7 +60,7 @@ class DeviceAugmentedData(pl.LightningDataModule):
         """uint8 -> float 0-255 on the batch's device, augmented when training."""
         images, labels = batch
         images = images.float()
-        return (self.augment(images) if training else images), labels
+        return self.layout(self.augment(images) if training else images), labels
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         return self.prepare(batch, training=self.trainer.training)

@@ -31,7 +31,9 @@ from binwrn.train.checkpoints import (
     RandomState,
     resumable_checkpoint,
 )
+from binwrn.train.fast_path import resolve_precision
 from binwrn.train.module import WRNClassifier
+from binwrn.train.startup import FirstStepClock
 
 
 def _log_config(run: TrackedRun, cfg: DictConfig, output_dir: Path) -> None:
@@ -51,7 +53,9 @@ def _recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> Non
 def _make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: bool):
     """Lightning's Trainer from `trainer.*`; a value Lightning rejects is the user's to fix."""
     try:
-        return pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), logger=False,
+        settings = OmegaConf.to_container(cfg.trainer, resolve=True)
+        settings["precision"] = resolve_precision(settings["precision"], cfg.trainer.accelerator)
+        return pl.Trainer(**settings, logger=False,
                           callbacks=callbacks, default_root_dir=output_dir,
                           enable_progress_bar=progress)
     except (MisconfigurationException, TypeError, ValueError) as err:
@@ -79,12 +83,12 @@ def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, P
 def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
     """Fit (or resume), recompute BN statistics, test on the whole test set."""
     started = time.perf_counter()
-    model, o, d = prepared.model, cfg.optim, cfg.data
+    model, o, d = prepared.fast_path.apply(prepared.model), cfg.optim, cfg.data
     classifier = WRNClassifier(model, prepared.schedule, momentum=o.momentum,
                                weight_decay=o.weight_decay, nesterov=o.nesterov,
                                reset_momentum=o.reset_momentum_at_restart)
     data = DeviceAugmentedData(prepared.train, prepared.test, d.batch_size, prepared.augment,
-                               d.eval_batch_size)
+                               d.eval_batch_size, layout=prepared.fast_path.images)
     sizes = size_summary(model)
     digest = config_hash(cfg)
     resume_id, checkpoint = _resume_point(cfg, prepared.tracking_uri, digest)
@@ -93,7 +97,8 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
     work_dir = checkpoint.parent.parent if checkpoint else output_dir
     to_mlflow = EpochMetricsToMlflow()
     # A cycle ends after `n` epochs when the next (0-based index n) restarts.
-    callbacks = [to_mlflow, RandomState(),
+    clock = FirstStepClock()
+    callbacks = [to_mlflow, clock, RandomState(),
                  EpochCheckpoints(work_dir / "checkpoints", prepared.schedule.restarts_at,
                                   cfg.checkpoints.keep_cycle_ends)]
     if show_progress:
@@ -127,7 +132,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         if t.log_checkpoint:
             run.log_artifact(final, "checkpoints")
         wall = time.perf_counter() - started
-        run.log_metrics({"time/wall_s": wall}, step=trainer.current_epoch)
+        run.log_metrics({"time/wall_s": wall, **clock.metrics()}, step=trainer.current_epoch)
     return {
         **sizes.metrics(), "test/acc": scores["test/acc"],
         "test/error_pct": 100.0 * (1.0 - scores["test/acc"]), "test_images": len(data.test_set),

@@ -1,0 +1,66 @@
+"""The switches of the fast path (`speed.*`, `trainer.precision=auto`), resolved for a device.
+
+Each is on where it helps and off where it does not (README, "Speed"):
+- bf16 autocast with fp32 master weights on a CUDA GPU that supports bf16 (a deviation from
+  the paper's fp32 arithmetic; `trainer.precision=32-true` restores it), fp32 elsewhere;
+- channels-last memory format on CUDA (tensor-core convolutions want NHWC), not on a CPU,
+  where oneDNN is as fast or faster with NCHW at these sizes (measured by `make bench`);
+- `torch.compile` of the network on CUDA; on a CPU the compile time (minutes on 2 cores)
+  outweighs the gain for every run short enough to be run on a CPU.
+The data path (uint8 resident on the device, augmented there per batch, no workers) and the
+per-epoch metric reads (no host sync per step) are always on: they have no downside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from binwrn.errors import ConfigError
+
+SWITCH_VALUES = ("auto", True, False)
+
+
+def _on_cuda(accelerator: str) -> bool:
+    return torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+
+
+def _switch(value, name: str, accelerator: str) -> bool:
+    if value not in SWITCH_VALUES:
+        raise ConfigError(f"speed.{name}={value} is not allowed: use auto, true or false.")
+    return _on_cuda(accelerator) if value == "auto" else bool(value)
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """`auto`: bf16 autocast (fp32 weights) on a bf16-capable GPU, else full fp32."""
+    if str(precision) != "auto":
+        return str(precision)
+    if _on_cuda(accelerator) and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+@dataclass(frozen=True)
+class FastPath:
+    channels_last: bool
+    compile: bool
+
+    @classmethod
+    def from_config(cls, speed, accelerator: str) -> FastPath:
+        return cls(channels_last=_switch(speed.channels_last, "channels_last", accelerator),
+                   compile=_switch(speed.compile, "compile", accelerator))
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        """In place, so parameter names and checkpoints are those of the plain model."""
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if self.compile:
+            model.compile()  # nn.Module.compile keeps the state_dict keys unprefixed
+        return model
+
+    def images(self, images: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
