@@ -9,7 +9,7 @@ yes = $(filter 1 true yes,$(1))
 SWEEP_FLAGS = $(if $(call yes,$(SMOKE)),--smoke) $(if $(call yes,$(FORCE)),--force) \
   $(if $(JOBS),--jobs $(JOBS)) $(if $(filter slurm,$(LAUNCHER)),--launcher slurm)
 
-.PHONY: help install demo test test-fast lint ui clean sweep sweep-ablations report
+.PHONY: help install demo test test-fast lint ui clean sweep sweep-ablations report bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ sweep-ablations:  ## paper 1 Fig. 6: {fp32, 1-bit} x {SGDR, step} x {BN learned,
 
 report: install  ## tables and figures of the newest run of sweep $(SWEEP) (binwrn-report)
 	$(RUN) binwrn-report --sweep $(SWEEP)
+
+bench: install  ## binwrn vs plain PyTorch, 1-bit vs fp32 step times (QUICK=1: a CPU subset) -> docs/benchmarks.md
+	$(RUN) binwrn-bench $(if $(call yes,$(QUICK)),--quick) $(ARGS)
 
 test: install  ## the whole test suite (CPU, under 15 minutes)
 	$(RUN) pytest -q

@@ -1,0 +1,78 @@
+"""`binwrn-bench [--quick]`: measure, print the table, record it in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+DOC_HEADER = """# Benchmarks
+
+Written by `make bench` (`binwrn-bench`); newest first. Each section names its command,
+device, library versions and date. Ratios compare two measurements from the same run; an
+absolute time means something only on the device named. "binwrn" is the Lightning path
+`binwrn-run` trains with; "plain" is a minimal PyTorch loop in the bench with the same model,
+data, on-device augmentation, optimizer and precision. Model TFLOP/s count the convolutions'
+multiply-adds (2 FLOPs each) x 3 for a training step.
+
+"""
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="binwrn-bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="depth 10, widths 1 and 4 only (a CPU in a few minutes)")
+    parser.add_argument("--depths", type=int, nargs="+")
+    parser.add_argument("--widths", type=int, nargs="+")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per case")
+    parser.add_argument("--batch-size", type=int, default=125)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--no-startup", action="store_true",
+                        help="skip the command-to-first-step measurement")
+    return parser.parse_args()
+
+
+def _record(doc: Path, section: str) -> None:
+    old = doc.read_text().removeprefix(DOC_HEADER) if doc.is_file() else ""
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(DOC_HEADER + section + "\n" + old)
+
+
+def main() -> None:
+    args = _args()
+    import torch
+    from rich.table import Table
+
+    from binwrn.bench import report, run
+    from binwrn.bench.flops import measured_peak_tflops
+    from binwrn.terminal import console
+
+    grid = run.QUICK if args.quick else run.FULL
+    depths, widths = args.depths or grid["depths"], args.widths or grid["widths"]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    peak = measured_peak_tflops(device)
+    console.print(f"binwrn-bench on {run.environment(device)['device']}: depths {depths}, "
+                  f"widths {widths}, fp32 and 1-bit, {args.steps} timed steps each")
+    results = run.run_grid(depths, widths, args.steps, args.batch_size, device,
+                           on_result=lambda r: console.print(
+                               f"  {r.case.depth}-{r.case.width} {r.case.bits}-bit: "
+                               f"{r.binwrn.ms_per_step:.1f} ms/step (plain "
+                               f"{r.plain.ms_per_step:.1f}, ratio {r.ratio:.3f})"))
+    first_step = None if args.no_startup else run.time_to_first_step(
+        Path(tempfile.mkdtemp(prefix="binwrn-bench-")))
+    table = Table(title="binwrn-bench")
+    for column in report.HEADER:
+        table.add_column(column, justify="right")
+    for row in report.rows(results, peak):
+        table.add_row(*row)
+    console.print(table)
+    for (d, w), ratio in run.one_bit_over_fp32(results).items():
+        console.print(f"1-bit / fp32 step time, {d}-{w}: {ratio:.3f}")
+    if first_step is not None:
+        console.print(f"command to first step: {first_step:.1f} s")
+    command = "binwrn-bench " + shlex.join(sys.argv[1:])
+    _record(args.out, report.markdown(results, run.environment(device), command, peak,
+                                      first_step))
+    console.print(f"recorded in {args.out}")

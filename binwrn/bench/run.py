@@ -1,0 +1,108 @@
+"""`binwrn-bench`: the grid of cases, the startup measurement, and the Markdown record.
+
+Every ratio it reports is between two measurements of the same run on the same machine
+(binwrn vs plain loop, 1-bit vs fp32), so they mean something on a busy CPU too; absolute
+times mean something only with the device named beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import date
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from binwrn.bench.flops import train_step_flops_per_image
+from binwrn.bench.measure import Case, Timing, lightning_path, plain_loop
+from binwrn.conf_files import compose
+from binwrn.config import build_augment, build_model, seed_all
+from binwrn.tracking.provenance import device_name
+from binwrn.train.fast_path import FastPath
+
+QUICK = {"depths": [10], "widths": [1, 4]}
+FULL = {"depths": [10, 20, 26], "widths": [1, 4, 10]}
+
+
+@dataclass
+class Result:
+    case: Case
+    binwrn: Timing
+    plain: Timing
+    step_flops: float  # per batch
+
+    @property
+    def ratio(self) -> float:
+        return self.binwrn.ms_per_step / self.plain.ms_per_step
+
+    def tflops(self) -> float:
+        return self.step_flops / (self.binwrn.ms_per_step / 1000) / 1e12
+
+
+def _model(case: Case):
+    cfg = compose([f"model.depth={case.depth}", f"model.width={case.width}",
+                   f"model.bits={case.bits}"])
+    seed_all(0)
+    return build_model(cfg), build_augment(cfg), cfg
+
+
+def measure(case: Case, device: torch.device) -> Result:
+    model, augment, cfg = _model(case)
+    fast = FastPath.from_config(cfg.speed, "gpu" if device.type == "cuda" else "cpu")
+    flops = train_step_flops_per_image(model) * case.batch_size
+    plain = plain_loop(fast.apply(model), case, device, fast, augment)
+    model, augment, _ = _model(case)  # the same initial weights for the Lightning path
+    binwrn = lightning_path(fast.apply(model), case, device, fast, augment)
+    return Result(case, binwrn, plain, flops)
+
+
+def time_to_first_step(work: Path) -> float | None:
+    """`binwrn-run` as a user starts it; the second of two runs, so the data cache is warm."""
+    seconds = None
+    for attempt in range(2):
+        out = work / f"run{attempt}"
+        command = [str(Path(sys.executable).with_name("binwrn-run")), "experiment=smoke",
+                   "dataset=digits", "trainer.max_epochs=1", f"tracking.uri=sqlite:///{work}/m.db",
+                   f"tracking.artifact_root={work}/a", f"hydra.run.dir={out}",
+                   f"data.cache_dir={work}/cache", "tracking.log_checkpoint=false"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        outcome = out / "outcome.json"
+        if done.returncode != 0 or not outcome.is_file():
+            return None
+        from mlflow import MlflowClient
+
+        run_id = json.loads(outcome.read_text())["run_id"]
+        metrics = MlflowClient(f"sqlite:///{work}/m.db").get_run(run_id).data.metrics
+        seconds = metrics.get("time/to_first_step_s")
+    return seconds
+
+
+def run_grid(depths: list[int], widths: list[int], steps: int, batch_size: int,
+             device: torch.device, on_result=None) -> list[Result]:
+    results = []
+    for depth in depths:
+        for width in widths:
+            for bits in (32, 1):
+                case = Case(depth, width, bits, batch_size, steps)
+                results.append(measure(case, device))
+                if on_result:
+                    on_result(results[-1])
+    return results
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    versions = {name: metadata.version(name) for name in ("torch", "lightning", "binwrn")}
+    return {"device": device_name("gpu" if device.type == "cuda" else "cpu"),
+            "threads": str(torch.get_num_threads()), "python": platform.python_version(),
+            "date": date.today().isoformat(), **versions}
+
+
+def one_bit_over_fp32(results: list[Result]) -> dict[tuple[int, int], float]:
+    by_case = {(r.case.depth, r.case.width, r.case.bits): r for r in results}
+    return {(d, w): by_case[(d, w, 1)].binwrn.ms_per_step / by_case[(d, w, 32)].binwrn.ms_per_step
+            for (d, w, bits) in by_case if bits == 32 and (d, w, 1) in by_case}
