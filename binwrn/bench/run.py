@@ -61,7 +61,7 @@ def measure(case: Case, device: torch.device, rounds: int = 2) -> Result:
         for name, path in (("plain", plain_loop), ("binwrn", lightning_path)):
             model, augment, _ = _model(case)  # the same initial weights every time
             timings[name].append(path(fast.apply(model), case, device, fast, augment))
-    flops = train_step_flops_per_image(model) * case.batch_size
+    flops = train_step_flops_per_image(_model(case)[0]) * case.batch_size  # uncompiled
     best = {name: min(ts, key=lambda t: t.ms_per_step) for name, ts in timings.items()}
     return Result(case, best["binwrn"], best["plain"], flops)
 
