@@ -70,6 +70,9 @@ def config_hash(cfg: DictConfig) -> str:
         parent, leaf = _parent(tree, dotted), dotted.rsplit(".", 1)[-1]
         if leaf in parent and parent[leaf] == paper1_value:
             del parent[leaf]
+    model = tree.get("model", {})
+    if isinstance(model.get("temperature"), int) and not isinstance(model["temperature"], bool):
+        model["temperature"] = float(model["temperature"])  # T=40 (a sweep's) is T=40.0
     if tree.get("sweep", {}).get("stands_for") is None:
         tree.pop("sweep", None)  # a plain run: the same hash as before sweeps existed
     blob = json.dumps(tree, sort_keys=True, default=str)
