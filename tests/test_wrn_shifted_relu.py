@@ -257,3 +257,33 @@ def test_bn_recomputation_updates_the_input_bn_only():
     torch.testing.assert_close(model.input_bn.running_mean, pixels.mean(dim=1), rtol=1e-4,
                                atol=1e-3)
     assert model.eval()(raw_images(2)).shape == (2, 10)
+
+
+@pytest.mark.slow
+def test_smoke_run_of_the_shifted_relu_net_trains_tracks_and_exports(tmp_path):
+    """binwrn-run and binwrn-export as a user runs them (subprocesses): the run finishes with
+    paper 2's settings recorded, and its packed file gives the trained model's logits."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from e2e import binwrn_run
+
+    done = binwrn_run(tmp_path, "experiment=smoke", "dataset=digits", "model.norm=shifted_relu")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = done.runs()
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert (params["model.norm"], params["model.temperature"], params["model.input_relu"]) == \
+        ("shifted_relu", "40.0", "False")
+    assert run.info.run_name == "digits-wrn8-1-1bit-sgdr-srelu-T40-cutout18"
+    assert 0.0 <= run.data.metrics["test/acc"] <= 1.0
+    assert math.isfinite(run.data.metrics["train/loss"])
+
+    exported = subprocess.run(
+        [str(Path(sys.executable).with_name("binwrn-export")), run.info.run_id, "--out",
+         "m.bwn", "--onnx", "m.onnx", "--no-log"], capture_output=True, text=True,
+        cwd=tmp_path, timeout=300)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert "packed max |diff| 0" in exported.stdout  # and ONNX within round-off, or it fails
+    assert (tmp_path / "m.bwn").stat().st_size > 74_800 / 8
