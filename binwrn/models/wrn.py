@@ -11,7 +11,8 @@ norm="shifted_relu" (paper 2, as the official Keras `resnet_srelu`): every inter
 pair becomes the shifted ReLU max(x, -1); the input BN stays and feeds conv 1 directly;
   blocks: h = conv3x3(sReLU(x)) ; h = conv3x3(sReLU(h)) ; out = shortcut(x) + h
   head: sReLU -> conv1x1 -> divide by a fixed temperature T -> global average pool.
-Without a BN on the logits nothing bounds their spread; T plays that part (spec 1.2.3, 2.2).
+With no BN on the logits to fix their scale (spec 1.2.3), the fixed divisor T keeps them
+small; the official code sets T per run without saying how it was chosen (spec 2.2).
 
 The skip path carries the un-normalised stream. The downsampling shortcut is 3x3 average
 pooling, stride 2, pad 1, excluding the padding from the average (as TF 'same' and
