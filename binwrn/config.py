@@ -32,6 +32,7 @@ CURATED_PARAMS = (
     "dataset.name", "model.depth", "model.width", "model.bits", "bn.learn_affine",
     "schedule.name", "trainer.max_epochs", "optim.lr", "data.cutout",
     "model.first_last_fp32", "model.scale", "model.grad", "model.input_relu",
+    "model.norm", "model.temperature",
     "optim.weight_decay", "optim.momentum", "optim.nesterov", "optim.reset_momentum_at_restart",
     "schedule.lr_min", "schedule.milestones", "bn.recompute_stats", "bn.momentum",
     "data.batch_size", "data.pad", "data.pad_fill", "data.flip", "data.train_limit",
@@ -41,7 +42,11 @@ CURATED_PARAMS = (
 HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
                  "data.verify_checksums", "data.eval_batch_size", "trainer.accelerator",
                  "trainer.devices", "resume", "checkpoints", "speed", "sweep.name",
-                 "sweep.parent_run_id", "sweep.job", "sweep.smoke")
+                 "sweep.parent_run_id", "sweep.job", "sweep.smoke",
+                 "norms")  # the table model.input_relu and model.temperature read: in model.*
+# Keys paper 2 added, left out while they hold paper 1's value, so that a paper-1 config keeps
+# the hash it had before them: its finished runs are still skipped, its runs still resume.
+PAPER1_VALUES = {"model.norm": "batchnorm", "model.temperature": None}
 
 
 def curated_params(cfg: DictConfig) -> dict[str, object]:
@@ -50,15 +55,25 @@ def curated_params(cfg: DictConfig) -> dict[str, object]:
             if v != "__absent__"}
 
 
+def _parent(tree: dict, dotted: str) -> dict:
+    """The dict holding the last part of a dotted key ({} where a part is missing)."""
+    for part in dotted.split(".")[:-1]:
+        tree = tree.get(part, {})
+    return tree
+
+
 def config_hash(cfg: DictConfig) -> str:
     """sha256 of the resolved config minus storage/speed keys: equal hash, same experiment."""
     tree = OmegaConf.to_container(cfg, resolve=True)
     for dotted in HASH_EXCLUDED:
-        *parents, leaf = dotted.split(".")
-        node = tree
-        for p in parents:
-            node = node.get(p, {})
-        node.pop(leaf, None)
+        _parent(tree, dotted).pop(dotted.rsplit(".", 1)[-1], None)
+    for dotted, paper1_value in PAPER1_VALUES.items():
+        parent, leaf = _parent(tree, dotted), dotted.rsplit(".", 1)[-1]
+        if leaf in parent and parent[leaf] == paper1_value:
+            del parent[leaf]
+    model = tree.get("model", {})
+    if isinstance(model.get("temperature"), int) and not isinstance(model["temperature"], bool):
+        model["temperature"] = float(model["temperature"])  # T=40 (a sweep's) is T=40.0
     if tree.get("sweep", {}).get("stands_for") is None:
         tree.pop("sweep", None)  # a plain run: the same hash as before sweeps existed
     blob = json.dumps(tree, sort_keys=True, default=str)
@@ -68,6 +83,8 @@ def config_hash(cfg: DictConfig) -> str:
 def run_name(cfg: DictConfig) -> str:
     bits = "1bit" if cfg.model.bits == 1 else f"fp{cfg.model.bits}"
     affine = "bn-affine" if cfg.bn.learn_affine else "bn-fixed"
+    if cfg.model.get("norm", "batchnorm") == "shifted_relu":
+        affine = f"srelu-T{cfg.model.temperature:g}"  # no internal BN to be affine or not
     cut = f"-cutout{cfg.data.cutout}" if cfg.data.cutout else ""
     return (f"{cfg.dataset.name}-wrn{cfg.model.depth}-{cfg.model.width}-{bits}-"
             f"{cfg.schedule.name}-{affine}{cut}")
@@ -133,6 +150,15 @@ def prepare(cfg: DictConfig) -> Prepared:
     model, schedule, augment = build_model(cfg), build_schedule_from(cfg), build_augment(cfg)
     train, test = load_data(cfg)
     fast_path = FastPath.from_config(cfg.speed, cfg.trainer.accelerator)
-    mismatch = schedule.mismatch(cfg.trainer.max_epochs)
+    warnings = [schedule.mismatch(cfg.trainer.max_epochs), unused_bn_option(cfg)]
     return Prepared(model, schedule, augment, train, test, uri, fast_path,
-                    (mismatch,) if mismatch else ())
+                    tuple(w for w in warnings if w))
+
+
+def unused_bn_option(cfg: DictConfig) -> str | None:
+    """bn.learn_affine has nothing to act on in paper 2's net: said once, not refused, so
+    one sweep can cross bn=... with both norms."""
+    if cfg.model.get("norm", "batchnorm") == "shifted_relu" and cfg.bn.learn_affine:
+        return ("bn.learn_affine=true has no effect with model.norm=shifted_relu: its only BN "
+                "is the input's, which always learns its scale and offset")
+    return None

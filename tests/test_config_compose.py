@@ -50,6 +50,7 @@ def test_default_is_paper_headline():
     assert cfg.optim.weight_decay == 5e-4
     assert cfg.optim.momentum == 0.9
     assert cfg.optim.nesterov is False
+    assert cfg.model.norm == "batchnorm" and cfg.model.input_relu is True  # paper 1's net
 
 
 def test_groups_have_options():
@@ -205,5 +206,6 @@ def test_curated_params():
     assert params["trainer.max_epochs"] == 254
     assert params["optim.lr"] == 0.1
     assert params["data.cutout"] == 18
+    assert params["model.norm"] == "batchnorm" and params["model.temperature"] is None
     step = curated_params(_compose("schedule=step"))
     assert step["schedule.milestones"] == [85, 170]

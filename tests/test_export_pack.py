@@ -23,6 +23,7 @@ def _through_file(model: WideResNet, kwargs: dict) -> PackedModel:
 @pytest.mark.parametrize("variant", [
     {}, {"bn_affine": True}, {"first_last_fp32": True}, {"input_relu": False},
     {"depth": 14, "width": 2, "num_classes": 7},
+    {"norm": "shifted_relu", "temperature": 40.0, "input_relu": False},
 ])
 def test_rebuilt_model_equals_the_trained_model_in_eval_mode(variant):
     model, kwargs = trained_looking_wrn(seed=3, **variant)

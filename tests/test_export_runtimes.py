@@ -20,8 +20,11 @@ from binwrn.export.numpy_runtime import NumpyWRN, conv2d, downsample
 from binwrn.export.onnx_export import onnx_logits, to_onnx
 from binwrn.export.pack import pack_wrn, torch_logits
 
+SHIFTED_RELU = {"norm": "shifted_relu", "temperature": 40.0, "input_relu": False}
 VARIANTS = [{}, {"bn_affine": True, "first_last_fp32": True},
-            {"depth": 14, "width": 2, "num_classes": 7, "input_relu": False}]
+            {"depth": 14, "width": 2, "num_classes": 7, "input_relu": False}, SHIFTED_RELU,
+            {**SHIFTED_RELU, "depth": 14, "width": 2, "num_classes": 7, "temperature": 25.0,
+             "input_relu": True, "first_last_fp32": True}]
 
 
 def _close(expected: np.ndarray, got: np.ndarray) -> None:
@@ -109,3 +112,21 @@ def test_unknown_topology_is_refused():
     packed.header["topology"] = "something-else"
     with pytest.raises(DataError, match="topology"):
         wrn_ops(packed.header)
+
+
+def test_shifted_relu_graph_has_no_bn_but_the_inputs_and_divides_by_t():
+    model, packed = _model_and_file(**SHIFTED_RELU)
+    assert packed.header["topology"] == "mcdonnell2019-wrn-shifted-relu"
+    ops = wrn_ops(packed.header)
+    assert [op.layer["name"] for op in ops if op.kind == "batchnorm"] == ["input_bn"]
+    assert [op.kind for op in ops[:2]] == ["batchnorm", "conv2d"]  # no input ReLU (spec 2.2)
+    assert [op.kind for op in ops[-4:]] == ["shifted_relu", "conv2d", "divide",
+                                            "global_avg_pool"]
+    assert ops[-2].divisor == 40.0 and ops[-1].output == "logits"
+    graph = to_onnx(packed)
+    assert {node.op_type for node in graph.graph.node} == {
+        "BatchNormalization", "Max", "Conv", "Add", "AveragePool", "Pad", "Div",
+        "GlobalAveragePool", "Flatten"}
+    packed.header["model"]["temperature"] = 80.0  # the divisor is read from the header
+    images = pixel_images(3, seed=2)
+    _close(torch_logits(model, images) / 2, NumpyWRN(packed).logits(images))

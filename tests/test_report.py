@@ -207,3 +207,44 @@ def test_experiment_mode_leaves_out_sweep_parents(store):
     selection = runs_selection(client, uri, "binwrn", None)
     assert len(selection.runs) == 10  # 9 job runs and the earlier sweep's; no parent
     assert all("model.bits" in r.params for r in selection.runs)
+
+
+def test_paper_2_rows_get_paper_2s_numbers_and_bn_rows_table_1s(tmp_path, fresh_store):
+    uri = f"sqlite:///{fresh_store}"
+    client = MlflowClient(uri)
+    experiment = new_experiment(client, "binwrn", tmp_path / "art")
+    spec = ("name: p2\nreport:\n  kind: generic\n  rows: [dataset, model.bits, model.norm, "
+            "model.width, model.temperature]\n")
+    net = {"data.cutout": 18, "schedule.name": "cosine"}
+    cases = [  # (dataset, bits, norm, width, T, our final error)
+        ("cifar100", 1, "shifted_relu", 10, 25.0, 22.0),   # paper 2: 100 - 78.41
+        ("cifar100", 32, "shifted_relu", 10, 25.0, 20.5),  # paper 2: 100 - 79.37
+        ("cifar10", 1, "shifted_relu", 10, 10.0, 4.0),     # T axis: the paper used 40
+        ("cifar10", 1, "shifted_relu", 4, 40.0, 6.0),      # width axis: no paper number
+        ("cifar10", 1, "batchnorm", 10, None, 3.9),        # Table 1's C10++ 3.92
+    ]
+    children = []
+    for dataset, bits, norm, width, t, final in cases:
+        labels = {"dataset": dataset, "model.bits": bits, "model.norm": norm,
+                  "model.width": width, "seed": 0}
+        params = paper_params(**net, **{"dataset.name": dataset, "model.bits": bits,
+                                        "model.norm": norm, "model.width": width,
+                                        "model.temperature": t})
+        children.append((labels, params, final, None))
+    out = report_sweep(uri, log_sweep(client, experiment, "p2", spec, children),
+                       tmp_path / "p2", log=False)
+
+    rows = {(r["dataset"], r["model.bits"], r["model.norm"], r["model.width"],
+             r["model.temperature"]): r for r in _csv(out / "report.csv")}
+    assert {k: v["paper (%)"] for k, v in rows.items()} == {
+        ("cifar100", "1", "shifted_relu", "10", "25.0"): "21.59",
+        ("cifar100", "32", "shifted_relu", "10", "25.0"): "20.63",
+        ("cifar10", "1", "shifted_relu", "10", "10.0"): "",
+        ("cifar10", "1", "shifted_relu", "4", "40.0"): "",
+        ("cifar10", "1", "batchnorm", "10", "None"): "3.92",
+    }
+    assert float(rows[("cifar100", "1", "shifted_relu", "10", "25.0")]["diff"]) == \
+        pytest.approx(22.0 - 21.59)
+    (gap,) = _csv(out / "gap.csv")  # the C100 shifted-ReLU pair, both at T=25
+    assert float(gap["gap (pp)"]) == pytest.approx(1.5)
+    assert float(gap["paper gap"]) == pytest.approx(79.37 - 78.41)

@@ -142,3 +142,39 @@ def test_smoke_rows_stay_distinct_runs(tmp_path):
     full = _composed(tmp_path / "full", spec)
     assert not {config_hash(c) for c in composed.values()} & \
         {config_hash(c) for c in full.values()}
+
+
+def test_p2_grid_is_the_papers_2x2_per_data_set_plus_t_and_width_axes(tmp_path):
+    spec = load_sweep("p2_grid", sweeps_dir())
+    composed = _composed(tmp_path, spec)
+    assert len(composed) == 40
+    hashes = {job_id: config_hash(cfg) for job_id, cfg in composed.items()}
+    assert len(set(hashes.values())) == 28  # the axes' paper-T and k=10 rows are the grid's
+    runs = {}
+    for c in composed.values():
+        recipe = (c.schedule.name, c.trainer.max_epochs, c.schedule.get("epochs"))
+        # BN rows keep paper 1's recipe; shifted-ReLU rows one 300-epoch cosine to 1e-5.
+        assert recipe == {"batchnorm": ("sgdr", 254, None),
+                          "shifted_relu": ("cosine", 300, 300)}[c.model.norm]
+        assert (c.model.depth, c.data.cutout, c.schedule.lr_min) == (20, 18, 1e-5)
+        runs[(c.dataset.name, c.model.bits, c.model.norm, c.model.width,
+              c.model.temperature)] = c
+    paper_t = {("cifar10", 32): 80.0, ("cifar10", 1): 40.0, ("cifar100", 32): 25.0,
+               ("cifar100", 1): 25.0}
+    for (dataset, bits), t in paper_t.items():
+        assert (dataset, bits, "batchnorm", 10, None) in runs
+        assert (dataset, bits, "batchnorm", 4, None) in runs
+        assert (dataset, bits, "shifted_relu", 4, t) in runs
+        assert {key[4] for key in runs if key[:4] == (dataset, bits, "shifted_relu", 10)} == \
+            {10.0, 25.0, 40.0, 80.0}
+    assert len(runs) == 28
+
+
+def test_p2_grid_smoke_keeps_each_jobs_norm_and_temperature(tmp_path):
+    spec = load_sweep("p2_grid", sweeps_dir())
+    full, smoke = _composed(tmp_path / "full", spec), _composed(tmp_path / "smoke", spec, True)
+    for job_id, cfg in smoke.items():
+        assert (cfg.model.depth, cfg.model.width, cfg.dataset.name) == (8, 1, "digits")
+        assert cfg.model.norm == full[job_id].model.norm
+        if "model.temperature" in spec.jobs()[int(job_id[4:])].labels:
+            assert cfg.model.temperature == full[job_id].model.temperature

@@ -257,3 +257,18 @@ def test_forward_wiring_matches_the_spec_written_out_by_hand():
     logits = conv(model.conv_out, F.relu(bn(model.bn_head, h)))
     expected = bn(model.bn_out, logits).mean(dim=(2, 3))
     assert torch.allclose(model(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_batchnorm_net_keeps_paper_1_state_names_so_old_checkpoints_load():
+    """The names a WRN-8-1 checkpoint written before model.norm existed holds, in order."""
+    block = [f"blocks.{i}.{part}" for i in range(3)
+             for part in ("bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked",
+                          "conv1.weight", "bn2.running_mean", "bn2.running_var",
+                          "bn2.num_batches_tracked", "conv2.weight")]
+    expected = ["input_bn.weight", "input_bn.bias", "input_bn.running_mean",
+                "input_bn.running_var", "input_bn.num_batches_tracked", "conv_in.weight", *block,
+                "bn_head.running_mean", "bn_head.running_var", "bn_head.num_batches_tracked",
+                "conv_out.weight", "bn_out.running_mean", "bn_out.running_var",
+                "bn_out.num_batches_tracked"]
+    assert list(WideResNet(depth=8, width=1).state_dict()) == expected
+    assert list(WideResNet(depth=8, width=1, norm="batchnorm").state_dict()) == expected

@@ -71,6 +71,10 @@ class NumpyWRN:
                 return batchnorm(args[0], *self.bns[op.layer["name"]], op.layer["eps"])
             case "relu":
                 return np.maximum(args[0], np.float32(0))
+            case "shifted_relu":
+                return np.maximum(args[0], np.float32(-1))
+            case "divide":
+                return args[0] / np.float32(op.divisor)
             case "conv2d":
                 return conv2d(args[0], self.weights[op.layer["name"]], op.layer["stride"],
                               op.layer["padding"])

@@ -51,6 +51,11 @@ class _Graph:
             pads = self.constant(f"{op.output}_pads",
                                  np.array([0, 0, 0, 0, 0, op.extra_channels, 0, 0], np.int64))
             self.node("Pad", [pooled, pads], op.output, mode="constant")
+        elif op.kind in ("shifted_relu", "divide"):  # max(x, -1); logits / T
+            operand = -1.0 if op.kind == "shifted_relu" else op.divisor
+            value = self.constant(f"{op.output}_operand", np.array(operand, np.float32))
+            self.node("Max" if op.kind == "shifted_relu" else "Div", [*inputs, value],
+                      op.output)
         elif op.kind == "global_avg_pool":
             self.node("GlobalAveragePool", inputs, f"{op.output}_pooled")
             self.node("Flatten", [f"{op.output}_pooled"], op.output, axis=1)
@@ -78,8 +83,9 @@ def to_onnx(packed: PackedModel) -> onnx.ModelProto:
     graph = helper.make_graph(g.nodes, "binwrn_wrn", [images], [logits], g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               ir_version=IR_VERSION, producer_name="binwrn")
-    model.doc_string = ("McDonnell (ICLR 2018) 1-bit Wide ResNet; weights expanded to "
-                        "+/-alpha; input: raw 0-255 pixels, NCHW, no normalisation.")
+    model.doc_string = (f"McDonnell's 1-bit Wide ResNet ({packed.header['topology']}); weights "
+                        "expanded to +/-alpha; input: raw 0-255 pixels, NCHW, no "
+                        "normalisation.")
     onnx.checker.check_model(model)
     return model
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from binwrn.errors import ConfigError, DataError
 from binwrn.export.format import PackedModel
-from binwrn.export.graph import TOPOLOGY
+from binwrn.export.graph import SHIFTED_RELU_TOPOLOGY, TOPOLOGY
 from binwrn.models.binary import BinaryConv2d
 from binwrn.models.wrn import WideResNet
 
@@ -74,7 +74,8 @@ def pack_wrn(model: WideResNet, kwargs: dict, data: dict | None = None,
             if module.affine:
                 tensors[f"{name}.weight"] = _float32(module.weight)
                 tensors[f"{name}.bias"] = _float32(module.bias)
-    header = {"topology": TOPOLOGY, "model": dict(kwargs), "data": data or {},
+    topology = SHIFTED_RELU_TOPOLOGY if model.norm == "shifted_relu" else TOPOLOGY
+    header = {"topology": topology, "model": dict(kwargs), "data": data or {},
               "source": source or {}, "layers": layers}
     return PackedModel(header, tensors)
 

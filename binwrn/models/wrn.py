@@ -1,10 +1,18 @@
-"""Wide ResNet "D-k" of McDonnell (ICLR 2018), paper-spec section 1.2.
+"""Wide ResNet "D-k" of McDonnell (ICLR 2018), paper-spec section 1.2, and its variant
+without batch normalisation of McDonnell et al. (2019), spec section 2.2.
 
-Layout (all convs without bias, pre-activation blocks):
+Layout (all convs without bias, pre-activation blocks), norm="batchnorm" (paper 1):
   input BN (affine learned) [-> ReLU] -> conv3x3 3->16k
   3 stages x n blocks, n = (D-2)/6, widths 16k/32k/64k, each block
       h = conv3x3(ReLU(BN(x))) ; h = conv3x3(ReLU(BN(h))) ; out = shortcut(x) + h
   head: BN -> ReLU -> conv1x1 64k->classes -> BN (never affine) -> global average pool.
+
+norm="shifted_relu" (paper 2, as the official Keras `resnet_srelu`): every internal BN+ReLU
+pair becomes the shifted ReLU max(x, -1); the input BN stays and feeds conv 1 directly;
+  blocks: h = conv3x3(sReLU(x)) ; h = conv3x3(sReLU(h)) ; out = shortcut(x) + h
+  head: sReLU -> conv1x1 -> divide by a fixed temperature T -> global average pool.
+With no BN on the logits to fix their scale (spec 1.2.3), the fixed divisor T keeps them
+small; the official code sets T per run without saying how it was chosen (spec 2.2).
 
 The skip path carries the un-normalised stream. The downsampling shortcut is 3x3 average
 pooling, stride 2, pad 1, excluding the padding from the average (as TF 'same' and
@@ -12,6 +20,8 @@ MatConvNet do; spec 1.2.2 and open question 12), then concatenation with zero ch
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -52,6 +62,20 @@ class DownsampleShortcut(nn.Module):
         return torch.cat([pooled, zeros], dim=1)
 
 
+def shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:
+    """The identity where the shape stays, else the downsampling shortcut."""
+    return DownsampleShortcut(c_out - c_in) if stride != 1 or c_in != c_out else nn.Identity()
+
+
+def shifted_relu(x: torch.Tensor) -> torch.Tensor:
+    """max(x, -1), paper 2's replacement for BN+ReLU (spec 2.2).
+
+    The Keras code writes it ReLU(x + 1) - 1, whose float rounding loses small x (1e-8 + 1 - 1
+    is 0); clamping is the same function without that round-off, and what the export writes.
+    """
+    return torch.clamp_min(x, -1.0)
+
+
 class PreActBlock(nn.Module):
     """BN-ReLU-conv, BN-ReLU-conv, plus the identity or downsampling shortcut."""
 
@@ -61,13 +85,46 @@ class PreActBlock(nn.Module):
         self.conv1 = conv(c_in, c_out, 3, stride)
         self.bn2 = nn.BatchNorm2d(c_out, affine=bn_affine, momentum=bn_momentum)
         self.conv2 = conv(c_out, c_out, 3, 1)
-        needs_downsample = stride != 1 or c_in != c_out
-        self.shortcut = DownsampleShortcut(c_out - c_in) if needs_downsample else nn.Identity()
+        self.shortcut = shortcut(c_in, c_out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.relu(self.bn1(x)))
         h = self.conv2(F.relu(self.bn2(h)))
         return self.shortcut(x) + h
+
+
+class ShiftedReLUBlock(nn.Module):
+    """sReLU-conv, sReLU-conv, plus the shortcut: paper 2's block, no BN (spec 2.2)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, conv):
+        super().__init__()
+        self.conv1 = conv(c_in, c_out, 3, stride)
+        self.conv2 = conv(c_out, c_out, 3, 1)
+        self.shortcut = shortcut(c_in, c_out, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(shifted_relu(x))
+        h = self.conv2(shifted_relu(h))
+        return self.shortcut(x) + h
+
+
+NORMS = ("batchnorm", "shifted_relu")
+
+
+def check_norm(norm: str, temperature: float | None) -> None:
+    """Refuse a norm we do not build, and a temperature that cannot scale the logits."""
+    if norm not in NORMS:
+        raise ConfigError(f"model.norm={norm} is not supported: use one of {NORMS}.")
+    if norm == "batchnorm" and temperature is not None:
+        raise ConfigError(f"model.temperature={temperature} only applies to "
+                          "model.norm=shifted_relu (with batchnorm the BN on the logits undoes "
+                          "any scaling): drop it or set model.norm=shifted_relu.")
+    usable = (isinstance(temperature, int | float) and not isinstance(temperature, bool)
+              and math.isfinite(temperature) and temperature > 0)
+    if norm == "shifted_relu" and not usable:
+        raise ConfigError(f"model.temperature={temperature} is not allowed with "
+                          "model.norm=shifted_relu: give a positive number (paper 2: 80 fp32 / "
+                          "40 1-bit on CIFAR-10, 25 on CIFAR-100), or leave it unset for those.")
 
 
 class WideResNet(nn.Module):
@@ -77,6 +134,11 @@ class WideResNet(nn.Module):
     (first_last_fp32=False; [SZ] keeps them fp32); input ReLU on, as in the MATLAB code the
     paper used ([M]; the Keras code omits it, the paper calls it optional); internal BN
     affine off on CIFAR/SVHN/MNIST.
+
+    norm="shifted_relu" builds paper 2's net, which needs `temperature` (T > 0); it has no
+    internal BN, so bn_affine does not apply to it, and bn_momentum only to the input BN.
+    Its paper value of input_relu is False (the config picks it). The batchnorm net keeps
+    paper 1's module names, so its checkpoints load unchanged.
     """
 
     def __init__(
@@ -92,9 +154,14 @@ class WideResNet(nn.Module):
         input_relu: bool = True,
         bn_affine: bool = False,
         bn_momentum: float | None = 0.1,
+        norm: str = "batchnorm",
+        temperature: float | None = None,
     ) -> None:
         super().__init__()
         n = blocks_per_stage(depth)
+        check_norm(norm, temperature)
+        self.norm = norm
+        self.temperature = None if temperature is None else float(temperature)
         if not isinstance(width, int) or width < 1:
             raise ConfigError(f"model.width={width} is not allowed: use a whole number >= 1.")
 
@@ -110,19 +177,27 @@ class WideResNet(nn.Module):
         for stage, c_out in enumerate(widths):
             for i in range(n):
                 stride = 2 if stage > 0 and i == 0 else 1
-                blocks.append(PreActBlock(c_in, c_out, stride, conv, bn_affine, bn_momentum))
+                blocks.append(
+                    PreActBlock(c_in, c_out, stride, conv, bn_affine, bn_momentum)
+                    if norm == "batchnorm" else ShiftedReLUBlock(c_in, c_out, stride, conv))
                 c_in = c_out
         self.blocks = nn.Sequential(*blocks)
-        self.bn_head = nn.BatchNorm2d(c_in, affine=bn_affine, momentum=bn_momentum)
+        # Registration order is forward order (the exporter walks it); paper 1's names stay.
+        if norm == "batchnorm":
+            self.bn_head = nn.BatchNorm2d(c_in, affine=bn_affine, momentum=bn_momentum)
         self.conv_out = conv(c_in, num_classes, 1, 1, edge_bits)
-        # No affine on the logits' BN: their spread cannot grow, like label smoothing (spec 1.2.3).
-        self.bn_out = nn.BatchNorm2d(num_classes, affine=False, momentum=bn_momentum)
+        if norm == "batchnorm":
+            # No affine on the logits' BN: their spread cannot grow, like label smoothing
+            # (spec 1.2.3).
+            self.bn_out = nn.BatchNorm2d(num_classes, affine=False, momentum=bn_momentum)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_bn(x)
         if self.input_relu:
             x = F.relu(x)
         x = self.blocks(self.conv_in(x))
+        if self.norm == "shifted_relu":
+            return (self.conv_out(shifted_relu(x)) / self.temperature).mean(dim=(2, 3))
         x = self.conv_out(F.relu(self.bn_head(x)))
         return self.bn_out(x).mean(dim=(2, 3))
 

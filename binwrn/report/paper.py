@@ -1,8 +1,9 @@
-"""The paper's numbers a report compares against, as data (paper-spec section 1.6).
+"""The papers' numbers a report compares against, as data (paper-spec sections 1.6, 2.4).
 
 Everything here is copied from ../shared/docs/paper-spec.md section 1.6 ("Results"), which
 quotes McDonnell, ICLR 2018 ([P1]), the official Keras notebooks ([K]) and the stored
-MATLAB models ([M]). Errors are test error in percent, the paper's unit; where a source
+MATLAB models ([M]), and section 2.4 for paper 2 (McDonnell et al. 2019, the Keras re-run in
+the official README [R]). Errors are test error in percent, the paper's unit; where a source
 gives accuracy it is kept as published and converted on lookup.
 """
 
@@ -118,3 +119,35 @@ CLAIM_SGDR_1BIT = ("< 0", "For 1-bit weights, warm restarts are needed for the b
 CLAIM_BEST_1BIT = ("sgdr, BN fixed", "For 1-bit weights, both warm restarts and BN not "
                    "learned are needed for the best result.")
 CLAIMS = (CLAIM_BN, CLAIM_SGDR_FP, CLAIM_SGDR_1BIT, CLAIM_BEST_1BIT)
+
+
+# Paper 2 (McDonnell et al. 2019), spec 2.4: the official Keras re-run ([R] README), test
+# ACCURACY (%) of WRN-20-10 with 18x18 cutout, batch 125. BN rows: paper 1's net and 254
+# epochs of SGDR; shifted-ReLU rows: no BN but the input's, one 300-epoch cosine, logits / T.
+# The paper's full text is not public, so these are the only paper-2 numbers (no ImageNet,
+# no other widths or bit depths).
+PAPER2_ACCURACY = {
+    ("cifar10", 32, "batchnorm"): 96.62,
+    ("cifar10", 1, "batchnorm"): 96.25,
+    ("cifar10", 32, "shifted_relu"): 95.66,
+    ("cifar10", 1, "shifted_relu"): 96.52,
+    ("cifar100", 32, "batchnorm"): 83.02,
+    ("cifar100", 1, "batchnorm"): 81.83,
+    ("cifar100", 32, "shifted_relu"): 79.37,
+    ("cifar100", 1, "shifted_relu"): 78.41,
+}
+# The temperature each shifted-ReLU number was trained with ([K] notebooks, spec 2.2).
+PAPER2_TEMPERATURE = {("cifar10", 32): 80.0, ("cifar10", 1): 40.0, ("cifar100", 32): 25.0,
+                      ("cifar100", 1): 25.0}
+
+
+def paper2_error(bits: int, depth: int, width: int, dataset: str, cutout: bool, norm: str,
+                 temperature: float | None = None) -> float | None:
+    """Test error (%) of the paper-2 setting, or None: the numbers exist for 20-10 with
+    cutout only, and a shifted-ReLU one only at the notebooks' temperature."""
+    accuracy = PAPER2_ACCURACY.get((dataset, bits, norm))
+    if accuracy is None or (depth, width, cutout) != (20, 10, True):
+        return None
+    if norm == "shifted_relu" and temperature != PAPER2_TEMPERATURE[(dataset, bits)]:
+        return None
+    return round(100.0 - accuracy, 2)

@@ -7,7 +7,7 @@ not expected to reach the paper's number.
 
 from __future__ import annotations
 
-from binwrn.report.paper import TABLE1, Table1Entry, table1_entry
+from binwrn.report.paper import TABLE1, Table1Entry, paper2_error, table1_entry
 from binwrn.report.rows import BitsPair, Row, settings_text, varying_settings
 from binwrn.report.runs import RunResult
 from binwrn.report.table import RESULT_COLUMNS, Column, Table, difference
@@ -18,10 +18,33 @@ TABLE1_PARAMS = ("dataset.name", "model.depth", "model.width", "data.cutout")
 PAPER_COLUMNS = (Column("paper (%)", "error"), Column("diff", "delta"))
 
 
+def norm(run: RunResult) -> str:
+    """The run's model.norm; runs from before paper 2 existed are paper 1's batchnorm net."""
+    return run.params.get("model.norm", "batchnorm")
+
+
 def paper_entry(run: RunResult, bits: int | None = None) -> Table1Entry | None:
-    """The run's Table 1 cell, or that of the same net and data with other `bits`."""
+    """The run's Table 1 cell, or that of the same net and data with other `bits`; none for
+    a net without BN, which Table 1 does not have."""
+    if norm(run) != "batchnorm":
+        return None
     return table1_entry(bits or run.bits, run.int_param("model.depth"),
                         run.int_param("model.width"), run.params.get("dataset.name"), run.cutout)
+
+
+def paper_error(run: RunResult, bits: int | None = None) -> float | None:
+    """The paper's test error (%) for the run's setting: its Table 1 cell, or for a
+    shifted-ReLU net paper 2's number (spec 2.4) at the notebooks' temperature."""
+    entry = paper_entry(run, bits)
+    if entry is not None or norm(run) != "shifted_relu":
+        return entry.error if entry else None
+    try:
+        temperature = float(run.params.get("model.temperature", "nan"))
+    except ValueError:
+        return None
+    return paper2_error(bits or run.bits, run.int_param("model.depth"),
+                        run.int_param("model.width"), run.params.get("dataset.name"),
+                        run.cutout, "shifted_relu", temperature)
 
 
 def _net(run: RunResult) -> str:
@@ -75,18 +98,19 @@ def generic_table(rows: list[Row], row_keys: tuple[str, ...]) -> Table:
     table_rows = []
     for row in rows:
         mean, std, n = row.stats
-        entry = paper_entry(row.sample)
-        paper = entry.error if entry else None
+        paper = paper_error(row.sample)
         labels = [str(v) for _, v in row.label] or [row.text]
         table_rows.append((*labels, mean, std, n, paper, difference(mean, paper)))
     return Table("report", "Final test error (%)", columns, tuple(table_rows),
                  note="Paper: the Table 1 cell (spec 1.6) with the same bits, depth-width, data "
-                      "set and cutout, if there is one; diff = ours - paper.")
+                      "set and cutout, if there is one; for a shifted-ReLU net (model.norm), "
+                      "paper 2's Keras re-run of 20-10 with cutout at the notebooks' T (spec "
+                      "2.4); diff = ours - paper.")
 
 
 def _paper_gap(pair: BitsPair) -> float | None:
-    one_bit, fp32 = paper_entry(pair.sample, 1), paper_entry(pair.sample, 32)
-    return one_bit.error - fp32.error if one_bit and fp32 else None
+    one_bit, fp32 = paper_error(pair.sample, 1), paper_error(pair.sample, 32)
+    return one_bit - fp32 if one_bit is not None and fp32 is not None else None
 
 
 def gap_table(pairs: list[BitsPair]) -> Table:
