@@ -26,7 +26,7 @@ def _args() -> argparse.Namespace:
                         help="depth 10, widths 1 and 4 only (a CPU in a few minutes)")
     parser.add_argument("--depths", type=int, nargs="+")
     parser.add_argument("--widths", type=int, nargs="+")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per case")
+    parser.add_argument("--steps", type=int, default=25, help="timed steps per case")
     parser.add_argument("--batch-size", type=int, default=125)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--no-startup", action="store_true",

@@ -51,7 +51,7 @@ def _model(case: Case):
     return build_model(cfg), build_augment(cfg), cfg
 
 
-def measure(case: Case, device: torch.device, rounds: int = 2) -> Result:
+def measure(case: Case, device: torch.device, rounds: int = 3) -> Result:
     """The faster of `rounds` alternating measurements per path: another process taking
     the CPU for a while slows one window, and the minimum is the estimate it spoils least."""
     _, _, cfg = _model(case)
