@@ -7,7 +7,7 @@ STORE ?= mlflow.db
 SWEEP ?= p1_fig6_ablation
 yes = $(filter 1 true yes,$(1))
 SWEEP_FLAGS = $(if $(call yes,$(SMOKE)),--smoke) $(if $(call yes,$(FORCE)),--force) \
-  $(if $(JOBS),--jobs $(JOBS)) $(if $(filter slurm,$(LAUNCHER)),--launcher slurm)
+  $(if $(JOBS),--jobs $(JOBS)) $(if $(LAUNCHER),--launcher $(LAUNCHER))
 
 .PHONY: help install demo test test-fast lint ui clean sweep sweep-ablations report bench
 

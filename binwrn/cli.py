@@ -206,9 +206,11 @@ def _sweep_args() -> argparse.Namespace:
                         help="rerun every job, finished or not, as new runs")
     parser.add_argument("--jobs", type=int, default=1,
                         help="jobs at once on this machine (Hydra's joblib launcher)")
-    parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
+    parser.add_argument("--launcher", choices=("local", "slurm", "submitit_local"),
+                        default="local",
                         help="slurm: submit each job with Hydra's submitit launcher "
-                             "(conf/hydra/launcher/slurm.yaml)")
+                             "(conf/hydra/launcher/slurm.yaml); submitit_local: the same "
+                             "launcher on this machine, one process per job")
     parser.add_argument("--no-report", action="store_true", help="skip the closing report")
     return parser.parse_intermixed_args()
 
@@ -219,8 +221,8 @@ def _launcher_overrides(args: argparse.Namespace) -> tuple[list[str], list[str]]
     jobs = [o for o in args.overrides if o not in launcher]
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs} is not allowed: use 1 or more.")
-    if args.launcher == "slurm":
-        launcher.insert(0, "hydra/launcher=slurm")
+    if args.launcher != "local":
+        launcher.insert(0, f"hydra/launcher={args.launcher}")
     elif args.jobs > 1:
         launcher[:0] = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}"]
     return launcher, jobs
