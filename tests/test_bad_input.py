@@ -7,6 +7,7 @@ one error line must contain.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -68,10 +69,21 @@ CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every case's CLI run, three at a time: each spends most of its seconds importing."""
+    def run(name: str):
+        tmp = tmp_path_factory.mktemp(name.replace(" ", "_"))
+        return binwrn_run(tmp, "experiment=smoke", "dataset=digits", *CASES[name][0](tmp))
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(CASES, pool.map(run, CASES), strict=True))
+
+
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_value_gets_one_clear_sentence(tmp_path: Path, name: str) -> None:
-    make_case, named = CASES[name]
-    out = binwrn_run(tmp_path, "experiment=smoke", "dataset=digits", *make_case(tmp_path))
+def test_bad_value_gets_one_clear_sentence(outcomes: dict, name: str) -> None:
+    named = CASES[name][1]
+    out = outcomes[name]
     assert out.returncode != 0
     assert "Traceback" not in out.stderr + out.stdout
     error_lines = [line for line in out.stderr.splitlines() if "error:" in line]
