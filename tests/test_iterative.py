@@ -190,3 +190,22 @@ def test_lightning_fit_logs_one_more_binary_layer_per_epoch() -> None:
     assert counts.counts == [1.0, 2.0, 3.0]
     assert counts.binary == [["conv_out"], ["blocks.2.conv2", "conv_out"],
                              ["blocks.2.conv1", "blocks.2.conv2", "conv_out"]]
+
+
+@pytest.mark.slow
+def test_binwrn_run_records_the_schedule_and_order(tmp_path) -> None:
+    from e2e import binwrn_run
+    from mlflow import MlflowClient
+
+    done = binwrn_run(tmp_path, "experiment=smoke", "dataset=digits", "trainer.max_epochs=3",
+                      "iterative.order=forward", "iterative.epochs_per_layer=1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "not fully binary" in done.stdout + done.stderr  # 8 layers, 3 epochs
+    (run,) = done.runs()
+    client = MlflowClient(f"sqlite:///{done.store}")
+    history = client.get_metric_history(run.info.run_id, METRIC)
+    assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 2.0), (3, 3.0)]
+    assert run.data.params["iterative.order"] == "forward"
+    order = json.loads((tmp_path / client.download_artifacts(
+        run.info.run_id, "iterative/order.json", str(tmp_path))).read_text())
+    assert order == {"order": NAMES, "epochs_per_layer": 1}
