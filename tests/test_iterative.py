@@ -142,6 +142,16 @@ def test_unscaled_sign_passes_the_gradient_unchanged_and_unclipped() -> None:
     assert torch.equal(conv.weight.grad, w_hat.grad) and conv.weight.grad[0, 0, 0, 0] != 0
 
 
+def test_the_switch_is_not_in_checkpoints_so_paper1_ones_load_unchanged() -> None:
+    model = WideResNet(depth=8, width=1)
+    keys = set(WideResNet(depth=8, width=1).state_dict())
+    set_binary_layers(model, {"conv_in"})
+    assert set(model.state_dict()) == keys and not any("binary_active" in k for k in keys)
+    fresh = WideResNet(depth=8, width=1)
+    fresh.load_state_dict(model.state_dict())  # strict: same keys
+    assert _binary_now(fresh) == NAMES  # the schedule, not the file, decides after a resume
+
+
 def test_an_fp32_phase_trains_the_latent_weight_directly() -> None:
     conv = BinaryConv2d(4, 4, 3)
     conv.set_binary(False)
