@@ -219,3 +219,24 @@ def test_binwrn_run_records_the_schedule_and_order(tmp_path) -> None:
     order = json.loads((tmp_path / client.download_artifacts(
         run.info.run_id, "iterative/order.json", str(tmp_path))).read_text())
     assert order == {"order": NAMES, "epochs_per_layer": 1}
+
+
+def test_a_resumed_fit_recomputes_the_binary_layers_from_the_epoch(tmp_path) -> None:
+    torch.manual_seed(0)
+    data = DeviceAugmentedData(synthetic_images(40), synthetic_images(20, seed=1), batch_size=10)
+
+    def fit(epochs: int, ckpt=None) -> tuple[pl.Trainer, _Counts]:
+        counts = _Counts()
+        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False,
+                             callbacks=[LayerByLayerBinarization(NAMES, 2), counts],
+                             enable_checkpointing=False, enable_progress_bar=False,
+                             num_sanity_val_steps=0, enable_model_summary=False)
+        module = WRNClassifier(WideResNet(depth=8, width=1), SGDR(lr_max=0.1, lr_min=1e-5))
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt)
+        return trainer, counts
+
+    first, _ = fit(3)
+    first.save_checkpoint(tmp_path / "last.ckpt")
+    _, counts = fit(5, tmp_path / "last.ckpt")  # a fresh model: every layer binary until told
+    assert counts.counts == [2.0, 3.0]  # epochs 3 and 4 (0-based), E=2
+    assert counts.binary == [NAMES[:2], NAMES[:3]]
