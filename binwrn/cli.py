@@ -1,4 +1,4 @@
-"""Console entry points (binwrn-run, binwrn-export, binwrn-eval), nothing else."""
+"""Console entry points (binwrn-run, -export, -eval, -sweep, -sensitivity), nothing else."""
 
 from __future__ import annotations
 
@@ -263,3 +263,34 @@ def _report_on_parent(uri: str, parent_id: str, out: Path) -> None:
         return
     console_note(f"Report: {folder}/report.md (tables and figures, also on the parent run "
                  f"under report/); print it with binwrn-report --sweep {parent_id}")
+
+
+def sensitivity() -> None:
+    """`binwrn-sensitivity [overrides] --out ranking.json`: paper 3's per-layer ranking."""
+    parser = argparse.ArgumentParser(
+        prog="binwrn-sensitivity",
+        description="Paper 3's sensitivity pre-training (spec 3.6): train once per 1-bit layer "
+                    "with only that layer binary for trainer.max_epochs epochs, rank the "
+                    "layers by accuracy on a class-balanced split held out of the training "
+                    "images, and write the ranking iterative.ranking reads.",
+        epilog="example: binwrn-sensitivity model.width=4 trainer.max_epochs=30 "
+               "--out ranking.json, then binwrn-run iterative.order=ascend "
+               "iterative.ranking=ranking.json")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, as for binwrn-run")
+    parser.add_argument("--val-size", type=int, default=5000,
+                        help="held-out validation images (paper 3: 5000 of CIFAR-10's 50k)")
+    parser.add_argument("--out", type=Path, default=Path("ranking.json"),
+                        help="where the ranking JSON goes (default ranking.json)")
+    args = parser.parse_args()
+    try:
+        cfg = compose(args.overrides)
+        from binwrn.train.sensitivity import sensitivity as rank_layers  # Lightning: slow
+
+        _quiet_libraries()
+        record = rank_layers(cfg, args.val_size, args.out)
+    except BinwrnError as err:
+        show_error(str(err), "binwrn-sensitivity")
+        sys.exit(2)
+    console_note(f"ranking of {len(record['layers'])} layers written to {args.out} "
+                 f"(MLflow run {record['run_id']}); ascend: {', '.join(record['ascend'])}")

@@ -25,6 +25,12 @@ from binwrn.data.arrays import check_batch_size
 from binwrn.errors import BinwrnError
 from binwrn.tracking.store import absolute_uri, check_reachable
 from binwrn.train.fast_path import FastPath
+from binwrn.train.layer_order import (
+    binarizable_names,
+    check_epochs_per_layer,
+    fully_binary_warning,
+    resolve_order,
+)
 from binwrn.train.schedules import build_schedule
 
 # The flat view shown as MLflow params (filterable in the UI); the full tree is an artifact.
@@ -37,6 +43,7 @@ CURATED_PARAMS = (
     "schedule.lr_min", "schedule.milestones", "bn.recompute_stats", "bn.momentum",
     "data.batch_size", "data.pad", "data.pad_fill", "data.flip", "data.train_limit",
     "data.test_limit", "seed", "deterministic", "trainer.precision",
+    "iterative.order", "iterative.epochs_per_layer", "iterative.ranking",
 )
 # Keys that change where things are stored or how fast, not what is trained.
 HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
@@ -47,10 +54,16 @@ HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
 # Keys paper 2 added, left out while they hold paper 1's value, so that a paper-1 config keeps
 # the hash it had before them: its finished runs are still skipped, its runs still resume.
 PAPER1_VALUES = {"model.norm": "batchnorm", "model.temperature": None}
+# Groups paper 3 added, left out in the same way while their switch holds paper 1's value:
+# with iterative.order=none the other iterative.* keys have no effect.
+PAPER1_GROUPS = {"iterative": ("order", "none")}
 
 
 def curated_params(cfg: DictConfig) -> dict[str, object]:
-    values = {key: OmegaConf.select(cfg, key, default="__absent__") for key in CURATED_PARAMS}
+    # A paper-1 run (iterative.order=none) shows the params it showed before paper 3.
+    paper1 = OmegaConf.select(cfg, "iterative.order", default="none") == "none"
+    keys = [k for k in CURATED_PARAMS if not (paper1 and k.startswith("iterative."))]
+    values = {key: OmegaConf.select(cfg, key, default="__absent__") for key in keys}
     return {k: (list(v) if OmegaConf.is_list(v) else v) for k, v in values.items()
             if v != "__absent__"}
 
@@ -71,6 +84,9 @@ def config_hash(cfg: DictConfig) -> str:
         parent, leaf = _parent(tree, dotted), dotted.rsplit(".", 1)[-1]
         if leaf in parent and parent[leaf] == paper1_value:
             del parent[leaf]
+    for group, (switch, paper1_value) in PAPER1_GROUPS.items():
+        if tree.get(group, {}).get(switch, paper1_value) == paper1_value:
+            tree.pop(group, None)
     model = tree.get("model", {})
     if isinstance(model.get("temperature"), int) and not isinstance(model["temperature"], bool):
         model["temperature"] = float(model["temperature"])  # T=40 (a sweep's) is T=40.0
@@ -133,6 +149,7 @@ class Prepared:
     tracking_uri: str
     fast_path: FastPath
     warnings: tuple[str, ...] = ()
+    binarization_order: tuple[str, ...] | None = None  # paper 3; None: paper 1, all at once
 
 
 def seed_all(seed: int) -> None:
@@ -148,11 +165,26 @@ def prepare(cfg: DictConfig) -> Prepared:
     check_reachable(uri)  # before anything asks the store (MLflow retries for minutes)
     seed_all(cfg.seed)
     model, schedule, augment = build_model(cfg), build_schedule_from(cfg), build_augment(cfg)
+    order, order_warning = binarization_order(cfg, model)
     train, test = load_data(cfg)
     fast_path = FastPath.from_config(cfg.speed, cfg.trainer.accelerator)
-    warnings = [schedule.mismatch(cfg.trainer.max_epochs), unused_bn_option(cfg)]
+    warnings = [schedule.mismatch(cfg.trainer.max_epochs), unused_bn_option(cfg), order_warning]
     return Prepared(model, schedule, augment, train, test, uri, fast_path,
-                    tuple(w for w in warnings if w))
+                    tuple(w for w in warnings if w), order)
+
+
+def binarization_order(cfg: DictConfig, model: nn.Module) -> tuple[tuple | None, str | None]:
+    """Paper 3's layer order (spec 3.3) and a warning when the budget never reaches fully
+    binary; (None, None) for paper 1 or a config from before paper 3."""
+    it = cfg.get("iterative")
+    if it is None:
+        return None, None
+    order = it.order if isinstance(it.order, str) else OmegaConf.to_container(it.order)
+    names = resolve_order(order, binarizable_names(model), cfg.seed, it.ranking)
+    if names is None:
+        return None, None
+    epochs = check_epochs_per_layer(it.epochs_per_layer)
+    return tuple(names), fully_binary_warning(len(names), epochs, cfg.trainer.max_epochs)
 
 
 def unused_bn_option(cfg: DictConfig) -> str | None:

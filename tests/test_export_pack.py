@@ -69,7 +69,7 @@ def test_full_precision_model_is_refused_with_one_sentence():
         pack_wrn(model, kwargs)
 
 
-@pytest.mark.parametrize("scale", ["mean_abs", "mean_abs_channel"])
+@pytest.mark.parametrize("scale", ["mean_abs", "mean_abs_channel", "none"])
 def test_weight_dependent_scales_are_refused(scale):
     model, kwargs = trained_looking_wrn(scale=scale)
     with pytest.raises(ConfigError, match=f"model.scale={scale} .*model.scale=he"):

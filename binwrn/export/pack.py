@@ -30,6 +30,9 @@ def check_packable(model: WideResNet, kwargs: dict) -> None:
         raise ConfigError(f"Nothing to pack: model.bits={kwargs.get('bits', 32)} has no 1-bit "
                           "weights; export a model trained with model.bits=1.")
     scale = kwargs.get("scale", "he")
+    if scale == "none":  # the header's alpha would be He's, not paper 3's 1
+        raise ConfigError("model.scale=none (paper 3's +/-1 weights) has no packed format yet: "
+                          "only models trained with model.scale=he can be packed.")
     if scale != "he":
         raise ConfigError(f"model.scale={scale} takes its scale from the latent weights, which "
                           "a 1-bit file does not keep: only models trained with model.scale=he "

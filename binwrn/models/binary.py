@@ -9,6 +9,14 @@ alpha * sign(W) by float round-off, and the packed export must reproduce it bit 
 Options exist only for ablations (spec section 4 item 6):
 - scale: "he" (paper), "mean_abs" (per layer, BWN-style), "mean_abs_channel" (XNOR-style);
 - grad: "pass_through" (paper), "alpha_scaled" (the naive STE the paper warns against).
+
+scale="none" is paper 3's binarizer (Lan 2021, spec 3.2): W_hat = sign(W), exactly +/-1, the
+gradient at sign(W) applied to the latent W unchanged (identity STE), and no clipping, as the
+official code's `clip_weights` is a no-op.
+
+Paper 3 binarizes one layer at a time (spec 3.3): `binary_active` says whether this 1-bit
+layer is binary yet. It is True unless a schedule (binwrn.train.iterative) switches it; an
+inactive layer convolves with its fp32 latent weight.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from torch.nn import functional as F
 
 from binwrn.errors import ConfigError
 
-SCALES = ("he", "mean_abs", "mean_abs_channel")
+SCALES = ("he", "mean_abs", "mean_abs_channel", "none")
 GRADS = ("pass_through", "alpha_scaled")
 
 
@@ -78,6 +86,11 @@ class BinaryConv2d(nn.Conv2d):
         self.bits, self.scale, self.grad = bits, scale, grad
         self.alpha = he_scale(kernel_size, in_channels, init_gain)
         nn.init.normal_(self.weight, mean=0.0, std=self.alpha)
+        # A 0-d tensor, not a Python bool: torch.compile guards on Python attributes and
+        # would recompile at every switch (then give up after 8). Not persistent: the state
+        # follows from the epoch, so checkpoints keep paper 1's keys and a resume recomputes it.
+        self.register_buffer("binary_active", torch.tensor(True), persistent=False)
+        self.progressive = False  # True once a layer-by-layer schedule drives binary_active
 
     def effective_scale(self) -> float | torch.Tensor:
         """The scale multiplying sign(W): the constant (a Python float, so no host-device
@@ -86,6 +99,8 @@ class BinaryConv2d(nn.Conv2d):
             return self.weight.detach().abs().mean()
         if self.scale == "mean_abs_channel":
             return self.weight.detach().abs().mean(dim=(1, 2, 3), keepdim=True)
+        if self.scale == "none":
+            return 1.0  # paper 3: +/-1 weights (spec 3.2)
         return self.alpha
 
     def effective_weight(self) -> torch.Tensor:
@@ -93,10 +108,19 @@ class BinaryConv2d(nn.Conv2d):
         if self.bits == 32:
             return self.weight
         alpha = self.effective_scale()
-        return _ScaledSign.apply(self.weight, alpha, 1.0 if self.grad == "pass_through" else alpha)
+        binary = _ScaledSign.apply(self.weight, alpha,
+                                   1.0 if self.grad == "pass_through" else alpha)
+        if not self.progressive:
+            return binary  # paper 1: binary from the first step; no extra op in its graph
+        return torch.where(self.binary_active, binary, self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.effective_weight(), None, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, bits={self.bits}, alpha={self.alpha:.6g}"
+
+    def set_binary(self, active: bool) -> None:
+        """Switch this 1-bit layer between binary and fp32 (paper 3's per-layer schedule)."""
+        self.progressive = True
+        self.binary_active.fill_(active)

@@ -1,8 +1,8 @@
 """Per-epoch metrics to MLflow, with step = number of epochs completed.
 
-train/* and lr (of the epoch's last step) are logged once per epoch; test/* whenever the
-test set was evaluated (every epoch by default). test/error_pct is the paper's unit:
-100 * (1 - test/acc).
+train/*, iterative/* (paper 3's schedule) and lr (of the epoch's last step) are logged once
+per epoch; test/* whenever the test set was evaluated (every epoch by default).
+test/error_pct is the paper's unit: 100 * (1 - test/acc).
 
 Resuming never repeats or drops a step: a step the run already holds is not logged again
 (a killed attempt may have logged it before its checkpoint was written), and the last
@@ -59,7 +59,8 @@ class EpochMetricsToMlflow(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         lr = trainer.optimizers[0].param_groups[0]["lr"]  # the rate of the epoch's last step
-        metrics = _with_error_pct({**_read(trainer, ("train/",)), "lr": lr, **self._test})
+        metrics = _with_error_pct({**_read(trainer, ("train/", "iterative/")), "lr": lr,
+                                   **self._test})
         self._test = {}
         step = trainer.current_epoch + 1
         self._last_epoch = {**metrics, "step": step}

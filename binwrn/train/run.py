@@ -32,6 +32,7 @@ from binwrn.train.checkpoints import (
     resumable_checkpoint,
 )
 from binwrn.train.fast_path import resolve_precision
+from binwrn.train.iterative import LayerByLayerBinarization
 from binwrn.train.module import WRNClassifier
 from binwrn.train.startup import FirstStepClock
 
@@ -101,6 +102,9 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
     callbacks = [to_mlflow, clock, RandomState(),
                  EpochCheckpoints(work_dir / "checkpoints", prepared.schedule.restarts_at,
                                   cfg.checkpoints.keep_cycle_ends)]
+    if prepared.binarization_order:  # paper 3: convs turn binary one at a time (spec 3.3)
+        callbacks.append(LayerByLayerBinarization(list(prepared.binarization_order),
+                                                  cfg.iterative.epochs_per_layer))
     if show_progress:
         callbacks.append(RichProgressBar())
     trainer = _make_trainer(cfg, callbacks, work_dir, show_progress)  # before the run exists
@@ -123,6 +127,10 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
             run.log_metrics(sizes.metrics(), step=0)
             run.log_json(sizes.as_dict(), "model_summary.json")
             run.log_text(sizes.as_markdown(), "model_summary.md")
+            if prepared.binarization_order:  # the resolved order (random, ranked or given)
+                run.log_json({"order": list(prepared.binarization_order),
+                              "epochs_per_layer": cfg.iterative.epochs_per_layer},
+                             "iterative/order.json")
         trainer.fit(classifier, datamodule=data, ckpt_path=checkpoint)
         if cfg.bn.recompute_stats:
             _recompute_bn(cfg, classifier, data, trainer)

@@ -1,0 +1,130 @@
+"""Which 1-bit convolution turns binary when: paper 3's layer-by-layer schedule (Lan 2021).
+
+Spec 3.3 (from the official code, `LayerControl.binarize_layer`): given an order of the L
+binarizable layers and E epochs per layer, layer order[i] turns binary at the start of epoch
+i*E (0-based) and stays binary; from epoch (L-1)*E the whole net is binary and trains so until
+the epoch budget ends.
+
+Layer names are the module names of the WRN's 1-bit convolutions in forward order: for
+WRN-20-k, `conv_in`, `blocks.0.conv1`, `blocks.0.conv2`, ..., `blocks.8.conv2`, `conv_out`
+(20 layers, as paper 3's ResNet-20). Convs kept fp32 (model.first_last_fp32) are not in it.
+
+Guided orders (spec 3.6) come from a sensitivity ranking: each layer alone binary for E'
+epochs, then validation accuracy. "ascend" is ascending *sensitivity*: the layer whose solo
+binarization costs the least validation accuracy (the highest accuracy) goes first, "descend"
+the reverse. The official code does not say which quantity ascends; the spec infers this from
+its ResNet-20 list, where the (surely most harmful) classifier comes last in "ascend".
+
+Nothing here imports Lightning, so `binwrn.config.prepare` refuses a bad order early.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from torch import nn
+
+from binwrn.errors import ConfigError
+from binwrn.models.binary import BinaryConv2d
+
+NAMED_ORDERS = ("none", "forward", "reverse", "random", "ascend", "descend")
+
+
+def binarizable_layers(model: nn.Module) -> list[tuple[str, BinaryConv2d]]:
+    """The 1-bit convolutions in forward order (fp32 ones, e.g. first_last_fp32, are not)."""
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, BinaryConv2d) and m.bits == 1]
+
+
+def binarizable_names(model: nn.Module) -> list[str]:
+    return [name for name, _ in binarizable_layers(model)]
+
+
+def set_binary_layers(model: nn.Module, binary: set[str]) -> None:
+    """The named 1-bit layers binary, every other 1-bit layer fp32."""
+    for name, conv in binarizable_layers(model):
+        conv.set_binary(name in binary)
+
+
+def guided_orders(accuracy: dict[str, float], layers: list[str]) -> dict[str, list[str]]:
+    """ascend (least sensitive, highest accuracy first) and descend (its reverse).
+
+    Ties keep forward order, so equal accuracies give a reproducible ranking."""
+    ascend = sorted(layers, key=lambda name: (-accuracy[name], layers.index(name)))
+    return {"ascend": ascend, "descend": ascend[::-1]}
+
+
+def ranking_record(accuracy: dict[str, float], layers: list[str]) -> dict:
+    """The JSON binwrn-sensitivity writes and `iterative.ranking` reads."""
+    return {"layers": list(layers), "accuracy": {n: accuracy[n] for n in layers},
+            **guided_orders(accuracy, layers)}
+
+
+def check_complete(order: list[str], layers: list[str], source: str) -> list[str]:
+    """An order must name every binarizable layer exactly once; anything else is refused."""
+    unknown = [n for n in order if n not in layers]
+    missing = [n for n in layers if n not in order]
+    repeated = sorted({n for n in order if order.count(n) > 1})
+    if unknown or missing or repeated:
+        problems = "; ".join(f"{what} {names}" for what, names in (
+            ("unknown", unknown), ("missing", missing), ("repeated", repeated)) if names)
+        raise ConfigError(f"{source} does not name each 1-bit layer once ({problems}): "
+                          f"use a permutation of {layers}.")
+    return list(order)
+
+
+def read_ranking(path: str | Path, direction: str, layers: list[str]) -> list[str]:
+    """The `direction` ("ascend" or "descend") list of a ranking JSON, checked against layers."""
+    try:
+        record = json.loads(Path(path).read_text())
+        order = record[direction]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"iterative.ranking={path} cannot be read as a ranking with an "
+                          f"'{direction}' list ({type(err).__name__}: {err}): give the JSON "
+                          "that binwrn-sensitivity writes.") from None
+    return check_complete(list(order), layers, f"The '{direction}' list of {path}")
+
+
+def resolve_order(order, layers: list[str], seed: int, ranking: str | None) -> list[str] | None:
+    """The layer names in the order they turn binary; None for paper 1's all-at-once."""
+    if not isinstance(order, str):  # an explicit list of names
+        return check_complete([str(n) for n in order], layers, f"iterative.order={list(order)}")
+    if order not in NAMED_ORDERS:
+        raise ConfigError(f"iterative.order={order} is not supported: use one of "
+                          f"{NAMED_ORDERS} or a list of layer names.")
+    if order == "none":
+        return None
+    if not layers:
+        raise ConfigError(f"iterative.order={order} needs 1-bit layers: set model.bits=1.")
+    if order in ("ascend", "descend"):
+        if ranking is None:
+            raise ConfigError(f"iterative.order={order} needs iterative.ranking=<path to the "
+                              "JSON binwrn-sensitivity writes>.")
+        return read_ranking(ranking, order, layers)
+    if order == "random":  # paper 3 ships one fixed random list; here `seed` draws it
+        return random.Random(seed).sample(layers, len(layers))
+    return list(layers) if order == "forward" else list(layers)[::-1]
+
+
+def check_epochs_per_layer(epochs: object) -> int:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"iterative.epochs_per_layer={epochs} is not allowed: use a whole "
+                          "number >= 1.")
+    return epochs
+
+
+def binary_count(epoch: int, epochs_per_layer: int, n_layers: int) -> int:
+    """How many layers of the order are binary during 0-based `epoch`: order[i] from i*E."""
+    return min(epoch // epochs_per_layer + 1, n_layers)
+
+
+def fully_binary_warning(n_layers: int, epochs_per_layer: int, max_epochs: int) -> str | None:
+    """Said once, not refused: a budget too short to reach a fully binary net."""
+    last = (n_layers - 1) * epochs_per_layer
+    if last < max_epochs:
+        return None
+    return (f"iterative.epochs_per_layer={epochs_per_layer}: the last of {n_layers} layers "
+            f"turns binary at epoch {last + 1}, after trainer.max_epochs={max_epochs}, so the "
+            "trained net is not fully binary")
