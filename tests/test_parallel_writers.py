@@ -17,6 +17,7 @@ def test_four_simultaneous_runs_on_one_new_sqlite_store(tmp_path: Path) -> None:
     procs = [
         subprocess.Popen(
             [str(BINWRN_RUN), "experiment=smoke", "dataset=digits", f"seed={seed}",
+             "trainer.max_epochs=1",
              "tracking.system_metrics_interval=1", f"tracking.uri=sqlite:///{store}",
              f"tracking.artifact_root={tmp_path / 'artifacts'}",
              f"hydra.run.dir={tmp_path / f'out{seed}'}", f"data.cache_dir={tmp_path / 'cache'}"],
@@ -34,5 +35,5 @@ def test_four_simultaneous_runs_on_one_new_sqlite_store(tmp_path: Path) -> None:
     for run in runs:
         assert run.info.status == "FINISHED"
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
-        assert steps == [1, 2]
+        assert steps == [1]
         assert "test/acc" in run.data.metrics

@@ -4,6 +4,7 @@ CIFAR-10 PNGs of ../shared, asserting what the MLflow store holds afterwards."""
 from __future__ import annotations
 
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -111,15 +112,20 @@ def test_multirun_records_one_run_per_job_and_no_secret_from_the_environment(
 
 
 def test_same_seed_with_deterministic_switch_repeats_exactly(tmp_path: Path) -> None:
-    finals = []
-    for attempt, seed in (("a", 7), ("b", 7), ("c", 8)):
+    def run(attempt: str, seed: int):
         folder = tmp_path / attempt
         folder.mkdir()
-        out = binwrn_run(folder, "experiment=smoke", "dataset=digits", f"seed={seed}",
-                         "deterministic=true", "data.cutout=18")
+        return binwrn_run(folder, "experiment=smoke", "dataset=digits", f"seed={seed}",
+                          "deterministic=true", "data.cutout=18")
+
+    # Separate processes at the same time: a repeat must not depend on what else runs.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outs = list(pool.map(run, "abc", (7, 7, 8)))
+    finals = []
+    for out in outs:
         assert out.returncode == 0, out.stderr[-3000:]
-        (run,) = out.runs()
-        metrics = run.data.metrics.items()
+        (stored,) = out.runs()
+        metrics = stored.data.metrics.items()
         finals.append({k: v for k, v in metrics if k.startswith(("train/", "test/"))})
     assert finals[0] == finals[1]
     assert finals[0] != finals[2]  # the seed reaches initialisation, shuffling and augmentation
