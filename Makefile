@@ -9,7 +9,7 @@ yes = $(filter 1 true yes,$(1))
 SWEEP_FLAGS = $(if $(call yes,$(SMOKE)),--smoke) $(if $(call yes,$(FORCE)),--force) \
   $(if $(JOBS),--jobs $(JOBS)) $(if $(LAUNCHER),--launcher $(LAUNCHER))
 
-.PHONY: help install demo test test-fast lint ui clean sweep sweep-ablations report bench
+.PHONY: help install demo test test-fast lint ui server clean sweep sweep-ablations report bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ ui: install  ## MLflow UI on 127.0.0.1:$(PORT) over the runs' store (STORE=mlflo
 	@echo "Open http://127.0.0.1:$(PORT)/#/experiments/1/runs?workflowType=machine_learning"
 	$(RUN) mlflow server --backend-store-uri sqlite:///$(abspath $(STORE)) \
 	  --default-artifact-root $(abspath mlartifacts) --host 127.0.0.1 --port $(PORT)
+
+server: install  ## shared tracking server: MLflow on PostgreSQL, 127.0.0.1:$(PORT) (data in server-data/)
+	$(RUN) binwrn-server --port $(PORT)
 
 clean:  ## remove run outputs (keeps mlflow.db and its artifacts)
 	rm -rf outputs multirun reports .pytest_cache
