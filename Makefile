@@ -9,7 +9,7 @@ yes = $(filter 1 true yes,$(1))
 SWEEP_FLAGS = $(if $(call yes,$(SMOKE)),--smoke) $(if $(call yes,$(FORCE)),--force) \
   $(if $(JOBS),--jobs $(JOBS)) $(if $(LAUNCHER),--launcher $(LAUNCHER))
 
-.PHONY: help install demo test test-fast lint ui server clean sweep sweep-ablations report bench
+.PHONY: help install demo test test-server test-fast lint ui server clean sweep sweep-ablations report bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ bench: install  ## binwrn vs plain PyTorch, 1-bit vs fp32 step times (QUICK=1: a
 
 test: install  ## the whole test suite (CPU, under 15 minutes)
 	$(RUN) pytest -q
+
+test-server: install  ## the shared-server test: real PostgreSQL + mlflow server + a parallel sweep (~2 min)
+	$(RUN) pytest -q -m server
 
 test-fast: install  ## unit tests only, no end-to-end subprocess runs
 	$(RUN) pytest -q -m "not slow"

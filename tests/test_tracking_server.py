@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 HAS_POSTGRES = bool(shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb"))
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.server,  # about 2 minutes: `make test-server`, not part of `make test`
     pytest.mark.skipif(not HAS_POSTGRES,
                        reason="PostgreSQL is not installed (Debian: apt-get install postgresql)"),
 ]
