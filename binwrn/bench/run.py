@@ -68,6 +68,8 @@ def measure(case: Case, device: torch.device, rounds: int = 3) -> Result:
 
 def time_to_first_step(work: Path) -> float | None:
     """`binwrn-run` as a user starts it; the second of two runs, so the data cache is warm."""
+    from mlflow import MlflowClient
+
     seconds = None
     for attempt in range(2):
         out = work / f"run{attempt}"
@@ -79,8 +81,6 @@ def time_to_first_step(work: Path) -> float | None:
         outcome = out / "outcome.json"
         if done.returncode != 0 or not outcome.is_file():
             return None
-        from mlflow import MlflowClient
-
         run_id = json.loads(outcome.read_text())["run_id"]
         metrics = MlflowClient(f"sqlite:///{work}/m.db").get_run(run_id).data.metrics
         seconds = metrics.get("time/to_first_step_s")

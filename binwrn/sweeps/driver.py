@@ -146,8 +146,8 @@ def _duplicates(jobs: list[Job], hashes: dict[str, str]) -> dict[str, str]:
 
 
 def _settle(jobs: list[Job], hashes: dict[str, str], skipped: dict[str, tuple],
-            reported: dict[str, dict], launch_rc: int | None, jobs_dir: Path) -> list[JobOutcome]:
-    duplicates = _duplicates(jobs, hashes)
+            duplicates: dict[str, str], reported: dict[str, dict], launch_rc: int | None,
+            jobs_dir: Path) -> list[JobOutcome]:
     outcomes = []
     for job in (j for j in jobs if j.job_id not in duplicates):
         outcome = JobOutcome(job.job_id, job.labels, job.overrides, hashes[job.job_id],
@@ -217,7 +217,8 @@ def run_sweep(
     except KeyboardInterrupt:
         parent.abort("KILLED", "interrupted by the user")
         raise
-    outcomes = _settle(jobs, hashes, skipped, _read_outcomes(jobs_dir), launch_rc, jobs_dir)
+    outcomes = _settle(jobs, hashes, skipped, duplicates, _read_outcomes(jobs_dir), launch_rc,
+                       jobs_dir)
     parent.record(outcomes)
     try:
         if before_close is not None and any(o.run_id for o in outcomes):
