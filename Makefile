@@ -35,8 +35,8 @@ report: install  ## tables and figures of the newest run of sweep $(SWEEP) (binw
 bench: install  ## binwrn vs plain PyTorch, 1-bit vs fp32 step times (QUICK=1: a CPU subset) -> docs/benchmarks.md
 	$(RUN) binwrn-bench $(if $(call yes,$(QUICK)),--quick) $(ARGS)
 
-test: install  ## the whole test suite (CPU, under 15 minutes)
-	$(RUN) pytest -q
+test: install  ## the whole test suite (CPU, under 15 minutes), two workers (pytest-xdist)
+	$(RUN) pytest -q -n 2
 
 test-server: install  ## the shared-server test: real PostgreSQL + mlflow server + a parallel sweep (~2 min)
 	$(RUN) pytest -q -m server

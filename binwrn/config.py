@@ -53,7 +53,8 @@ HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
                  "norms")  # the table model.input_relu and model.temperature read: in model.*
 # Keys paper 2 added, left out while they hold paper 1's value, so that a paper-1 config keeps
 # the hash it had before them: its finished runs are still skipped, its runs still resume.
-PAPER1_VALUES = {"model.norm": "batchnorm", "model.temperature": None}
+PAPER1_VALUES = {"model.norm": "batchnorm", "model.temperature": None,
+                 "dataset.channels": 3}  # added with MNIST's single channel
 # Groups paper 3 added, left out in the same way while their switch holds paper 1's value:
 # with iterative.order=none the other iterative.* keys have no effect.
 PAPER1_GROUPS = {"iterative": ("order", "none")}

@@ -191,6 +191,13 @@ def test_config_hash():
     assert config_hash(_compose("data.root=/somewhere/else")) == base
 
 
+def test_default_config_keeps_the_hash_its_stored_runs_carry():
+    """Pinned: a key added later must leave this hash alone (PAPER1_VALUES), or every store's
+    finished runs stop being skipped and unfinished ones stop resuming."""
+    assert config_hash(_compose()) == "bb26442466369516"
+    assert config_hash(_compose("experiment=demo")) == "755787bc208c435a"
+
+
 def test_curated_params():
     cfg = _compose()
     params = curated_params(cfg)
