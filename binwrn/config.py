@@ -133,6 +133,7 @@ def load_data(cfg: DictConfig) -> tuple[ImageSplit, ImageSplit]:
         download=d.download, cache_dir=d.cache_dir,
         train_limit=d.train_limit, test_limit=d.test_limit,
         verify_checksums=d.get("verify_checksums", True),  # absent in older runs' configs
+        use_extra=cfg.dataset.get("use_extra", False),  # SVHN only
     )
     check_batch_size(d.batch_size, len(train))
     return train, test

@@ -44,6 +44,11 @@ class Row:
         return spread([r.final_error for r in self.runs])
 
     @property
+    def top5_stats(self) -> tuple[float | None, float | None, int]:
+        """Over the runs that logged a top-5 error (those with more than 5 classes)."""
+        return spread([r.final_top5_error for r in self.runs if r.final_top5_error is not None])
+
+    @property
     def text(self) -> str:
         return ", ".join(label_text(k, v) for k, v in self.label) or "all runs"
 

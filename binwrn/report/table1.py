@@ -7,12 +7,20 @@ not expected to reach the paper's number.
 
 from __future__ import annotations
 
-from binwrn.report.paper import TABLE1, Table1Entry, paper2_error, table1_entry
+from binwrn.report.paper import (
+    TABLE1,
+    Table1Entry,
+    Table2Entry,
+    paper2_error,
+    table1_entry,
+    table2_entry,
+)
 from binwrn.report.rows import BitsPair, Row, settings_text, varying_settings
 from binwrn.report.runs import RunResult
 from binwrn.report.table import RESULT_COLUMNS, Column, Table, difference
 
-DATASETS = {"cifar10": "C10", "cifar100": "C100"}
+DATASETS = {"cifar10": "C10", "cifar100": "C100", "svhn": "SVHN", "imagenet32": "I32",
+            "imagenet": "ImageNet", "mnist": "MNIST"}
 # The params the data, net and aug columns already show.
 TABLE1_PARAMS = ("dataset.name", "model.depth", "model.width", "data.cutout")
 PAPER_COLUMNS = (Column("paper (%)", "error"), Column("diff", "delta"))
@@ -32,10 +40,23 @@ def paper_entry(run: RunResult, bits: int | None = None) -> Table1Entry | None:
                         run.int_param("model.width"), run.params.get("dataset.name"), run.cutout)
 
 
+def table2_cell(run: RunResult, bits: int | None = None) -> Table2Entry | None:
+    """The run's Table 2 (or MNIST) result, or that of the same net and data with other
+    `bits`; the paper used no cutout there, so a run with cutout has none."""
+    if norm(run) != "batchnorm" or run.cutout:
+        return None
+    return table2_entry(bits or run.bits, net_label(run), run.params.get("dataset.name"))
+
+
+def paper_top5(run: RunResult) -> float | None:
+    cell = table2_cell(run)
+    return cell.top5 if cell else None
+
+
 def paper_error(run: RunResult, bits: int | None = None) -> float | None:
-    """The paper's test error (%) for the run's setting: its Table 1 cell, or for a
-    shifted-ReLU net paper 2's number (spec 2.4) at the notebooks' temperature."""
-    entry = paper_entry(run, bits)
+    """The paper's test error (%) for the run's setting: its Table 1 or Table 2 cell, or for
+    a shifted-ReLU net paper 2's number (spec 2.4) at the notebooks' temperature."""
+    entry = paper_entry(run, bits) or table2_cell(run, bits)
     if entry is not None or norm(run) != "shifted_relu":
         return entry.error if entry else None
     try:
@@ -47,7 +68,8 @@ def paper_error(run: RunResult, bits: int | None = None) -> float | None:
                         run.cutout, "shifted_relu", temperature)
 
 
-def _net(run: RunResult) -> str:
+def net_label(run: RunResult) -> str:
+    """The net's name as the paper writes it, <depth>-<width>, from the run's params."""
     return f"{run.params.get('model.depth', '?')}-{run.params.get('model.width', '?')}"
 
 
@@ -56,10 +78,10 @@ def _aug(run: RunResult) -> str:
 
 
 def _identity(run: RunResult) -> tuple:
-    return (run.bits, _net(run), run.params.get("dataset.name"), run.cutout)
+    return (run.bits, net_label(run), run.params.get("dataset.name"), run.cutout)
 
 
-def _ambiguous_keys(rows: list[Row], row_keys: tuple[str, ...]) -> list[str]:
+def ambiguous_keys(rows: list[Row], row_keys: tuple[str, ...]) -> list[str]:
     """Row keys that separate rows the paper's columns alone would show as one."""
     return [key for key in row_keys
             if any(len({r.sample.value(key) for r in rows
@@ -72,7 +94,7 @@ def _paper_order(row: Row) -> tuple:
 
 
 def table1_table(rows: list[Row], row_keys: tuple[str, ...]) -> Table:
-    extra = _ambiguous_keys(rows, row_keys)
+    extra = ambiguous_keys(rows, row_keys)
     columns = (Column("weights"), Column("net"), Column("data"), Column("aug"),
                *(Column(k) for k in extra), Column("epochs"), Column("paper ep."),
                *RESULT_COLUMNS, *PAPER_COLUMNS)
@@ -83,7 +105,7 @@ def table1_table(rows: list[Row], row_keys: tuple[str, ...]) -> Table:
         paper = entry.error if entry else None
         dataset = run.params.get("dataset.name", "?")
         table_rows.append((
-            f"{run.bits}-bit", _net(run),
+            f"{run.bits}-bit", net_label(run),
             DATASETS.get(dataset, dataset), _aug(run), *(str(run.value(k)) for k in extra),
             run.params.get("trainer.max_epochs", str(run.last_epoch)),
             entry.epochs if entry else None, mean, std, n, paper, difference(mean, paper)))
@@ -93,19 +115,36 @@ def table1_table(rows: list[Row], row_keys: tuple[str, ...]) -> Table:
                       "deviation).")
 
 
+TOP5_COLUMNS = (Column("ours top-5 (%)", "error"), Column("paper top-5", "error"),
+                Column("diff top-5", "delta"))
+
+
+def has_top5(rows: list[Row]) -> bool:
+    """Whether any row's runs logged a top-5 error (data sets of more than 5 classes)."""
+    return any(row.top5_stats[2] for row in rows)
+
+
+def top5_cells(row: Row) -> tuple[float | None, float | None, float | None]:
+    mean, paper = row.top5_stats[0], paper_top5(row.sample)
+    return mean, paper, difference(mean, paper)
+
+
 def generic_table(rows: list[Row], row_keys: tuple[str, ...]) -> Table:
-    columns = (*(Column(k) for k in row_keys or ("runs",)), *RESULT_COLUMNS, *PAPER_COLUMNS)
+    top5 = has_top5(rows)
+    columns = (*(Column(k) for k in row_keys or ("runs",)), *RESULT_COLUMNS, *PAPER_COLUMNS,
+               *(TOP5_COLUMNS if top5 else ()))
     table_rows = []
     for row in rows:
         mean, std, n = row.stats
         paper = paper_error(row.sample)
         labels = [str(v) for _, v in row.label] or [row.text]
-        table_rows.append((*labels, mean, std, n, paper, difference(mean, paper)))
+        table_rows.append((*labels, mean, std, n, paper, difference(mean, paper),
+                           *(top5_cells(row) if top5 else ())))
     return Table("report", "Final test error (%)", columns, tuple(table_rows),
-                 note="Paper: the Table 1 cell (spec 1.6) with the same bits, depth-width, data "
-                      "set and cutout, if there is one; for a shifted-ReLU net (model.norm), "
-                      "paper 2's Keras re-run of 20-10 with cutout at the notebooks' T (spec "
-                      "2.4); diff = ours - paper.")
+                 note="Paper: the Table 1 or Table 2 cell (spec 1.6) with the same bits, "
+                      "depth-width, data set and cutout, if there is one; for a shifted-ReLU net "
+                      "(model.norm), paper 2's Keras re-run of 20-10 with cutout at the "
+                      "notebooks' T (spec 2.4); diff = ours - paper.")
 
 
 def _paper_gap(pair: BitsPair) -> float | None:
@@ -123,12 +162,12 @@ def gap_table(pairs: list[BitsPair]) -> Table:
     for pair in pairs:
         run, paper = pair.sample, _paper_gap(pair)
         dataset = run.params.get("dataset.name", "?")
-        table_rows.append((DATASETS.get(dataset, dataset), _net(run), _aug(run),
+        table_rows.append((DATASETS.get(dataset, dataset), net_label(run), _aug(run),
                            run.params.get("model.width", "?"),
                            *([settings_text(pair, others)] if others else []), pair.fp32_error,
                            pair.one_bit_error, pair.gap, paper, difference(pair.gap, paper)))
     return Table("gap", "1-bit minus fp32 test error (percentage points)", columns,
                  tuple(table_rows),
                  note="Pairs of runs whose params differ only in model.bits (means over seeds); "
-                      "k is the width. Paper gap: the difference of the two Table 1 cells "
+                      "k is the width. Paper gap: the difference of the two Table 1 or 2 cells "
                       "(spec 1.6, Fig. 1); diff = ours - paper.")
