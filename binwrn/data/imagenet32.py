@@ -47,23 +47,26 @@ def split_folder(root: Path, split: str) -> Path | None:
 
 
 def has_imagenet32_files(root: Path) -> bool:
-    return all(split_folder(root, split) for split in FILES)
+    """Whether any official file is there: then the reader names whichever are missing."""
+    return any((folder / name).is_file() for split, names in FILES.items()
+               for folder in (root / FOLDERS[split], root) for name in names)
 
 
-def _missing(root: Path, split: str) -> list[str]:
-    """The split's files absent from the folder that holds the most of them."""
+def _missing(root: Path, split: str) -> tuple[Path, list[str]]:
+    """The candidate folder holding most of the split's files, and the ones it lacks."""
     def lacking(folder: Path) -> list[str]:
         return [name for name in FILES[split] if not (folder / name).is_file()]
 
-    return min((lacking(root / FOLDERS[split]), lacking(root)), key=len)
+    return min(((f, lacking(f)) for f in (root / FOLDERS[split], root)),
+               key=lambda found: len(found[1]))
 
 
 def read_imagenet32_split(root: Path, split: str) -> ImageSplit:
     """One split (train, or test = the official validation set) as uint8 (N, 32, 32, 3)."""
     folder = split_folder(root, split)
     if folder is None:
-        raise DataError(f"{root / FOLDERS[split]} lacks {', '.join(_missing(root, split))}: "
-                        "add the official files there.")
+        nearest, missing = _missing(root, split)
+        raise DataError(f"{nearest} lacks {', '.join(missing)}: add the official files there.")
     rows, labels = [], []
     for name in FILES[split]:
         data, stored = load_planar_batch(folder / name, "labels", "ImageNet32")
