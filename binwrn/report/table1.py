@@ -7,6 +7,8 @@ not expected to reach the paper's number.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from binwrn.report.paper import (
     TABLE1,
     Table1Entry,
@@ -88,9 +90,28 @@ def ambiguous_keys(rows: list[Row], row_keys: tuple[str, ...]) -> list[str]:
                         if _identity(r.sample) == _identity(row.sample)}) > 1 for row in rows)]
 
 
-def _paper_order(row: Row) -> tuple:
-    entry = paper_entry(row.sample)
-    return (TABLE1.index(entry), "") if entry else (len(TABLE1), row.text)
+def paper_order(table: tuple, cell_of: Callable[[RunResult], object]) -> Callable[[Row], tuple]:
+    """A sort key putting rows in the order of the paper's `table` (cells by `cell_of`),
+    rows without a cell last, by their text."""
+    def key(row: Row) -> tuple:
+        cell = cell_of(row.sample)
+        return (table.index(cell), "") if cell else (len(table), row.text)
+
+    return key
+
+
+def paper_row_cells(row: Row, cell: Table1Entry | Table2Entry | None, extra: list[str],
+                    aug: bool) -> tuple:
+    """weights, net, data set[, aug], the `extra` keys, our epochs and the paper's, our error
+    (mean, std, n), the paper's and the difference: the cells tables 1 and 2 share."""
+    run = row.sample
+    mean, std, n = row.stats
+    paper = cell.error if cell else None
+    dataset = run.params.get("dataset.name", "?")
+    return (f"{run.bits}-bit", net_label(run), DATASETS.get(dataset, dataset),
+            *((_aug(run),) if aug else ()), *(str(run.value(k)) for k in extra),
+            run.params.get("trainer.max_epochs", str(run.last_epoch)),
+            cell.epochs if cell else None, mean, std, n, paper, difference(mean, paper))
 
 
 def table1_table(rows: list[Row], row_keys: tuple[str, ...]) -> Table:
@@ -98,17 +119,8 @@ def table1_table(rows: list[Row], row_keys: tuple[str, ...]) -> Table:
     columns = (Column("weights"), Column("net"), Column("data"), Column("aug"),
                *(Column(k) for k in extra), Column("epochs"), Column("paper ep."),
                *RESULT_COLUMNS, *PAPER_COLUMNS)
-    table_rows = []
-    for row in sorted(rows, key=_paper_order):
-        run, entry = row.sample, paper_entry(row.sample)
-        mean, std, n = row.stats
-        paper = entry.error if entry else None
-        dataset = run.params.get("dataset.name", "?")
-        table_rows.append((
-            f"{run.bits}-bit", net_label(run),
-            DATASETS.get(dataset, dataset), _aug(run), *(str(run.value(k)) for k in extra),
-            run.params.get("trainer.max_epochs", str(run.last_epoch)),
-            entry.epochs if entry else None, mean, std, n, paper, difference(mean, paper)))
+    table_rows = [paper_row_cells(row, paper_entry(row.sample), extra, aug=True)
+                  for row in sorted(rows, key=paper_order(TABLE1, paper_entry))]
     return Table("report", "Paper 1 Table 1: CIFAR test error (%)", columns, tuple(table_rows),
                  note="\"+\": flip and pad/crop; \"++\": with 18x18 cutout. Paper values from "
                       "spec 1.6; diff = ours - paper; std over seeds (sample standard "
