@@ -44,6 +44,7 @@ CURATED_PARAMS = (
     "data.batch_size", "data.pad", "data.pad_fill", "data.flip", "data.train_limit",
     "data.test_limit", "seed", "deterministic", "trainer.precision",
     "iterative.order", "iterative.epochs_per_layer", "iterative.ranking",
+    "dataset.use_extra",  # SVHN's configs only: absent keys are not logged
 )
 # Keys that change where things are stored or how fast, not what is trained.
 HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",

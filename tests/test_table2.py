@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from torch import nn
 
 from binwrn.conf_files import compose, conf_dir
-from binwrn.config import prepare
+from binwrn.config import curated_params, prepare
 from binwrn.data import ImageSplit
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.report.build import build_report, write_report
@@ -59,6 +59,7 @@ def test_preset_is_its_paper_row_with_the_papers_recipe(name):
     assert cfg.model.in_channels == (1 if dataset == "mnist" else 3)
     assert cfg.model.num_classes == {"svhn": 10, "imagenet32": 1000, "mnist": 10}[dataset]
     assert cfg.dataset.get("use_extra", False) is False  # the paper does not say it used extra
+    assert ("dataset.use_extra" in curated_params(cfg)) is (dataset == "svhn")  # shown in MLflow
 
 
 def test_every_table2_and_mnist_row_but_imagenets_has_a_preset():
