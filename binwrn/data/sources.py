@@ -107,10 +107,10 @@ def load_splits(
     if not root:
         raise DataError(f"No data.root is set for {name}: set data.root=<folder with the data>.")
     root = Path(root).expanduser()
-    if name == "mnist":  # grey images: never an (RGB) ImageFolder tree; read_mnist says where
-        if mnist_folder(root) is None and download:  # the files go when they are missing
+    if name == "mnist":  # grey images, so never an (RGB) ImageFolder tree
+        if mnist_folder(root) is None and download:
             _download(name, root)
-        train, test = read_mnist(root, verify_checksums)
+        train, test = read_mnist(root, verify_checksums)  # names any missing file and its place
         return _shrink(train, train_limit), _shrink(test, test_limit)
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     if is_image_folder(root):

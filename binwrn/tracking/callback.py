@@ -65,7 +65,7 @@ class EpochMetricsToMlflow(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         lr = trainer.optimizers[0].param_groups[0]["lr"]  # the rate of the epoch's last step
         metrics = with_error_pct({**_read(trainer, ("train/", "iterative/")), "lr": lr,
-                                   **self._test})
+                                  **self._test})
         self._test = {}
         step = trainer.current_epoch + 1
         self._last_epoch = {**metrics, "step": step}
