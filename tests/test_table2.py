@@ -152,6 +152,9 @@ def test_table2_report_sets_top1_and_top5_beside_the_papers(tmp_path, fresh_stor
         client.log_metric(run_id, "test/top5_error_pct", top5, step=EPOCHS)
     svhn = log_child(client, experiment, paper_params(**{"dataset.name": "svhn"}), 2.10)
     client.log_metric(svhn, "test/top5_error_pct", 0.30, step=EPOCHS)
+    for bits, final in ((32, 0.40), (1, 0.50)):  # MNIST's paper numbers are at 6 and 14 epochs
+        log_child(client, experiment, paper_params(**{"dataset.name": "mnist", "data.pad": 0,
+                                                      "model.bits": bits}), final)
     selection = runs_selection(client, f"sqlite:///{fresh_store}", "t2", None)
     assert selection.kind == "table2"
     out = tmp_path / "report"
@@ -162,14 +165,21 @@ def test_table2_report_sets_top1_and_top5_beside_the_papers(tmp_path, fresh_stor
              for r in rows]
     assert cells == [("32-bit", "20-10", "I32", "39.96", "17.89"),  # the paper's row order
                      ("1-bit", "20-4", "SVHN", "1.93", ""),
-                     ("1-bit", "20-10", "I32", "44.27", "21.09")]
-    assert [float(r["ours top-5 (%)"]) for r in rows] == pytest.approx([18.25, 0.30, 22.00])
+                     ("1-bit", "20-10", "I32", "44.27", "21.09"),
+                     ("32-bit", "20-4", "MNIST", "0.28", ""),
+                     ("1-bit", "20-4", "MNIST", "0.27", "")]
+    assert [r["ours top-5 (%)"] for r in rows][:3] == ["18.25", "0.3", "22.0"]
+    assert [r["ours top-5 (%)"] for r in rows][3:] == ["", ""]  # these runs logged none
     assert float(rows[0]["diff top-5"]) == pytest.approx(0.36)
     assert float(rows[2]["diff"]) == pytest.approx(0.73)
-    assert [r["n"] for r in rows] == ["2", "1", "1"]
-    (gap,) = _csv(out / "gap.csv")  # I32 20-10: ours 45.00 - 40.25, paper 44.27 - 39.96
-    assert float(gap["gap (pp)"]) == pytest.approx(4.75)
-    assert float(gap["paper gap"]) == pytest.approx(4.31)
+    assert [r["n"] for r in rows] == ["2", "1", "1", "1", "1"]
+    gaps = {row["data"]: row for row in _csv(out / "gap.csv")}
+    i32, mnist = gaps["I32"], gaps["MNIST"]  # labelled by data set alone: BN, pad, weight decay
+    assert set(i32) == {"data", "net", "aug", "k", "fp32 (%)", "1-bit (%)", "gap (pp)",
+                        "paper gap", "diff"}  # come with it, not "other settings"
+    assert float(i32["gap (pp)"]) == pytest.approx(4.75)  # ours 45.00 - 40.25
+    assert float(i32["paper gap"]) == pytest.approx(4.31)  # paper 44.27 - 39.96
+    assert mnist["paper gap"] == ""  # the paper's two numbers are from different budgets
 
 
 @pytest.mark.slow

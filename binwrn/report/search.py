@@ -20,7 +20,8 @@ PARENT_ROLE = ("binwrn.sweep_role", "parent")
 TABLE1_KEYS = ("model.bits", "model.depth", "model.width", "dataset.name", "data.cutout",
                "trainer.max_epochs")
 # Table 2's rows also differ in the recipe each data set brings (spec 1.5.4).
-TABLE2_KEYS = (*TABLE1_KEYS, "bn.learn_affine", "optim.weight_decay", "data.flip", "data.pad")
+TABLE2_KEYS = (*TABLE1_KEYS, "bn.learn_affine", "optim.weight_decay", "data.flip", "data.pad",
+               "dataset.use_extra")
 
 
 def experiment_ids(client: MlflowClient, uri: str, name: str | None) -> list[str]:
