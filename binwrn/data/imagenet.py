@@ -92,10 +92,11 @@ def _extract_official_tarballs(root: Path) -> None:
     from torchvision.datasets import imagenet
     from torchvision.datasets.utils import check_integrity
 
-    for name, md5 in TARBALLS.values():
+    for name, _ in TARBALLS.values():  # all present before hours of checksumming
         if not (root / name).is_file():
             raise DataError(f"data.download=true needs the official {name} in {root} (ImageNet "
                             "is downloaded by hand from image-net.org, with an account).")
+    for name, md5 in TARBALLS.values():
         if not check_integrity(str(root / name), md5):
             raise DataError(f"{root / name} does not have the official MD5 {md5}: download it "
                             "again (the file is truncated or not the ILSVRC-2012 release).")
