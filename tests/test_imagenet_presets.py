@@ -119,3 +119,11 @@ def test_1bit_preset_runs_end_to_end_with_binwrn_run(jpegs, tmp_path):
     for name in ("top1_acc", "top1_error_pct", "top5_acc", "top5_error_pct"):
         assert f"test_25crop/{name}" in run.data.metrics
     assert "25crop test error" in done.stdout
+
+
+def test_export_refuses_the_imagenet_net_in_one_sentence():
+    from binwrn.export.job import check_packable
+
+    with pytest.raises(ConfigError, match="packs model=wrn only; binwrn.models.WideResNet18"):
+        check_packable(compose(["experiment=p1_t2_1bit_imagenet_18-2.5"]))
+    check_packable(compose(["experiment=smoke"]))  # the CIFAR WRN packs

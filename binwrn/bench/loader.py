@@ -2,15 +2,20 @@
 
 Generates JPEGs of ImageNet's size in the official layout (binwrn.bench.synthetic_imagenet),
 then times binwrn's own loader (binwrn.data.imagenet_loader) as `binwrn-run dataset=imagenet`
-builds it: decoding, the training crop and flip, collation into uint8 batches. Each case runs
-two epochs over persistent workers and times the second, so worker start-up is left out;
-the best of `--rounds` is kept, since other processes on a shared machine only ever slow a
-round down. Results go to docs/imagenet-loader.md with the command, machine and date.
+builds it: decoding, the training crop and flip, collation into uint8 batches. A training
+case's persistent workers run one untimed epoch first, so their start-up is left out; each
+round then times one epoch of every case, and the best of `--rounds` is kept, since other
+processes on a shared machine only ever slow a round down. Two rates: images/s of wall-clock
+time (what this machine delivered), and images per CPU-second of the bench and its workers
+(one core's rate, which other processes on the machine barely change: the figure to size a
+GPU machine's cores by). Results go to docs/imagenet-loader.md with the command, machine,
+load average and date.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import shlex
@@ -39,7 +44,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
                         help="loader processes of the main case (default: usable cores)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", type=Path, help="keep the JPEGs here (reused if present)")
     parser.add_argument("--out", type=Path, default=DOC)
     parser.add_argument("--gpu-rate", type=float, nargs=2, default=(3000.0, 5000.0),
@@ -59,30 +64,59 @@ def _jpegs(folder: Path, count: int, size: str):
     return list_imagenet(folder, classes)[0]
 
 
-def _epoch_rate(loader) -> float:
-    """Images/s of one full pass over a loader whose workers are already running."""
-    start, images = time.perf_counter(), 0
+def _cpu_seconds() -> float:
+    """CPU time of this process and its loader workers: running ones and ended ones."""
+    import psutil
+
+    mine, finished = os.times(), 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+            finished += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return mine.user + mine.system + mine.children_user + mine.children_system + finished
+
+
+@dataclass(frozen=True)
+class Rate:
+    wall: float  # images per second of wall-clock time
+    cpu: float  # images per CPU-second (this process and its workers): one core's rate
+
+    def best(self, other: Rate) -> Rate:
+        return Rate(max(self.wall, other.wall), max(self.cpu, other.cpu))
+
+
+def _epoch_rate(loader) -> Rate:
+    """One full pass over a loader whose persistent workers (if any) are already running."""
+    start, cpu, images = time.perf_counter(), _cpu_seconds(), 0
     for batch, _ in loader:
         images += len(batch)
-    return images / (time.perf_counter() - start)
+    return Rate(images / (time.perf_counter() - start), images / (_cpu_seconds() - cpu))
 
 
-def measure(files, crops, case: Case, batch_size: int, rounds: int) -> float:
+def measure(files, crops, cases: list[Case], batch_size: int, rounds: int,
+            on_round=lambda round_, rates: None) -> dict[Case, Rate]:
+    """Best rates per case over `rounds`; every round runs every case once, so a busy
+    spell on a shared machine slows one round of all of them, not all rounds of one."""
     import torch
 
     from binwrn.data.imagenet_loader import StreamingImageData
 
     torch.manual_seed(0)
-    crops = replace(crops, decoder=case.decoder)
-    data = StreamingImageData(files, files, crops, batch_size, batch_size, case.workers)
-    best = 0.0
-    for _ in range(rounds):
+    loaders = {}
+    for case in cases:
+        data = StreamingImageData(files, files, replace(crops, decoder=case.decoder),
+                                  batch_size, batch_size, case.workers)
+        loaders[case] = data.train_dataloader() if case.view == "train" else \
+            data.val_dataloader()
         if case.view == "train":
-            loader = data.train_dataloader()  # persistent workers: epoch 2 reuses them
-            _epoch_rate(loader)
-            best = max(best, _epoch_rate(loader))
-        else:
-            best = max(best, _epoch_rate(data.val_dataloader()))
+            _epoch_rate(loaders[case])  # starts its persistent workers: not timed
+    best = dict.fromkeys(cases, Rate(0.0, 0.0))
+    for round_ in range(rounds):
+        rates = {case: _epoch_rate(loader) for case, loader in loaders.items()}
+        best = {case: best[case].best(rate) for case, rate in rates.items()}
+        on_round(round_, rates)
     return best
 
 
@@ -96,25 +130,28 @@ def _machine() -> str:
     return f"{cpu}, {len(os.sched_getaffinity(0))} usable cores"
 
 
-def _section(command: str, results: dict[Case, float], files, args, per_core: float) -> str:
+def _section(command: str, results: dict[Case, Rate], files, args, per_core: float) -> str:
     import torch
     import torchvision
 
-    rows = "\n".join(f"| {c.view} | {c.decoder} | {c.workers} | {rate:,.0f} | "
-                     f"{rate / c.workers:,.0f} |" for c, rate in results.items())
+    rows = "\n".join(f"| {c.view} | {c.decoder} | {c.workers} | {rate.wall:,.0f} | "
+                     f"{rate.cpu:,.0f} |" for c, rate in results.items())
     low, high = args.gpu_rate
     mean_kb = sum(os.path.getsize(p) for p in files.paths) / len(files) / 1e3
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     return (
         f"## {_machine()}, {date.today().isoformat()}\n\nCommand: `{command}`\n\n"
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, Python "
         f"{platform.python_version()}; {len(files):,} generated JPEGs of {args.size} "
-        f"(mean {mean_kb:.0f} KB), batch {args.batch_size}, best of {args.rounds} rounds, "
-        f"second epoch timed; crops 224x224 (train: scale jitter + flip; centre: resize 256, "
-        f"centre crop).\n\n| view | decoder | workers | images/s | per worker |\n"
+        f"(mean {mean_kb:.0f} KB), batch {args.batch_size}, best of {args.rounds} rounds of "
+        f"one epoch each, workers already started; crops 224x224 (train: scale jitter + "
+        f"flip; centre: resize 256, centre crop). Load average at the end: {load}.\n\n"
+        f"| view | decoder | workers | images/s (wall clock) | images per CPU-second |\n"
         f"|---|---|---|---|---|\n{rows}\n\n"
-        f"At {per_core:,.0f} training images/s per core, a GPU taking {low:,.0f}-{high:,.0f} "
-        f"images/s (an estimate, see above) needs about {low / per_core:.0f}-"
-        f"{high / per_core:.0f} such cores for loading alone.\n"
+        f"At {per_core:,.0f} training images per CPU-second, a GPU taking {low:,.0f}-"
+        f"{high:,.0f} images/s (an estimate, see above) needs about "
+        f"{math.ceil(low / per_core)}-{math.ceil(high / per_core)} such cores for loading "
+        f"alone.\n"
     )
 
 
@@ -137,12 +174,15 @@ def main() -> None:
     cases = [Case("torchvision", 1, "train"), Case("pil", 1, "train"),
              Case("torchvision", args.workers, "train"), Case("pil", args.workers, "train"),
              Case("torchvision", args.workers, "centre")]
-    results = {}
-    for case in dict.fromkeys(cases):
-        results[case] = measure(files, crops, case, args.batch_size, args.rounds)
-        console.print(f"  {case.view:6s} {case.decoder:11s} {case.workers} workers: "
-                      f"{results[case]:,.0f} images/s")
-    per_core = max(rate / c.workers for c, rate in results.items()
+    cases = list(dict.fromkeys(cases))
+    results = measure(files, crops, cases, args.batch_size, args.rounds, on_round=lambda i, r:
+                      console.print(f"  round {i + 1}: " + ", ".join(
+                          f"{c.view} {c.decoder} x{c.workers} {rate.wall:,.0f}/s "
+                          f"({rate.cpu:,.0f}/CPU-s)" for c, rate in r.items())))
+    for case, rate in results.items():
+        console.print(f"  best: {case.view:6s} {case.decoder:11s} {case.workers} workers: "
+                      f"{rate.wall:,.0f} images/s, {rate.cpu:,.0f} per CPU-second")
+    per_core = max(rate.cpu for c, rate in results.items()
                    if c.view == "train" and c.decoder == crops.decoder)
     command = "binwrn-bench-loader " + shlex.join(sys.argv[1:])
     _record(args.out, _section(command.strip(), results, files, args, per_core))
