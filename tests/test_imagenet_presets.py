@@ -86,8 +86,10 @@ def test_missing_imagenet_names_the_layout(tmp_path):
 def test_fp32_preset_trains_and_records_both_tests_in_process(jpegs, tmp_path, fresh_store):
     from binwrn.train.run import train
 
+    # bf16 autocast, as on a GPU: the 25-crop test runs its batches inside it too.
     cfg = compose(["experiment=p1_t2_fp32_imagenet_18-2.5", f"data.root={jpegs}", *TINY,
-                   "dataset.workers=0", f"tracking.uri=sqlite:///{fresh_store}",
+                   "dataset.workers=0", "trainer.precision=bf16-mixed",
+                   f"tracking.uri=sqlite:///{fresh_store}",
                    f"tracking.artifact_root={tmp_path / 'artifacts'}"])
     prepared = prepare(cfg)
     assert isinstance(prepared.train, FileSplit) and isinstance(prepared.model, WideResNet18)

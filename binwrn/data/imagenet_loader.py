@@ -73,7 +73,6 @@ class StreamingImageData(pl.LightningDataModule):
             data, batch_size=batch_size, shuffle=training, drop_last=training,
             num_workers=self.workers, pin_memory=torch.cuda.is_available(),
             persistent_workers=training and self.workers > 0,  # no restart cost per epoch
-            prefetch_factor=4 if self.workers > 0 else None,
             worker_init_fn=_no_torch_threads if self.workers > 0 else None,
         )
 

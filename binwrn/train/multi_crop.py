@@ -9,7 +9,6 @@ can rank classes differently, which the tests check on a hand-made example.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -49,10 +48,10 @@ class MultiCropScores:
 def evaluate_multi_crop(
     model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     device: torch.device, prepare: Callable[[torch.Tensor], torch.Tensor] = lambda x: x.float(),
-    precision: AbstractContextManager | None = None,
 ) -> MultiCropScores:
     """Score uint8 batches of (images, crops, C, H, W) in eval mode; counts stay on the
-    device until the end (no host sync per batch)."""
+    device until the end (no host sync per batch). Run it inside the training's precision
+    context (autocast) to test in the arithmetic the net was trained in."""
     was_training = model.training
     model.eval()
     hits = torch.zeros(2, dtype=torch.long, device=device)
@@ -60,9 +59,8 @@ def evaluate_multi_crop(
     try:
         for batch, labels in batches:
             batch, labels = batch.to(device, non_blocking=True), labels.to(device)
-            with precision or nullcontext():
-                probabilities = crop_averaged_probabilities(
-                    model, prepare(batch.flatten(0, 1)), per_image=batch.shape[1])
+            probabilities = crop_averaged_probabilities(
+                model, prepare(batch.flatten(0, 1)), per_image=batch.shape[1])
             hits += torch.stack([top_k_hits(probabilities, labels, k) for k in (1, 5)])
             images, crops = images + len(labels), batch.shape[1]
     finally:

@@ -69,8 +69,9 @@ def _multi_crop_test(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> 
         return {}
     device = trainer.strategy.root_device
     classifier.to(device)
-    scores = evaluate_multi_crop(classifier.model, data.multi_crop_dataloader(), device,
-                                 data.prepare, trainer.strategy.precision_plugin.forward_context())
+    with trainer.strategy.precision_plugin.forward_context():  # as in training (bf16 or not)
+        scores = evaluate_multi_crop(classifier.model, data.multi_crop_dataloader(), device,
+                                     data.prepare)
     return scores.metrics()
 
 
