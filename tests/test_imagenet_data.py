@@ -36,7 +36,7 @@ def test_listing_follows_the_sorted_wnids(tree):
     root, written = tree
     train, val = list_imagenet(root, 3)
     assert train.classes == val.classes == tuple(WNIDS[:3])
-    assert [Path(p) for p in train.paths] == [p for p, _ in written["train"]]
+    assert [Path(train.path(i)) for i in range(len(train))] == [p for p, _ in written["train"]]
     assert train.labels.tolist() == [label for _, label in written["train"]]
     assert val.labels.tolist() == [0, 0, 1, 1, 2, 2]
 

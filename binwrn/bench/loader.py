@@ -137,7 +137,7 @@ def _section(command: str, results: dict[Case, Rate], files, args, per_core: flo
     rows = "\n".join(f"| {c.view} | {c.decoder} | {c.workers} | {rate.wall:,.0f} | "
                      f"{rate.cpu:,.0f} |" for c, rate in results.items())
     low, high = args.gpu_rate
-    mean_kb = sum(os.path.getsize(p) for p in files.paths) / len(files) / 1e3
+    mean_kb = sum(os.path.getsize(files.path(i)) for i in range(len(files))) / len(files) / 1e3
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     return (
         f"## {_machine()}, {date.today().isoformat()}\n\nCommand: `{command}`\n\n"

@@ -40,14 +40,22 @@ LAYOUT = ("{root}/train/<wnid>/*.JPEG and {root}/val/<wnid>/*.JPEG (the validati
 
 @dataclass(frozen=True)
 class FileSplit:
-    """Image paths with int64 labels: one split, listed but not decoded."""
+    """Image paths with int64 labels: one split, listed but not decoded.
 
-    paths: tuple[str, ...]
+    The paths are one bytes array, not 1.28M Python strings: every loader worker is a fork,
+    and reading a list's strings touches their reference counts, which copies each page
+    into every worker (PyTorch's known DataLoader "memory leak"); an array is one object.
+    """
+
+    paths: np.ndarray  # dtype bytes (S), os.fsencode of each path
     labels: np.ndarray
     classes: tuple[str, ...]
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def path(self, index: int) -> str:
+        return os.fsdecode(self.paths[index])
 
 
 def _images_in(folder: Path) -> list[str]:
@@ -84,7 +92,8 @@ def _list_split(root: Path, split: str, num_classes: int, limit: int | None) -> 
         labels += [index] * len(found)
     labels = np.asarray(labels, dtype=np.int64)
     keep = balanced_subset(labels, limit)
-    return FileSplit(tuple(paths[i] for i in keep), labels[keep], tuple(classes))
+    return FileSplit(np.array([os.fsencode(p) for p in paths])[keep], labels[keep],
+                     tuple(classes))
 
 
 def _extract_official_tarballs(root: Path) -> None:

@@ -31,7 +31,7 @@ class CroppedImages(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = read_rgb(self.files.paths[index], self.crops.decoder)
+        image = read_rgb(self.files.path(index), self.crops.decoder)
         if self.view == "train":
             crop = self.crops.train_crop_of(image)
         elif self.view == "centre":
