@@ -12,6 +12,7 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,7 +23,8 @@ from torch import nn
 
 from binwrn.data import Augment, ImageSplit, load_splits
 from binwrn.data.arrays import check_batch_size
-from binwrn.errors import BinwrnError
+from binwrn.data.imagenet import FileSplit, list_imagenet
+from binwrn.errors import BinwrnError, ConfigError
 from binwrn.tracking.store import absolute_uri, check_reachable
 from binwrn.train.fast_path import FastPath
 from binwrn.train.layer_order import (
@@ -32,6 +34,9 @@ from binwrn.train.layer_order import (
     resolve_order,
 )
 from binwrn.train.schedules import build_schedule
+
+if TYPE_CHECKING:  # imported where used: torchvision costs CIFAR runs seconds at startup
+    from binwrn.data.imagenet_transforms import CropSettings
 
 # The flat view shown as MLflow params (filterable in the UI); the full tree is an artifact.
 CURATED_PARAMS = (
@@ -51,6 +56,7 @@ HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
                  "data.verify_checksums", "data.eval_batch_size", "trainer.accelerator",
                  "trainer.devices", "resume", "checkpoints", "speed", "sweep.name",
                  "sweep.parent_run_id", "sweep.job", "sweep.smoke",
+                 "dataset.workers", "dataset.decoder",  # ImageNet loader: speed only
                  "norms")  # the table model.input_relu and model.temperature read: in model.*
 # Keys paper 2 added, left out while they hold paper 1's value, so that a paper-1 config keeps
 # the hash it had before them: its finished runs are still skipped, its runs still resume.
@@ -127,8 +133,36 @@ def build_augment(cfg: DictConfig) -> Augment:
     return Augment(flip=d.flip, pad=d.pad, pad_fill=d.pad_fill, cutout=d.cutout)
 
 
-def load_data(cfg: DictConfig) -> tuple[ImageSplit, ImageSplit]:
+def build_crops(cfg: DictConfig) -> CropSettings | None:
+    """How a streaming data set (ImageNet) cuts its crops; None for in-memory data sets."""
+    ds = cfg.dataset
+    if not ds.get("streaming", False):
+        return None
+    from binwrn.data.imagenet_transforms import CropSettings
+
+    crops = CropSettings(
+        size=ds.image_size, train_crop=ds.train_crop, scale_range=tuple(ds.scale_range),
+        area_range=tuple(ds.area_range), aspect_range=tuple(ds.aspect_range),
+        flip=cfg.data.flip, eval_resize=ds.eval_resize,
+        multi_crop_scales=tuple(ds.multi_crop_scales),
+        multi_crop_positions=ds.multi_crop_positions, decoder=ds.decoder)
+    if ds.multi_crop not in (0, crops.multi_crop_count):
+        raise ConfigError(f"dataset.multi_crop={ds.multi_crop} is not allowed: use 0 (single "
+                          f"centre crop only) or {crops.multi_crop_count} (5 crops at each of "
+                          "the dataset.multi_crop_scales).")
+    if ds.workers != "auto" and not (isinstance(ds.workers, int) and ds.workers >= 0):
+        raise ConfigError(f"dataset.workers={ds.workers} is not allowed: use auto or a whole "
+                          "number >= 0 of loader processes.")
+    return crops
+
+
+def load_data(cfg: DictConfig) -> tuple[ImageSplit | FileSplit, ImageSplit | FileSplit]:
     d = cfg.data
+    if cfg.dataset.get("streaming", False):  # ImageNet: listed here, decoded per batch
+        train, test = list_imagenet(d.root, cfg.dataset.num_classes, d.train_limit,
+                                    d.test_limit, extract=d.download)
+        check_batch_size(d.batch_size, len(train))
+        return train, test
     train, test = load_splits(
         cfg.dataset.name, d.root, cfg.dataset.num_classes, cfg.dataset.image_size,
         download=d.download, cache_dir=d.cache_dir,
@@ -147,12 +181,13 @@ class Prepared:
     model: nn.Module
     schedule: object
     augment: Augment
-    train: ImageSplit
-    test: ImageSplit
+    train: ImageSplit | FileSplit  # FileSplit: a streaming data set (ImageNet), with `crops`
+    test: ImageSplit | FileSplit
     tracking_uri: str
     fast_path: FastPath
     warnings: tuple[str, ...] = ()
     binarization_order: tuple[str, ...] | None = None  # paper 3; None: paper 1, all at once
+    crops: CropSettings | None = None
 
 
 def seed_all(seed: int) -> None:
@@ -169,11 +204,12 @@ def prepare(cfg: DictConfig) -> Prepared:
     seed_all(cfg.seed)
     model, schedule, augment = build_model(cfg), build_schedule_from(cfg), build_augment(cfg)
     order, order_warning = binarization_order(cfg, model)
+    crops = build_crops(cfg)
     train, test = load_data(cfg)
     fast_path = FastPath.from_config(cfg.speed, cfg.trainer.accelerator)
     warnings = [schedule.mismatch(cfg.trainer.max_epochs), unused_bn_option(cfg), order_warning]
     return Prepared(model, schedule, augment, train, test, uri, fast_path,
-                    tuple(w for w in warnings if w), order)
+                    tuple(w for w in warnings if w), order, crops)
 
 
 def binarization_order(cfg: DictConfig, model: nn.Module) -> tuple[tuple | None, str | None]:

@@ -49,6 +49,10 @@ def show_result(result: dict) -> None:
         ("stored in", result["tracking_uri"]),
         ("local outputs", result["output_dir"]),
     ]
+    for view in sorted({k.split("/")[0] for k in result if k.endswith("crop/top1_error_pct")}):
+        rows.insert(1, (f"{view.removeprefix('test_')} test error",  # ImageNet's multi-crop
+                        f"top-1 {result[f'{view}/top1_error_pct']:.2f} %, "
+                        f"top-5 {result[f'{view}/top5_error_pct']:.2f} %"))
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from binwrn.config import Prepared, config_hash, curated_params, run_name
 from binwrn.data.datamodule import DeviceAugmentedData
+from binwrn.data.imagenet_loader import StreamingImageData, worker_count
 from binwrn.errors import ConfigError
 from binwrn.models import size_summary
 from binwrn.tracking.callback import EpochMetricsToMlflow, with_error_pct
@@ -34,6 +35,7 @@ from binwrn.train.checkpoints import (
 from binwrn.train.fast_path import resolve_precision
 from binwrn.train.iterative import LayerByLayerBinarization
 from binwrn.train.module import WRNClassifier
+from binwrn.train.multi_crop import evaluate_multi_crop
 from binwrn.train.startup import FirstStepClock
 
 
@@ -49,6 +51,28 @@ def _recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> Non
     batches = islice(data.augmented_train_batches(device), cfg.bn.recompute_batches)
     with trainer.strategy.precision_plugin.forward_context():  # same precision as training
         recompute_bn_statistics(classifier.model, batches)
+
+
+def _datamodule(cfg: DictConfig, prepared: Prepared) -> pl.LightningDataModule:
+    """Streaming JPEG workers for ImageNet (prepared.crops), else the in-memory path."""
+    d, layout = cfg.data, prepared.fast_path.images
+    if prepared.crops is None:
+        return DeviceAugmentedData(prepared.train, prepared.test, d.batch_size, prepared.augment,
+                                   d.eval_batch_size, layout=layout)
+    return StreamingImageData(prepared.train, prepared.test, prepared.crops, d.batch_size,
+                              d.eval_batch_size, worker_count(cfg.dataset.workers), layout)
+
+
+def _multi_crop_test(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> dict:
+    """Paper 1's 25-crop ImageNet test (dataset.multi_crop), after the single-crop one."""
+    if not cfg.dataset.get("multi_crop", 0):
+        return {}
+    device = trainer.strategy.root_device
+    classifier.to(device)
+    with trainer.strategy.precision_plugin.forward_context():  # as in training (bf16 or not)
+        scores = evaluate_multi_crop(classifier.model, data.multi_crop_dataloader(), device,
+                                     data.prepare)
+    return scores.metrics()
 
 
 def _make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: bool):
@@ -84,12 +108,11 @@ def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, P
 def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
     """Fit (or resume), recompute BN statistics, test on the whole test set."""
     started = time.perf_counter()
-    model, o, d = prepared.fast_path.apply(prepared.model), cfg.optim, cfg.data
+    model, o = prepared.fast_path.apply(prepared.model), cfg.optim
     classifier = WRNClassifier(model, prepared.schedule, momentum=o.momentum,
                                weight_decay=o.weight_decay, nesterov=o.nesterov,
                                reset_momentum=o.reset_momentum_at_restart)
-    data = DeviceAugmentedData(prepared.train, prepared.test, d.batch_size, prepared.augment,
-                               d.eval_batch_size, layout=prepared.fast_path.images)
+    data = _datamodule(cfg, prepared)
     sizes = size_summary(model)
     digest = config_hash(cfg)
     resume_id, checkpoint = _resume_point(cfg, prepared.tracking_uri, digest)
@@ -135,6 +158,9 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         if cfg.bn.recompute_stats:
             _recompute_bn(cfg, classifier, data, trainer)
         (scores,) = trainer.test(classifier, datamodule=data, verbose=False)
+        multi_crop = _multi_crop_test(cfg, classifier, data, trainer)
+        if multi_crop:
+            run.log_metrics(multi_crop, step=trainer.current_epoch)
         final = work_dir / "checkpoints" / "final.ckpt"
         trainer.save_checkpoint(final, weights_only=True)
         if t.log_checkpoint:
@@ -145,5 +171,5 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         **sizes.metrics(), **with_error_pct(dict(scores)), "test_images": len(data.test_set),
         "run_name": run.run_name, "run_id": run.run_id, "tracking_uri": run.uri,
         "output_dir": str(work_dir), "wall_s": wall, "resumed": run.resumed,
-        "ui_link": ui_link(experiment_id=run.experiment_id),
+        "ui_link": ui_link(experiment_id=run.experiment_id), **multi_crop,
     }
