@@ -160,3 +160,40 @@ def write_image_folder(
             np.asarray(labels, dtype=np.int64),
         )
     return out
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    """An IDX file (http://yann.lecun.com/exdb/mnist/): big-endian int32 magic 0x0000080N
+    (uint8 data, N dimensions), one int32 per dimension, then the bytes row-major."""
+    header = np.array([0x800 + array.ndim, *array.shape], dtype=">i4").tobytes()
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_mnist_idx(
+    root: str | Path, n_train: int = 30, n_test: int = 20, seed: int = 0,
+    layout: str = "torchvision", compressed: tuple[bool, ...] = (True, False),
+) -> dict[str, np.ndarray | Path]:
+    """Write MNIST's four IDX files with random 28x28 digits and balanced labels 0-9.
+
+    layout "torchvision": `root/MNIST/raw/` as torchvision's download leaves it; "flat": the
+    files in `root`. `compressed` lists the forms written: True the `.gz` archive, False the
+    decompressed file (torchvision keeps both). Returns train_images (N, 28, 28),
+    train_labels, test_images, test_labels and folder.
+    """
+    import gzip
+
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "MNIST" / "raw" if layout == "torchvision" else Path(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, np.ndarray | Path] = {"folder": folder}
+    for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = _balanced_labels(rng, n, 10)
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            blob = _idx_bytes(array.astype(np.uint8))
+            name = f"{prefix}-{kind}-ubyte"
+            for gz in compressed:
+                (folder / (name + ".gz" if gz else name)).write_bytes(
+                    gzip.compress(blob, mtime=0) if gz else blob)
+        out[f"{split}_images"], out[f"{split}_labels"] = images, labels
+    return out

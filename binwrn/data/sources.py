@@ -1,5 +1,6 @@
-"""Find and read a data set by name: official torchvision files, an ImageFolder tree, or the
-embedded digits. The layout under `root` is detected, so users only say where the data is."""
+"""Find and read a data set by name: official torchvision files (CIFAR pickles, MNIST IDX),
+an ImageFolder tree, or the embedded digits. The layout under `root` is detected, so users
+only say where the data is."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from binwrn.data.arrays import ImageSplit, balanced_subset
 from binwrn.data.cifar_pickle import FOLDERS, batches_folder, read_cifar_batches
 from binwrn.data.digits import read_digits
 from binwrn.data.image_folder import is_image_folder, read_image_folder
+from binwrn.data.mnist import mnist_folder, read_mnist
 from binwrn.errors import ConfigError, DataError
 
-DATASETS = ("cifar10", "cifar100", "digits")
+DATASETS = ("cifar10", "cifar100", "mnist", "digits")
 
 
 def default_cache_dir() -> Path:
@@ -29,7 +31,8 @@ def _download(name: str, root: Path) -> None:
     """Fetch the official files with torchvision (which checks their md5)."""
     from torchvision import datasets
 
-    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100,
+           "mnist": datasets.MNIST}[name]
     try:
         for train in (True, False):
             cls(str(root), train=train, download=True)
@@ -61,6 +64,11 @@ def load_splits(
     if not root:
         raise DataError(f"No data.root is set for {name}: set data.root=<folder with the data>.")
     root = Path(root).expanduser()
+    if name == "mnist":
+        if mnist_folder(root) is None and download:
+            _download(name, root)
+        train, test = read_mnist(root, verify_checksums)
+        return _shrink(train, train_limit), _shrink(test, test_limit)
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     if is_image_folder(root):
         train = read_image_folder(root, "train", num_classes, image_size, cache, train_limit)
