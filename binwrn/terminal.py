@@ -47,6 +47,9 @@ def show_result(result: dict) -> None:
         ("stored in", result["tracking_uri"]),
         ("local outputs", result["output_dir"]),
     ]
+    if "val/acc" in result:  # data.val_size: the held-out split (paper 3)
+        rows.insert(1, ("validation error", f"{result['val/error_pct']:.2f} %  (acc "
+                                            f"{result['val/acc']:.4f}, held out of training)"))
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.config import build_model, load_data
+from binwrn.config import build_model, load_data, model_arguments
 from binwrn.errors import ConfigError, DataError
 from binwrn.export.format import FileLayout, decode, encode, write_bytes
 from binwrn.export.pack import pack_wrn, rebuild_wrn, torch_logits, zero_weights
@@ -135,8 +135,9 @@ def size_only(cfg: DictConfig) -> tuple[SizeSummary, FileLayout | None]:
     """Sizes of the (untrained) model `cfg` describes, and the layout of its .bwn file; no
     layout where the model has nothing to pack (model.bits=32)."""
     model = build_model(cfg)
-    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items()
-              if k != "_target_"}
+    if not isinstance(model, WideResNet):
+        return size_summary(model), None  # only the WRN has a packed format
+    kwargs = model_arguments(cfg.model)
     try:
         layout = encode(pack_wrn(model, kwargs, _data_info(cfg)))[1]
     except ConfigError:

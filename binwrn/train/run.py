@@ -16,13 +16,14 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.config import Prepared, config_hash, curated_params, run_name
+from binwrn.config import Prepared, config_hash, curated_params, network_key, run_name
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.errors import ConfigError
 from binwrn.models import size_summary
 from binwrn.tracking.callback import EpochMetricsToMlflow
 from binwrn.tracking.provenance import provenance_tags
 from binwrn.tracking.run import TrackedRun, find_resumable_run
+from binwrn.tracking.sensitivity_runs import NETWORK_TAG
 from binwrn.tracking.store import ui_link
 from binwrn.train.bn_stats import recompute_bn_statistics
 from binwrn.train.checkpoints import (
@@ -49,6 +50,19 @@ def _recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> Non
     batches = islice(data.augmented_train_batches(device), cfg.bn.recompute_batches)
     with trainer.strategy.precision_plugin.forward_context():  # same precision as training
         recompute_bn_statistics(classifier.model, batches)
+
+
+def validation_scores(cfg: DictConfig, prepared: Prepared, classifier, trainer: pl.Trainer
+                      ) -> dict[str, float]:
+    """val/acc, val/loss and val/error_pct on the held-out split (the model as it is now)."""
+    held_out = DeviceAugmentedData(prepared.train, prepared.validation, cfg.data.batch_size,
+                                   prepared.augment, cfg.data.eval_batch_size,
+                                   layout=prepared.fast_path.images)
+    # The module names its evaluation metrics test/*: here they are the held-out split's.
+    (scores,) = trainer.validate(classifier, datamodule=held_out, verbose=False)
+    acc = float(scores["test/acc"])
+    return {"val/acc": acc, "val/loss": float(scores["test/loss"]),
+            "val/error_pct": 100.0 * (1.0 - acc)}
 
 
 def _make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: bool):
@@ -84,10 +98,8 @@ def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, P
 def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
     """Fit (or resume), recompute BN statistics, test on the whole test set."""
     started = time.perf_counter()
-    model, o, d = prepared.fast_path.apply(prepared.model), cfg.optim, cfg.data
-    classifier = WRNClassifier(model, prepared.schedule, momentum=o.momentum,
-                               weight_decay=o.weight_decay, nesterov=o.nesterov,
-                               reset_momentum=o.reset_momentum_at_restart)
+    model, d = prepared.fast_path.apply(prepared.model), cfg.data
+    classifier = WRNClassifier(model, prepared.schedule, prepared.optimizer)
     data = DeviceAugmentedData(prepared.train, prepared.test, d.batch_size, prepared.augment,
                                d.eval_batch_size, layout=prepared.fast_path.images)
     sizes = size_summary(model)
@@ -109,6 +121,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         callbacks.append(RichProgressBar())
     trainer = _make_trainer(cfg, callbacks, work_dir, show_progress)  # before the run exists
     tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": digest,
+            NETWORK_TAG: network_key(cfg),
             "binwrn.output_dir": str(work_dir), **_sweep_tags(cfg),
             "binwrn.restarts": ",".join(str(e) for e in range(1, cfg.trainer.max_epochs)
                                         if prepared.schedule.restarts_at(e))}
@@ -135,6 +148,10 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         if cfg.bn.recompute_stats:
             _recompute_bn(cfg, classifier, data, trainer)
         (scores,) = trainer.test(classifier, datamodule=data, verbose=False)
+        validation = {}
+        if prepared.validation is not None:  # data.val_size: paper 3's held-out split
+            validation = validation_scores(cfg, prepared, classifier, trainer)
+            run.log_metrics(validation, step=trainer.current_epoch)
         final = work_dir / "checkpoints" / "final.ckpt"
         trainer.save_checkpoint(final, weights_only=True)
         if t.log_checkpoint:
@@ -145,6 +162,6 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         **sizes.metrics(), "test/acc": scores["test/acc"],
         "test/error_pct": 100.0 * (1.0 - scores["test/acc"]), "test_images": len(data.test_set),
         "run_name": run.run_name, "run_id": run.run_id, "tracking_uri": run.uri,
-        "output_dir": str(work_dir), "wall_s": wall, "resumed": run.resumed,
+        "output_dir": str(work_dir), "wall_s": wall, "resumed": run.resumed, **validation,
         "ui_link": ui_link(experiment_id=run.experiment_id),
     }
