@@ -124,6 +124,8 @@ def run_name(cfg: DictConfig) -> str:
     if not str(cfg.model.get("_target_", "WideResNet")).endswith("WideResNet"):
         order = OmegaConf.select(cfg, "iterative.order", default="none")
         order = "" if order == "none" else f"-{order if isinstance(order, str) else 'list'}"
+        if order == "-single":
+            order += f"-{cfg.iterative.layer}"
         return (f"{cfg.dataset.name}-{net_name(cfg.model)}-{bits}-"
                 f"{cfg.optim.get('name', 'sgd')}-{cfg.schedule.name}{order}")
     affine = "bn-affine" if cfg.bn.learn_affine else "bn-fixed"

@@ -37,7 +37,7 @@ def show_result(result: dict) -> None:
     rows = [
         ("test error", f"{result['test/error_pct']:.2f} %  (acc {result['test/acc']:.4f} "
                        f"on {result['test_images']:,} images)"),
-        ("conv weights", f"{result['model/conv_weights']:,} "
+        ("weights", f"{result['model/conv_weights']:,} "
                          f"({result['model/binary_weights']:,} 1-bit)"),
         ("weights on disk", f"{_mib(result['model/packed_bytes'])} packed vs "
                             f"{_mib(result['model/fp32_bytes'])} fp32 "

@@ -26,6 +26,8 @@ class RunResult:
     final_error: float | None
     curve: dict[int, float] = field(default_factory=dict)  # epoch -> test error (%)
     restarts: tuple[int, ...] = ()  # epochs after which SGDR restarted
+    metrics: dict[str, float] = field(default_factory=dict)  # latest value of every metric
+    tags: dict[str, str] = field(default_factory=dict)
 
     def value(self, key: str) -> object:
         """A label, else the param of that name, else None."""
@@ -75,4 +77,6 @@ def read_run(client: MlflowClient, run: Run, labels: dict[str, object]) -> RunRe
         final_error=run.data.metrics.get(ERROR_METRIC),
         curve=error_curve(client, run.info.run_id),
         restarts=_restarts(run.data.tags.get(RESTARTS_TAG, "")),
+        metrics=dict(run.data.metrics),
+        tags=dict(run.data.tags),
     )

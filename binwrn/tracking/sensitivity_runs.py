@@ -12,6 +12,8 @@ from __future__ import annotations
 from binwrn.errors import ConfigError
 
 NETWORK_TAG = "binwrn.network"
+NET_TAG = "binwrn.net"                   # the net alone (vgg5, resnet20, mlp300-100, wrn20-10)
+LAYER_NUMBER_TAG = "binwrn.layer_number"  # a single-layer run's layer, 1..L in forward order
 METRIC = "val/acc"
 
 

@@ -16,14 +16,21 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.config import Prepared, config_hash, curated_params, network_key, run_name
+from binwrn.config import (
+    Prepared,
+    config_hash,
+    curated_params,
+    net_name,
+    network_key,
+    run_name,
+)
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.errors import ConfigError
 from binwrn.models import size_summary
 from binwrn.tracking.callback import EpochMetricsToMlflow
 from binwrn.tracking.provenance import provenance_tags
 from binwrn.tracking.run import TrackedRun, find_resumable_run
-from binwrn.tracking.sensitivity_runs import NETWORK_TAG
+from binwrn.tracking.sensitivity_runs import LAYER_NUMBER_TAG, NET_TAG, NETWORK_TAG
 from binwrn.tracking.store import ui_link
 from binwrn.train.bn_stats import recompute_bn_statistics
 from binwrn.train.checkpoints import (
@@ -34,6 +41,7 @@ from binwrn.train.checkpoints import (
 )
 from binwrn.train.fast_path import resolve_precision
 from binwrn.train.iterative import LayerByLayerBinarization
+from binwrn.train.layer_order import binarizable_names
 from binwrn.train.module import WRNClassifier
 from binwrn.train.startup import FirstStepClock
 
@@ -86,6 +94,16 @@ def _sweep_tags(cfg: DictConfig) -> dict[str, str]:
             "binwrn.sweep_job": s.job, "binwrn.smoke": str(bool(s.smoke)).lower()}
 
 
+def _network_tags(cfg: DictConfig, prepared: Prepared) -> dict[str, str]:
+    """The net, and for a single-layer run its layer's number (paper 3 numbers layers 1..L
+    in forward order, spec 3.6): what `iterative.ranking=store` and reports read."""
+    tags = {NETWORK_TAG: network_key(cfg), NET_TAG: net_name(cfg.model)}
+    if OmegaConf.select(cfg, "iterative.order", default="none") == "single":
+        number = binarizable_names(prepared.model).index(cfg.iterative.layer) + 1
+        tags[LAYER_NUMBER_TAG] = str(number)
+    return tags
+
+
 def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, Path | None]:
     """The unfinished run of this exact config and its last checkpoint, when `resume` is on."""
     if not cfg.resume:
@@ -121,7 +139,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         callbacks.append(RichProgressBar())
     trainer = _make_trainer(cfg, callbacks, work_dir, show_progress)  # before the run exists
     tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": digest,
-            NETWORK_TAG: network_key(cfg),
+            **_network_tags(cfg, prepared),
             "binwrn.output_dir": str(work_dir), **_sweep_tags(cfg),
             "binwrn.restarts": ",".join(str(e) for e in range(1, cfg.trainer.max_epochs)
                                         if prepared.schedule.restarts_at(e))}
@@ -142,6 +160,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
             run.log_text(sizes.as_markdown(), "model_summary.md")
             if prepared.binarization_order:  # the resolved order (random, ranked or given)
                 run.log_json({"order": list(prepared.binarization_order),
+                              "layers": binarizable_names(prepared.model),  # forward order
                               "epochs_per_layer": cfg.iterative.epochs_per_layer},
                              "iterative/order.json")
         trainer.fit(classifier, datamodule=data, ckpt_path=checkpoint)
