@@ -11,6 +11,7 @@ from binwrn.report.paper import TABLE1, Table1Entry, paper2_error, table1_entry
 from binwrn.report.rows import BitsPair, Row, settings_text, varying_settings
 from binwrn.report.runs import RunResult
 from binwrn.report.table import RESULT_COLUMNS, Column, Table, difference
+from binwrn.tracking.sensitivity_runs import NET_TAG
 
 DATASETS = {"cifar10": "C10", "cifar100": "C100"}
 # The params the data, net and aug columns already show.
@@ -48,6 +49,9 @@ def paper_error(run: RunResult, bits: int | None = None) -> float | None:
 
 
 def _net(run: RunResult) -> str:
+    """A WRN's depth-width; another net (paper 3's) by its name, e.g. vgg5."""
+    if "model.width" not in run.params and NET_TAG in run.tags:
+        return run.tags[NET_TAG]
     return f"{run.params.get('model.depth', '?')}-{run.params.get('model.width', '?')}"
 
 
