@@ -12,6 +12,7 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from torch import nn
 
 from binwrn.data import Augment, ImageSplit, load_splits
 from binwrn.data.arrays import check_batch_size
+from binwrn.data.imagenet import FileSplit, list_imagenet
 from binwrn.data.validation import holdout_split
 from binwrn.errors import BinwrnError, ConfigError
 from binwrn.tracking.sensitivity_runs import stored_accuracy
@@ -36,6 +38,9 @@ from binwrn.train.layer_order import (
 )
 from binwrn.train.optimizers import OptimizerSettings
 from binwrn.train.schedules import build_schedule
+
+if TYPE_CHECKING:  # imported where used: torchvision costs CIFAR runs seconds at startup
+    from binwrn.data.imagenet_transforms import CropSettings
 
 # The flat view shown as MLflow params (filterable in the UI); the full tree is an artifact.
 CURATED_PARAMS = (
@@ -56,6 +61,7 @@ HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
                  "data.verify_checksums", "data.eval_batch_size", "trainer.accelerator",
                  "trainer.devices", "resume", "checkpoints", "speed", "sweep.name",
                  "sweep.parent_run_id", "sweep.job", "sweep.smoke",
+                 "dataset.workers", "dataset.decoder",  # ImageNet loader: speed only
                  "norms",  # the table model.input_relu and model.temperature read: in model.*
                  "model.label",  # the net's name in run names and folders
                  # read by paper 3's nets as model.input_mean/std (hashed there); the WRN's
@@ -121,7 +127,7 @@ def net_name(model: DictConfig) -> str:
 
 def run_name(cfg: DictConfig) -> str:
     bits = "1bit" if cfg.model.bits == 1 else f"fp{cfg.model.bits}"
-    if not str(cfg.model.get("_target_", "WideResNet")).endswith("WideResNet"):
+    if "width" not in cfg.model:  # paper 3's nets; the WRNs (CIFAR, ImageNet) are named below
         order = OmegaConf.select(cfg, "iterative.order", default="none")
         order = "" if order == "none" else f"-{order if isinstance(order, str) else 'list'}"
         if order == "-single":
@@ -178,8 +184,34 @@ def build_augment(cfg: DictConfig) -> Augment:
     return Augment(flip=d.flip, pad=d.pad, pad_fill=d.pad_fill, cutout=d.cutout)
 
 
-def load_data(cfg: DictConfig) -> tuple[ImageSplit, ImageSplit]:
+def build_crops(cfg: DictConfig) -> CropSettings | None:
+    """How a streaming data set (ImageNet) cuts its crops; None for in-memory data sets."""
+    ds = cfg.dataset
+    if not ds.get("streaming", False):
+        return None
+    from binwrn.data.imagenet_transforms import CropSettings
+
+    crops = CropSettings(
+        size=ds.image_size, train_crop=ds.train_crop, scale_range=tuple(ds.scale_range),
+        area_range=tuple(ds.area_range), aspect_range=tuple(ds.aspect_range),
+        flip=cfg.data.flip, eval_resize=ds.eval_resize,
+        multi_crop_scales=tuple(ds.multi_crop_scales),
+        multi_crop_positions=ds.multi_crop_positions, decoder=ds.decoder)
+    if ds.multi_crop not in (0, crops.multi_crop_count):
+        raise ConfigError(f"dataset.multi_crop={ds.multi_crop} is not allowed: use 0 (single "
+                          f"centre crop only) or {crops.multi_crop_count} (5 crops at each of "
+                          "the dataset.multi_crop_scales).")
+    if ds.workers != "auto" and not (isinstance(ds.workers, int) and ds.workers >= 0):
+        raise ConfigError(f"dataset.workers={ds.workers} is not allowed: use auto or a whole "
+                          "number >= 0 of loader processes.")
+    return crops
+
+
+def load_data(cfg: DictConfig) -> tuple[ImageSplit | FileSplit, ImageSplit | FileSplit]:
     d = cfg.data
+    if cfg.dataset.get("streaming", False):  # ImageNet: listed here, decoded per batch
+        return list_imagenet(d.root, cfg.dataset.num_classes, d.train_limit, d.test_limit,
+                             extract=d.download)
     train, test = load_splits(
         cfg.dataset.name, d.root, cfg.dataset.num_classes, cfg.dataset.image_size,
         download=d.download, cache_dir=d.cache_dir,
@@ -189,7 +221,8 @@ def load_data(cfg: DictConfig) -> tuple[ImageSplit, ImageSplit]:
     return train, test
 
 
-def split_validation(cfg: DictConfig, train: ImageSplit) -> tuple[ImageSplit, ImageSplit | None]:
+def split_validation(cfg: DictConfig, train: ImageSplit | FileSplit
+                     ) -> tuple[ImageSplit | FileSplit, ImageSplit | None]:
     """(the images to train on, the held-out validation split or None): data.val_size."""
     count = cfg.data.get("val_size", 0)  # absent in older runs' configs
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -197,6 +230,9 @@ def split_validation(cfg: DictConfig, train: ImageSplit) -> tuple[ImageSplit, Im
                           "(0: no validation split).")
     if count == 0:
         return train, None
+    if isinstance(train, FileSplit):
+        raise ConfigError(f"data.val_size={count} holds out images of in-memory data sets only; "
+                          f"{cfg.dataset.name} streams its files: leave it at 0.")
     return holdout_split(train, count, cfg.dataset.get("val_split", "balanced"))
 
 
@@ -207,12 +243,13 @@ class Prepared:
     model: nn.Module
     schedule: object
     augment: Augment
-    train: ImageSplit
-    test: ImageSplit
+    train: ImageSplit | FileSplit  # FileSplit: a streaming data set (ImageNet), with `crops`
+    test: ImageSplit | FileSplit
     tracking_uri: str
     fast_path: FastPath
     warnings: tuple[str, ...] = ()
     binarization_order: tuple[str, ...] | None = None  # paper 3; None: paper 1, all at once
+    crops: CropSettings | None = None
     optimizer: OptimizerSettings = OptimizerSettings()
     validation: ImageSplit | None = None  # data.val_size images held out of `train`
 
@@ -232,13 +269,14 @@ def prepare(cfg: DictConfig) -> Prepared:
     model, schedule, augment = build_model(cfg), build_schedule_from(cfg), build_augment(cfg)
     optimizer = optimizer_settings(cfg)
     order, order_warning = binarization_order(cfg, model, uri)
+    crops = build_crops(cfg)
     train, test = load_data(cfg)
     train, validation = split_validation(cfg, train)
     check_batch_size(cfg.data.batch_size, len(train))
     fast_path = FastPath.from_config(cfg.speed, cfg.trainer.accelerator)
     warnings = [schedule.mismatch(cfg.trainer.max_epochs), unused_bn_option(cfg), order_warning]
     return Prepared(model, schedule, augment, train, test, uri, fast_path,
-                    tuple(w for w in warnings if w), order, optimizer, validation)
+                    tuple(w for w in warnings if w), order, crops, optimizer, validation)
 
 
 def network_key(cfg: DictConfig) -> str:

@@ -50,6 +50,10 @@ def show_result(result: dict) -> None:
     if "val/acc" in result:  # data.val_size: the held-out split (paper 3)
         rows.insert(1, ("validation error", f"{result['val/error_pct']:.2f} %  (acc "
                                             f"{result['val/acc']:.4f}, held out of training)"))
+    for view in sorted({k.split("/")[0] for k in result if k.endswith("crop/top1_error_pct")}):
+        rows.insert(1, (f"{view.removeprefix('test_')} test error",  # ImageNet's multi-crop
+                        f"top-1 {result[f'{view}/top1_error_pct']:.2f} %, "
+                        f"top-5 {result[f'{view}/top5_error_pct']:.2f} %"))
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)

@@ -78,6 +78,14 @@ def _source_info(source: Source) -> dict:
     return info | {k.replace("/", "_"): v for k, v in source.recorded.items()}
 
 
+def check_packable(cfg: DictConfig) -> None:
+    """The .bwn topologies are the CIFAR-style WRN's (docs/packed-format.md)."""
+    if cfg.model.get("_target_") != "binwrn.models.WideResNet":
+        raise ConfigError(f"binwrn-export packs model=wrn only; {cfg.model.get('_target_')} "
+                          "(paper 1's ImageNet 18-2.5 or one of paper 3's nets) has no packed "
+                          "format yet: use --size-only for its sizes.")
+
+
 def trained_model(source: Source, kwargs: dict) -> WideResNet:
     model = WideResNet(**kwargs)
     try:
@@ -92,6 +100,7 @@ def trained_model(source: Source, kwargs: dict) -> WideResNet:
 def export_model(source: Source, out: Path | None, onnx_path: Path | None,
                  n_images: int = 100) -> ExportResult:
     """Pack `source`, verify the file's logits (and ONNX's), then write what was asked."""
+    check_packable(source.cfg)
     kwargs = source.model_kwargs()
     model = trained_model(source, kwargs)
     blob, layout = encode(pack_wrn(model, kwargs, _data_info(source.cfg), _source_info(source)))
@@ -135,10 +144,9 @@ def size_only(cfg: DictConfig) -> tuple[SizeSummary, FileLayout | None]:
     """Sizes of the (untrained) model `cfg` describes, and the layout of its .bwn file; no
     layout where the model has nothing to pack (model.bits=32)."""
     model = build_model(cfg)
-    if not isinstance(model, WideResNet):
-        return size_summary(model), None  # only the WRN has a packed format
     kwargs = model_arguments(cfg.model)
     try:
+        check_packable(cfg)
         layout = encode(pack_wrn(model, kwargs, _data_info(cfg)))[1]
     except ConfigError:
         layout = None

@@ -25,6 +25,7 @@ from binwrn.config import (
     run_name,
 )
 from binwrn.data.datamodule import DeviceAugmentedData
+from binwrn.data.imagenet_loader import StreamingImageData, worker_count
 from binwrn.errors import ConfigError
 from binwrn.models import size_summary
 from binwrn.tracking.callback import EpochMetricsToMlflow
@@ -43,6 +44,7 @@ from binwrn.train.fast_path import resolve_precision
 from binwrn.train.iterative import LayerByLayerBinarization
 from binwrn.train.layer_order import binarizable_names
 from binwrn.train.module import WRNClassifier
+from binwrn.train.multi_crop import evaluate_multi_crop
 from binwrn.train.startup import FirstStepClock
 
 
@@ -71,6 +73,28 @@ def validation_scores(cfg: DictConfig, prepared: Prepared, classifier, trainer: 
     acc = float(scores["test/acc"])
     return {"val/acc": acc, "val/loss": float(scores["test/loss"]),
             "val/error_pct": 100.0 * (1.0 - acc)}
+
+
+def _datamodule(cfg: DictConfig, prepared: Prepared) -> pl.LightningDataModule:
+    """Streaming JPEG workers for ImageNet (prepared.crops), else the in-memory path."""
+    d, layout = cfg.data, prepared.fast_path.images
+    if prepared.crops is None:
+        return DeviceAugmentedData(prepared.train, prepared.test, d.batch_size, prepared.augment,
+                                   d.eval_batch_size, layout=layout)
+    return StreamingImageData(prepared.train, prepared.test, prepared.crops, d.batch_size,
+                              d.eval_batch_size, worker_count(cfg.dataset.workers), layout)
+
+
+def _multi_crop_test(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> dict:
+    """Paper 1's 25-crop ImageNet test (dataset.multi_crop), after the single-crop one."""
+    if not cfg.dataset.get("multi_crop", 0):
+        return {}
+    device = trainer.strategy.root_device
+    classifier.to(device)
+    with trainer.strategy.precision_plugin.forward_context():  # as in training (bf16 or not)
+        scores = evaluate_multi_crop(classifier.model, data.multi_crop_dataloader(), device,
+                                     data.prepare)
+    return scores.metrics()
 
 
 def _make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: bool):
@@ -116,10 +140,9 @@ def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, P
 def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
     """Fit (or resume), recompute BN statistics, test on the whole test set."""
     started = time.perf_counter()
-    model, d = prepared.fast_path.apply(prepared.model), cfg.data
+    model = prepared.fast_path.apply(prepared.model)
     classifier = WRNClassifier(model, prepared.schedule, prepared.optimizer)
-    data = DeviceAugmentedData(prepared.train, prepared.test, d.batch_size, prepared.augment,
-                               d.eval_batch_size, layout=prepared.fast_path.images)
+    data = _datamodule(cfg, prepared)
     sizes = size_summary(model)
     digest = config_hash(cfg)
     resume_id, checkpoint = _resume_point(cfg, prepared.tracking_uri, digest)
@@ -167,10 +190,12 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         if cfg.bn.recompute_stats:
             _recompute_bn(cfg, classifier, data, trainer)
         (scores,) = trainer.test(classifier, datamodule=data, verbose=False)
+        multi_crop = _multi_crop_test(cfg, classifier, data, trainer)
         validation = {}
         if prepared.validation is not None:  # data.val_size: paper 3's held-out split
             validation = validation_scores(cfg, prepared, classifier, trainer)
-            run.log_metrics(validation, step=trainer.current_epoch)
+        if multi_crop or validation:
+            run.log_metrics({**multi_crop, **validation}, step=trainer.current_epoch)
         final = work_dir / "checkpoints" / "final.ckpt"
         trainer.save_checkpoint(final, weights_only=True)
         if t.log_checkpoint:
@@ -181,6 +206,6 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         **sizes.metrics(), "test/acc": scores["test/acc"],
         "test/error_pct": 100.0 * (1.0 - scores["test/acc"]), "test_images": len(data.test_set),
         "run_name": run.run_name, "run_id": run.run_id, "tracking_uri": run.uri,
-        "output_dir": str(work_dir), "wall_s": wall, "resumed": run.resumed, **validation,
-        "ui_link": ui_link(experiment_id=run.experiment_id),
+        "output_dir": str(work_dir), "wall_s": wall, "resumed": run.resumed,
+        "ui_link": ui_link(experiment_id=run.experiment_id), **multi_crop, **validation,
     }
