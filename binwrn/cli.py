@@ -139,9 +139,12 @@ def export() -> None:
             if args.markdown:
                 print(report.size_report_markdown(summary, layout), end="")
             else:
+                from binwrn.config import net_name
+
                 m = cfg.model
-                report.show_size_report(summary, layout, f"WRN-{m.depth}-{m.width} "
-                                        f"{cfg.dataset.name}, {m.bits}-bit (sizes only)")
+                net = f"WRN-{m.depth}-{m.width}" if "width" in m else net_name(m)
+                report.show_size_report(summary, layout, f"{net} {cfg.dataset.name}, "
+                                        f"{m.bits}-bit (sizes only)")
             return
         source = load_source(args.items[0], args.tracking_uri, args.config, args.items[1:])
         result = job.export_model(source, args.out, args.onnx, args.check_images)
@@ -271,15 +274,16 @@ def sensitivity() -> None:
         prog="binwrn-sensitivity",
         description="Paper 3's sensitivity pre-training (spec 3.6): train once per 1-bit layer "
                     "with only that layer binary for trainer.max_epochs epochs, rank the "
-                    "layers by accuracy on a class-balanced split held out of the training "
-                    "images, and write the ranking iterative.ranking reads.",
+                    "layers by accuracy on a validation split held out of the training "
+                    "images (data.val_size), and write the ranking iterative.ranking reads.",
         epilog="example: binwrn-sensitivity model.width=4 trainer.max_epochs=30 "
                "--out ranking.json, then binwrn-run iterative.order=ascend "
                "iterative.ranking=ranking.json")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, as for binwrn-run")
-    parser.add_argument("--val-size", type=int, default=5000,
-                        help="held-out validation images (paper 3: 5000 of CIFAR-10's 50k)")
+    parser.add_argument("--val-size", type=int, default=None,
+                        help="held-out validation images (default: data.val_size, else paper "
+                             "3's 5000: 45k/5k CIFAR-10, 55k/5k MNIST)")
     parser.add_argument("--out", type=Path, default=Path("ranking.json"),
                         help="where the ranking JSON goes (default ranking.json)")
     args = parser.parse_args()

@@ -24,15 +24,19 @@ from torch import nn
 from binwrn.data import Augment, ImageSplit, load_splits
 from binwrn.data.arrays import check_batch_size
 from binwrn.data.imagenet import FileSplit, list_imagenet
+from binwrn.data.validation import holdout_split
 from binwrn.errors import BinwrnError, ConfigError
+from binwrn.tracking.sensitivity_runs import stored_accuracy
 from binwrn.tracking.store import absolute_uri, check_reachable
 from binwrn.train.fast_path import FastPath
 from binwrn.train.layer_order import (
     binarizable_names,
     check_epochs_per_layer,
     fully_binary_warning,
+    ranking_record,
     resolve_order,
 )
+from binwrn.train.optimizers import OptimizerSettings
 from binwrn.train.schedules import build_schedule
 
 if TYPE_CHECKING:  # imported where used: torchvision costs CIFAR runs seconds at startup
@@ -48,7 +52,9 @@ CURATED_PARAMS = (
     "schedule.lr_min", "schedule.milestones", "bn.recompute_stats", "bn.momentum",
     "data.batch_size", "data.pad", "data.pad_fill", "data.flip", "data.train_limit",
     "data.test_limit", "seed", "deterministic", "trainer.precision",
-    "iterative.order", "iterative.epochs_per_layer", "iterative.ranking",
+    "iterative.order", "iterative.epochs_per_layer", "iterative.ranking", "iterative.layer",
+    "model.hidden", "model.init", "optim.name", "optim.decay_scope", "optim.betas",
+    "data.val_size",
     "dataset.use_extra",  # SVHN's configs only: absent keys are not logged
 )
 # Keys that change where things are stored or how fast, not what is trained.
@@ -57,23 +63,31 @@ HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
                  "trainer.devices", "resume", "checkpoints", "speed", "sweep.name",
                  "sweep.parent_run_id", "sweep.job", "sweep.smoke",
                  "dataset.workers", "dataset.decoder",  # ImageNet loader: speed only
-                 "norms")  # the table model.input_relu and model.temperature read: in model.*
+                 "norms",  # the table model.input_relu and model.temperature read: in model.*
+                 "model.label",  # the net's name in run names and folders
+                 # read by paper 3's nets as model.input_mean/std (hashed there); the WRN's
+                 # input BN normalises instead
+                 "dataset.mean", "dataset.std")
 # Keys paper 2 added, left out while they hold paper 1's value, so that a paper-1 config keeps
 # the hash it had before them: its finished runs are still skipped, its runs still resume.
+# Keys paper 3 added; their curated params also show only where they differ from paper 1.
+PAPER3_KEYS = {"optim.name": "sgd", "optim.decay_scope": "weights", "data.val_size": 0}
 PAPER1_VALUES = {"model.norm": "batchnorm", "model.temperature": None,
-                 "dataset.channels": 3}  # added with MNIST's single channel
+                 "dataset.channels": 3,  # added with MNIST's single channel
+                 "iterative.layer": None,  # added after the other iterative.* keys
+                 **PAPER3_KEYS}
 # Groups paper 3 added, left out in the same way while their switch holds paper 1's value:
 # with iterative.order=none the other iterative.* keys have no effect.
 PAPER1_GROUPS = {"iterative": ("order", "none")}
 
 
 def curated_params(cfg: DictConfig) -> dict[str, object]:
-    # A paper-1 run (iterative.order=none) shows the params it showed before paper 3.
+    # A paper-1 run (iterative.order=none, SGD, ...) shows the params it showed before paper 3.
     paper1 = OmegaConf.select(cfg, "iterative.order", default="none") == "none"
     keys = [k for k in CURATED_PARAMS if not (paper1 and k.startswith("iterative."))]
     values = {key: OmegaConf.select(cfg, key, default="__absent__") for key in keys}
     return {k: (list(v) if OmegaConf.is_list(v) else v) for k, v in values.items()
-            if v != "__absent__"}
+            if v != "__absent__" and not (k in PAPER3_KEYS and v == PAPER3_KEYS[k])}
 
 
 def _parent(tree: dict, dotted: str) -> dict:
@@ -104,8 +118,23 @@ def config_hash(cfg: DictConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def net_name(model: DictConfig) -> str:
+    """wrn20-10, vgg5, resnet20, mlp300-100: the model's label (a config from before labels is
+    a WRN), with an MLP's hidden widths."""
+    label = model.get("label") or f"wrn{model.depth}-{model.width}"
+    hidden = model.get("hidden")
+    return label + "-".join(str(h) for h in hidden) if hidden else label
+
+
 def run_name(cfg: DictConfig) -> str:
     bits = "1bit" if cfg.model.bits == 1 else f"fp{cfg.model.bits}"
+    if "width" not in cfg.model:  # paper 3's nets; the WRNs (CIFAR, ImageNet) are named below
+        order = OmegaConf.select(cfg, "iterative.order", default="none")
+        order = "" if order == "none" else f"-{order if isinstance(order, str) else 'list'}"
+        if order == "-single":
+            order += f"-{cfg.iterative.layer}"
+        return (f"{cfg.dataset.name}-{net_name(cfg.model)}-{bits}-"
+                f"{cfg.optim.get('name', 'sgd')}-{cfg.schedule.name}{order}")
     affine = "bn-affine" if cfg.bn.learn_affine else "bn-fixed"
     if cfg.model.get("norm", "batchnorm") == "shifted_relu":
         affine = f"srelu-T{cfg.model.temperature:g}"  # no internal BN to be affine or not
@@ -114,9 +143,18 @@ def run_name(cfg: DictConfig) -> str:
             f"{cfg.schedule.name}-{affine}{cut}")
 
 
+def model_arguments(model: DictConfig) -> dict:
+    """The network's constructor arguments: model.* resolved, without Hydra's `_target_`
+    and `label` (the net's name in run names and folders, not an argument)."""
+    arguments = OmegaConf.to_container(model, resolve=True)
+    for key in ("_target_", "label"):
+        arguments.pop(key, None)
+    return arguments
+
+
 def build_model(cfg: DictConfig) -> nn.Module:
     try:
-        return instantiate(cfg.model)
+        return instantiate({"_target_": cfg.model._target_, **model_arguments(cfg.model)})
     except InstantiationException as err:
         if isinstance(err.__cause__, BinwrnError):
             raise err.__cause__ from None
@@ -126,6 +164,20 @@ def build_model(cfg: DictConfig) -> nn.Module:
 def build_schedule_from(cfg: DictConfig):
     options = OmegaConf.to_container(cfg.schedule, resolve=True)
     return build_schedule(options.pop("name"), cfg.optim.lr, **options)
+
+
+def optimizer_settings(cfg: DictConfig) -> OptimizerSettings:
+    """`optim.*` as the training module takes it; keys a config lacks (older runs' configs,
+    or Adam's, which has no momentum) keep OptimizerSettings' defaults."""
+    options = OmegaConf.to_container(cfg.optim, resolve=True)
+    options.pop("lr")  # the schedule's peak
+    if "betas" in options:
+        options["betas"] = tuple(options["betas"])
+    try:
+        return OptimizerSettings(**options)
+    except TypeError as err:
+        raise ConfigError(f"optim.* has a key the optimizer does not take ({err}): drop it.") \
+            from None
 
 
 def build_augment(cfg: DictConfig) -> Augment:
@@ -159,10 +211,8 @@ def build_crops(cfg: DictConfig) -> CropSettings | None:
 def load_data(cfg: DictConfig) -> tuple[ImageSplit | FileSplit, ImageSplit | FileSplit]:
     d = cfg.data
     if cfg.dataset.get("streaming", False):  # ImageNet: listed here, decoded per batch
-        train, test = list_imagenet(d.root, cfg.dataset.num_classes, d.train_limit,
-                                    d.test_limit, extract=d.download)
-        check_batch_size(d.batch_size, len(train))
-        return train, test
+        return list_imagenet(d.root, cfg.dataset.num_classes, d.train_limit, d.test_limit,
+                             extract=d.download)
     train, test = load_splits(
         cfg.dataset.name, d.root, cfg.dataset.num_classes, cfg.dataset.image_size,
         download=d.download, cache_dir=d.cache_dir,
@@ -170,8 +220,22 @@ def load_data(cfg: DictConfig) -> tuple[ImageSplit | FileSplit, ImageSplit | Fil
         verify_checksums=d.get("verify_checksums", True),  # absent in older runs' configs
         use_extra=cfg.dataset.get("use_extra", False),  # SVHN only
     )
-    check_batch_size(d.batch_size, len(train))
     return train, test
+
+
+def split_validation(cfg: DictConfig, train: ImageSplit | FileSplit
+                     ) -> tuple[ImageSplit | FileSplit, ImageSplit | None]:
+    """(the images to train on, the held-out validation split or None): data.val_size."""
+    count = cfg.data.get("val_size", 0)  # absent in older runs' configs
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ConfigError(f"data.val_size={count} is not allowed: use a whole number >= 0 "
+                          "(0: no validation split).")
+    if count == 0:
+        return train, None
+    if isinstance(train, FileSplit):
+        raise ConfigError(f"data.val_size={count} holds out images of in-memory data sets only; "
+                          f"{cfg.dataset.name} streams its files: leave it at 0.")
+    return holdout_split(train, count, cfg.dataset.get("val_split", "balanced"))
 
 
 @dataclass(frozen=True)
@@ -188,6 +252,8 @@ class Prepared:
     warnings: tuple[str, ...] = ()
     binarization_order: tuple[str, ...] | None = None  # paper 3; None: paper 1, all at once
     crops: CropSettings | None = None
+    optimizer: OptimizerSettings = OptimizerSettings()
+    validation: ImageSplit | None = None  # data.val_size images held out of `train`
 
 
 def seed_all(seed: int) -> None:
@@ -203,26 +269,47 @@ def prepare(cfg: DictConfig) -> Prepared:
     check_reachable(uri)  # before anything asks the store (MLflow retries for minutes)
     seed_all(cfg.seed)
     model, schedule, augment = build_model(cfg), build_schedule_from(cfg), build_augment(cfg)
-    order, order_warning = binarization_order(cfg, model)
+    optimizer = optimizer_settings(cfg)
+    order, order_warning = binarization_order(cfg, model, uri)
     crops = build_crops(cfg)
     train, test = load_data(cfg)
+    train, validation = split_validation(cfg, train)
+    check_batch_size(cfg.data.batch_size, len(train))
     fast_path = FastPath.from_config(cfg.speed, cfg.trainer.accelerator)
     warnings = [schedule.mismatch(cfg.trainer.max_epochs), unused_bn_option(cfg), order_warning]
     return Prepared(model, schedule, augment, train, test, uri, fast_path,
-                    tuple(w for w in warnings if w), order, crops)
+                    tuple(w for w in warnings if w), order, crops, optimizer, validation)
 
 
-def binarization_order(cfg: DictConfig, model: nn.Module) -> tuple[tuple | None, str | None]:
+def network_key(cfg: DictConfig) -> str:
+    """What a sensitivity ranking belongs to (data set, net, binarizer, smoke or not): tagged
+    on every run, and what `iterative.ranking=store` looks for."""
+    smoke = "-smoke" if OmegaConf.select(cfg, "sweep.smoke", default=False) else ""
+    return (f"{cfg.dataset.name}-{net_name(cfg.model)}-scale_{cfg.model.get('scale', 'he')}"
+            f"{smoke}")
+
+
+def binarization_order(cfg: DictConfig, model: nn.Module, uri: str | None = None
+                       ) -> tuple[tuple | None, str | None]:
     """Paper 3's layer order (spec 3.3) and a warning when the budget never reaches fully
-    binary; (None, None) for paper 1 or a config from before paper 3."""
+    binary; (None, None) for paper 1 or a config from before paper 3. `uri` is the tracking
+    store `iterative.ranking=store` reads."""
     it = cfg.get("iterative")
     if it is None:
         return None, None
     order = it.order if isinstance(it.order, str) else OmegaConf.to_container(it.order)
-    names = resolve_order(order, binarizable_names(model), cfg.seed, it.ranking)
+    layers = binarizable_names(model)
+    ranking = it.ranking
+    if order in ("ascend", "descend") and ranking == "store" and layers:
+        accuracy = stored_accuracy(uri or absolute_uri(cfg.tracking.uri),
+                                   cfg.tracking.experiment, network_key(cfg), layers)
+        ranking = ranking_record(accuracy, layers)
+    names = resolve_order(order, layers, cfg.seed, ranking, it.get("layer"))
     if names is None:
         return None, None
     epochs = check_epochs_per_layer(it.epochs_per_layer)
+    if order == "single":  # never meant to be fully binary
+        return tuple(names), None
     return tuple(names), fully_binary_warning(len(names), epochs, cfg.trainer.max_epochs)
 
 

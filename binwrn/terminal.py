@@ -39,7 +39,7 @@ def show_result(result: dict) -> None:
                        f"on {result['test_images']:,} images)"),
         *([("top-5 error", f"{result['test/top5_error_pct']:.2f} %")]
           if "test/top5_error_pct" in result else []),
-        ("conv weights", f"{result['model/conv_weights']:,} "
+        ("weights", f"{result['model/conv_weights']:,} "
                          f"({result['model/binary_weights']:,} 1-bit)"),
         ("weights on disk", f"{_mib(result['model/packed_bytes'])} packed vs "
                             f"{_mib(result['model/fp32_bytes'])} fp32 "
@@ -49,6 +49,9 @@ def show_result(result: dict) -> None:
         ("stored in", result["tracking_uri"]),
         ("local outputs", result["output_dir"]),
     ]
+    if "val/acc" in result:  # data.val_size: the held-out split (paper 3)
+        rows.insert(1, ("validation error", f"{result['val/error_pct']:.2f} %  (acc "
+                                            f"{result['val/acc']:.4f}, held out of training)"))
     for view in sorted({k.split("/")[0] for k in result if k.endswith("crop/top1_error_pct")}):
         rows.insert(1, (f"{view.removeprefix('test_')} test error",  # ImageNet's multi-crop
                         f"top-1 {result[f'{view}/top1_error_pct']:.2f} %, "

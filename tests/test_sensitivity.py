@@ -10,10 +10,11 @@ from mlflow import MlflowClient
 
 from binwrn.bench.measure import synthetic_images
 from binwrn.conf_files import compose
+from binwrn.data.validation import holdout_split
 from binwrn.errors import ConfigError
 from binwrn.train.iterative import LayerByLayerBinarization
 from binwrn.train.layer_order import resolve_order
-from binwrn.train.sensitivity import METRIC, holdout_split, sensitivity
+from binwrn.train.sensitivity import METRIC, sensitivity
 
 
 def test_holdout_is_class_balanced_disjoint_and_fixed_by_the_seed() -> None:
@@ -35,8 +36,17 @@ def test_holdout_is_class_balanced_disjoint_and_fixed_by_the_seed() -> None:
 
 @pytest.mark.parametrize("count", [0, 95, 1000])
 def test_a_split_that_cannot_be_balanced_is_refused(count: int) -> None:
-    with pytest.raises(ConfigError, match=f"--val-size {count} does not split"):
+    with pytest.raises(ConfigError, match=f"data.val_size={count} does not split"):
         holdout_split(synthetic_images(1000), count, seed=0)
+
+
+def test_the_last_rule_holds_out_the_last_images_as_paper_3_does_for_mnist() -> None:
+    train = synthetic_images(1000)
+    fit, val = holdout_split(train, 50, rule="last")
+    assert np.array_equal(val.images, train.images[950:])
+    assert np.array_equal(fit.labels, train.labels[:950])
+    with pytest.raises(ConfigError, match="use below 1000"):
+        holdout_split(train, 1000, rule="last")
 
 
 def test_a_sensitivity_run_keeps_only_its_first_layer_binary() -> None:

@@ -3,6 +3,7 @@ overrides say (the end-to-end sweep runs are in test_sweep_end_to_end.py)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,11 @@ grid: {schedule: [step], bn: [learned], model.bits: [32]}
     assert cfg.schedule.lr_min == 0.001 and cfg.model.bits == 32
 
 
+@functools.cache
+def _preset_target(experiment: str) -> str:
+    return compose([f"experiment={experiment}"]).model._target_
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_sweep_composes_with_its_header(name, tmp_path):
     spec = load_sweep(name, sweeps_dir())
@@ -99,9 +105,13 @@ def test_every_shipped_sweep_composes_with_its_header(name, tmp_path):
     for job in spec.jobs():
         cfg = composed[job.job_id]
         for key, value in job.labels.items():
-            if key == "experiment":  # a preset: the job is what `binwrn-run experiment=` runs
-                assert config_hash(cfg) == config_hash(compose([f"experiment={value}"]))
+            if key == "experiment":  # a preset: alone, the job is what `binwrn-run experiment=`
+                assert cfg.model._target_ == _preset_target(value), job.job_id  # runs
+                if set(job.labels) == {"experiment"}:
+                    assert config_hash(cfg) == config_hash(compose([f"experiment={value}"]))
                 continue
+            if isinstance(value, str) and value.startswith("["):  # a list, e.g. a layer order
+                value = yaml.safe_load(value)
             if key in ("dataset", "schedule", "bn"):  # group choices show in their name key
                 key = {"dataset": "dataset.name", "schedule": "schedule.name"}.get(key, key)
                 if key == "bn":

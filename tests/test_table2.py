@@ -90,8 +90,7 @@ def test_preset_trains_a_step_on_official_format_files(name, data_roots, tmp_pat
     prepared = prepare(cfg)
     assert prepared.train.images.shape[1:] == ((28, 28, 1) if dataset == "mnist"
                                                else (32, 32, 3))
-    classifier = WRNClassifier(prepared.model, prepared.schedule,
-                               weight_decay=cfg.optim.weight_decay)
+    classifier = WRNClassifier(prepared.model, prepared.schedule, prepared.optimizer)
     data = DeviceAugmentedData(prepared.train, prepared.test, cfg.data.batch_size,
                                prepared.augment)
     before = prepared.model.conv_in.weight.detach().clone()

@@ -12,6 +12,7 @@ from binwrn.data import ImageSplit
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.models import BinaryConv2d, WideResNet
 from binwrn.train.module import WRNClassifier, optimizer_groups
+from binwrn.train.optimizers import OptimizerSettings
 from binwrn.train.schedules import SGDR
 
 
@@ -57,7 +58,8 @@ class _Recorder(pl.Callback):
 def test_sgdr_per_iteration_and_momentum_reset_at_restarts(reset: bool) -> None:
     torch.manual_seed(0)
     schedule = SGDR(lr_max=0.1, lr_min=1e-5)
-    module = WRNClassifier(WideResNet(depth=8, width=1), schedule, reset_momentum=reset)
+    module = WRNClassifier(WideResNet(depth=8, width=1), schedule,
+                           OptimizerSettings(reset_momentum_at_restart=reset))
     recorder = _Recorder()
     trainer = pl.Trainer(max_epochs=3, accelerator="cpu", logger=False, callbacks=[recorder],
                          enable_checkpointing=False, enable_progress_bar=False,

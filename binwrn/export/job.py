@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.config import build_model, load_data
+from binwrn.config import build_model, load_data, model_arguments
 from binwrn.errors import ConfigError, DataError
 from binwrn.export.format import FileLayout, decode, encode, write_bytes
 from binwrn.export.pack import pack_wrn, rebuild_wrn, torch_logits, zero_weights
@@ -82,8 +82,8 @@ def check_packable(cfg: DictConfig) -> None:
     """The .bwn topologies are the CIFAR-style WRN's (docs/packed-format.md)."""
     if cfg.model.get("_target_") != "binwrn.models.WideResNet":
         raise ConfigError(f"binwrn-export packs model=wrn only; {cfg.model.get('_target_')} "
-                          "(paper 1's ImageNet 18-2.5) has no packed format yet: use "
-                          "--size-only for its sizes.")
+                          "(paper 1's ImageNet 18-2.5 or one of paper 3's nets) has no packed "
+                          "format yet: use --size-only for its sizes.")
 
 
 def trained_model(source: Source, kwargs: dict) -> WideResNet:
@@ -144,8 +144,7 @@ def size_only(cfg: DictConfig) -> tuple[SizeSummary, FileLayout | None]:
     """Sizes of the (untrained) model `cfg` describes, and the layout of its .bwn file; no
     layout where the model has nothing to pack (model.bits=32)."""
     model = build_model(cfg)
-    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items()
-              if k != "_target_"}
+    kwargs = model_arguments(cfg.model)
     try:
         check_packable(cfg)
         layout = encode(pack_wrn(model, kwargs, _data_info(cfg)))[1]

@@ -18,6 +18,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from binwrn.config import model_arguments
 from binwrn.errors import ConfigError, DataError
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -36,13 +37,12 @@ class Source:
     recorded: dict[str, float] = field(default_factory=dict)  # the run's test/acc
 
     def model_kwargs(self) -> dict:
-        """The WideResNet arguments of `model:` (without Hydra's `_target_`)."""
-        kwargs = OmegaConf.to_container(self.cfg.model, resolve=True)
-        target = kwargs.pop("_target_", None)
+        """The WideResNet arguments of `model:` (without Hydra's `_target_` and the label)."""
+        target = self.cfg.model.get("_target_")
         if target not in MODEL_TARGETS:
             raise ConfigError(f"{self.label} trained model._target_={target}: only "
-                              "binwrn.models.WideResNet can be exported.")
-        return kwargs
+                              "binwrn.models.WideResNet can be exported, not paper 3's nets.")
+        return model_arguments(self.cfg.model)
 
 
 def load_config(path: Path, overrides: list[str]) -> DictConfig:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from binwrn.models.binary import BinaryConv2d
+from binwrn.models.binary import BINARY_LAYERS
 
 
 @dataclass(frozen=True)
@@ -98,11 +98,12 @@ class SizeSummary:
 
 
 def size_summary(model: nn.Module) -> SizeSummary:
-    """Count conv weights by bit width, and the floats BN layers need at inference."""
+    """Count the weights of the conv and linear layers by bit width (`conv_weights` keeps
+    its name from paper 1's all-conv nets), and the floats BN layers need at inference."""
     layers = [
         LayerSize(name, tuple(m.weight.shape), m.weight.numel(), m.bits)
         for name, m in model.named_modules()
-        if isinstance(m, BinaryConv2d)
+        if isinstance(m, BINARY_LAYERS)
     ]
     sidecar = 0
     for m in model.modules():

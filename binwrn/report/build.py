@@ -25,6 +25,7 @@ ARTIFACT_FOLDER = "report"
 MAX_BAR_ROWS = 16  # beyond this a bar chart is no longer readable
 # Every file a report may write, so a new report in the same folder leaves no stale one.
 REPORT_FILES = ("report.md", "report.csv", "final.csv", "effects.csv", "gap.csv", "jobs.csv",
+                "orders.csv",
                 "error_vs_epoch.png", "gap_vs_width.png", "ablation_bars.png",
                 "final_error_bars.png")
 

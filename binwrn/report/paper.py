@@ -193,3 +193,14 @@ def paper2_error(bits: int, depth: int, width: int, dataset: str, cutout: bool, 
     if norm == "shifted_relu" and temperature != PAPER2_TEMPERATURE[(dataset, bits)]:
         return None
     return round(100.0 - accuracy, 2)
+
+
+# Paper 3 (Lan 2021), spec 3.6: the guided "ascend" orders the official code ships ([IT]
+# `models/*_layers_ascend.json`, from its sensitivity pre-training on CIFAR-10), as 1-based
+# layer numbers in forward order ("descend" is the reverse). They are paper 3's only public
+# results: no accuracy of any run is (spec 3.1). For the MLPs the code runs all 6 orders.
+PAPER3_ASCEND = {
+    "vgg5": (5, 4, 1, 3, 2),
+    "vgg9": (8, 9, 1, 7, 6, 3, 5, 2, 4),
+    "resnet20": (19, 6, 5, 7, 1, 9, 12, 4, 8, 3, 14, 11, 15, 18, 2, 13, 10, 16, 17, 20),
+}

@@ -29,6 +29,8 @@ class RunResult:
     curve: dict[int, float] = field(default_factory=dict)  # epoch -> test error (%)
     restarts: tuple[int, ...] = ()  # epochs after which SGDR restarted
     final_top5_error: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # latest value of every metric
+    tags: dict[str, str] = field(default_factory=dict)
 
     def value(self, key: str) -> object:
         """A label, else the param of that name, else None."""
@@ -79,4 +81,6 @@ def read_run(client: MlflowClient, run: Run, labels: dict[str, object]) -> RunRe
         curve=error_curve(client, run.info.run_id),
         restarts=_restarts(run.data.tags.get(RESTARTS_TAG, "")),
         final_top5_error=run.data.metrics.get(TOP5_METRIC),
+        metrics=dict(run.data.metrics),
+        tags=dict(run.data.tags),
     )

@@ -20,6 +20,7 @@ from binwrn.report.paper import (
 from binwrn.report.rows import BitsPair, Row, settings_text, varying_settings
 from binwrn.report.runs import RunResult
 from binwrn.report.table import RESULT_COLUMNS, Column, Table, difference
+from binwrn.tracking.sensitivity_runs import NET_TAG
 
 DATASETS = {"cifar10": "C10", "cifar100": "C100", "svhn": "SVHN", "imagenet32": "I32",
             "imagenet": "ImageNet", "mnist": "MNIST"}
@@ -71,7 +72,10 @@ def paper_error(run: RunResult, bits: int | None = None) -> float | None:
 
 
 def net_label(run: RunResult) -> str:
-    """The net's name as the paper writes it, <depth>-<width>, from the run's params."""
+    """The net's name as the paper writes it: a WRN's <depth>-<width>; another net (paper
+    3's) by its name, e.g. vgg5."""
+    if "model.width" not in run.params and NET_TAG in run.tags:
+        return run.tags[NET_TAG]
     return f"{run.params.get('model.depth', '?')}-{run.params.get('model.width', '?')}"
 
 

@@ -9,6 +9,7 @@ from binwrn.report.ablation import ablation_table, effects_table
 from binwrn.report.convergence import convergence_table
 from binwrn.report.rows import BitsPair, Row
 from binwrn.report.selection import Job, Selection
+from binwrn.report.sensitivity import orders_table, sensitivity_table
 from binwrn.report.table import Column, Table
 from binwrn.report.table1 import gap_table, generic_table, table1_table
 from binwrn.report.table2 import table2_table
@@ -41,6 +42,8 @@ def result_tables(selection: Selection, rows: list[Row], pairs: list[BitsPair]) 
         tables = [table2_table(rows, keys)]
     elif selection.kind == "ablation":
         tables = [ablation_table(rows, keys), effects_table(selection.runs)]
+    elif selection.kind == "sensitivity":
+        tables = [sensitivity_table(rows), orders_table(rows)]
     elif selection.kind == "convergence":
         tables = [convergence_table(rows), replace(generic_table(rows, keys), name="final")]
     else:

@@ -1,19 +1,25 @@
-"""Which 1-bit convolution turns binary when: paper 3's layer-by-layer schedule (Lan 2021).
+"""Which 1-bit layer turns binary when: paper 3's layer-by-layer schedule (Lan 2021).
 
 Spec 3.3 (from the official code, `LayerControl.binarize_layer`): given an order of the L
 binarizable layers and E epochs per layer, layer order[i] turns binary at the start of epoch
 i*E (0-based) and stays binary; from epoch (L-1)*E the whole net is binary and trains so until
 the epoch budget ends.
 
-Layer names are the module names of the WRN's 1-bit convolutions in forward order: for
-WRN-20-k, `conv_in`, `blocks.0.conv1`, `blocks.0.conv2`, ..., `blocks.8.conv2`, `conv_out`
-(20 layers, as paper 3's ResNet-20). Convs kept fp32 (model.first_last_fp32) are not in it.
+Layer names are the module names of a net's 1-bit weight layers (convolutions and, in paper
+3's nets, fully connected layers) in forward order: for WRN-20-k, `conv_in`,
+`blocks.0.conv1`, `blocks.0.conv2`, ..., `blocks.8.conv2`, `conv_out`; for paper 3's
+ResNet-20 the same with `fc` last; `fc1`, `fc2`, `fc3` for an MLP; `conv1`, `conv2`, `fc3`,
+`fc4`, `fc5` for VGG-5 (paper 3 numbers them 1..L in this order). Layers kept fp32
+(model.first_last_fp32) are not in it.
 
 Guided orders (spec 3.6) come from a sensitivity ranking: each layer alone binary for E'
-epochs, then validation accuracy. "ascend" is ascending *sensitivity*: the layer whose solo
-binarization costs the least validation accuracy (the highest accuracy) goes first, "descend"
-the reverse. The official code does not say which quantity ascends; the spec infers this from
-its ResNet-20 list, where the (surely most harmful) classifier comes last in "ascend".
+epochs (`iterative.order=single iterative.layer=<name>`, or binwrn-sensitivity), then
+validation accuracy; the ranking is a JSON file or, with `iterative.ranking=store`, the
+newest such single-layer runs of the same network in the tracking store. "ascend" is
+ascending *sensitivity*: the layer whose solo binarization costs the least validation
+accuracy (the highest accuracy) goes first, "descend" the reverse. The official code does
+not say which quantity ascends; the spec infers this from its ResNet-20 list, where the
+(surely most harmful) classifier comes last in "ascend".
 
 Nothing here imports Lightning, so `binwrn.config.prepare` refuses a bad order early.
 """
@@ -27,15 +33,15 @@ from pathlib import Path
 from torch import nn
 
 from binwrn.errors import ConfigError
-from binwrn.models.binary import BinaryConv2d
+from binwrn.models.binary import BINARY_LAYERS, BinaryWeight
 
-NAMED_ORDERS = ("none", "forward", "reverse", "random", "ascend", "descend")
+NAMED_ORDERS = ("none", "forward", "reverse", "random", "ascend", "descend", "single")
 
 
-def binarizable_layers(model: nn.Module) -> list[tuple[str, BinaryConv2d]]:
-    """The 1-bit convolutions in forward order (fp32 ones, e.g. first_last_fp32, are not)."""
+def binarizable_layers(model: nn.Module) -> list[tuple[str, BinaryWeight]]:
+    """The 1-bit weight layers in forward order (fp32 ones, e.g. first_last_fp32, are not)."""
     return [(name, m) for name, m in model.named_modules()
-            if isinstance(m, BinaryConv2d) and m.bits == 1]
+            if isinstance(m, BINARY_LAYERS) and m.bits == 1]
 
 
 def binarizable_names(model: nn.Module) -> list[str]:
@@ -75,10 +81,12 @@ def check_complete(order: list[str], layers: list[str], source: str) -> list[str
     return list(order)
 
 
-def read_ranking(path: str | Path, direction: str, layers: list[str]) -> list[str]:
-    """The `direction` ("ascend" or "descend") list of a ranking JSON, checked against layers."""
+def read_ranking(ranking: str | Path | dict, direction: str, layers: list[str]) -> list[str]:
+    """The `direction` ("ascend" or "descend") list of a ranking (a JSON file, or the record
+    itself, as the tracking store's single-layer runs give it), checked against layers."""
+    path = ranking if not isinstance(ranking, dict) else "the stored ranking"
     try:
-        record = json.loads(Path(path).read_text())
+        record = ranking if isinstance(ranking, dict) else json.loads(Path(path).read_text())
         order = record[direction]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"iterative.ranking={path} cannot be read as a ranking with an "
@@ -87,8 +95,12 @@ def read_ranking(path: str | Path, direction: str, layers: list[str]) -> list[st
     return check_complete(list(order), layers, f"The '{direction}' list of {path}")
 
 
-def resolve_order(order, layers: list[str], seed: int, ranking: str | None) -> list[str] | None:
-    """The layer names in the order they turn binary; None for paper 1's all-at-once."""
+def resolve_order(order, layers: list[str], seed: int, ranking: str | dict | None,
+                  layer: str | None = None) -> list[str] | None:
+    """The layer names in the order they turn binary; None for paper 1's all-at-once.
+
+    "single" is `layer` alone: binary from the first epoch to the last, every other 1-bit
+    layer fp32 throughout (a sensitivity run, spec 3.6)."""
     if not isinstance(order, str):  # an explicit list of names
         return check_complete([str(n) for n in order], layers, f"iterative.order={list(order)}")
     if order not in NAMED_ORDERS:
@@ -98,10 +110,15 @@ def resolve_order(order, layers: list[str], seed: int, ranking: str | None) -> l
         return None
     if not layers:
         raise ConfigError(f"iterative.order={order} needs 1-bit layers: set model.bits=1.")
+    if order == "single":
+        if layer not in layers:
+            raise ConfigError(f"iterative.order=single needs iterative.layer=<one of the 1-bit "
+                              f"layers {layers}>, not {layer}.")
+        return [layer]
     if order in ("ascend", "descend"):
         if ranking is None:
             raise ConfigError(f"iterative.order={order} needs iterative.ranking=<path to the "
-                              "JSON binwrn-sensitivity writes>.")
+                              "JSON binwrn-sensitivity writes> or iterative.ranking=store.")
         return read_ranking(ranking, order, layers)
     if order == "random":  # paper 3 ships one fixed random list; here `seed` draws it
         return random.Random(seed).sample(layers, len(layers))

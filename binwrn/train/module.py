@@ -1,8 +1,8 @@
-"""The LightningModule: SGD on a WRN with the lr set every iteration from a schedule.
+"""The LightningModule: a classifier trained with the lr set every iteration from a schedule.
 
-Paper 1 section 3.2 / spec 1.5.1: SGD, momentum 0.9, no Nesterov, lr 0.1, weight decay 5e-4
-on conv weights only (the input-BN and any internal BN affine parameters get none, as in [K]
-and [M]). Optionally the momentum buffers are zeroed at each warm restart, as [M] does.
+The optimizer comes from `binwrn.train.optimizers` (paper 1: SGD, momentum 0.9, weight decay
+5e-4 on conv weights only; paper 3: Adam, or SGD with decay on every parameter). Optionally
+SGD's momentum buffers are zeroed at each warm restart, as [M] does.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from binwrn.errors import Diverged
-from binwrn.models.binary import BinaryConv2d
+from binwrn.train.optimizers import OptimizerSettings, optimizer_groups
+
+__all__ = ["WRNClassifier", "optimizer_groups"]
 
 TOP_K = 5  # paper 1 reports top-1 and top-5 error on ImageNet32 and ImageNet (Table 2)
 
@@ -23,35 +25,22 @@ def top_k_hits(logits: torch.Tensor, labels: torch.Tensor, k: int = TOP_K) -> to
     return (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).float()
 
 
-def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Conv weights (the latent fp32 weights when 1-bit) decay; everything else does not."""
-    conv = [m.weight for m in model.modules() if isinstance(m, BinaryConv2d)]
-    conv_ids = {id(p) for p in conv}
-    other = [p for p in model.parameters() if id(p) not in conv_ids]
-    return [{"params": conv, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
-
-
 class WRNClassifier(pl.LightningModule):
     """Cross-entropy training; logs train/* per epoch and test/* on every evaluation."""
 
-    def __init__(
-        self, model: nn.Module, schedule, momentum: float = 0.9, weight_decay: float = 5e-4,
-        nesterov: bool = False, reset_momentum: bool = False,
-    ) -> None:
+    def __init__(self, model: nn.Module, schedule,
+                 optimizer: OptimizerSettings | None = None) -> None:
         super().__init__()
         self.model, self.schedule = model, schedule
-        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
-        self.reset_momentum = reset_momentum
+        self.optimizer_settings = optimizer or OptimizerSettings()  # paper 1's SGD
+        self.reset_momentum = self.optimizer_settings.reset_momentum_at_restart
         self.current_lr = schedule.lr(0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
     def configure_optimizers(self):
-        return torch.optim.SGD(
-            optimizer_groups(self.model, self.weight_decay), lr=self.current_lr,
-            momentum=self.momentum, nesterov=self.nesterov,
-        )
+        return self.optimizer_settings.build(self.model, self.current_lr)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         optimizer = self.optimizers()

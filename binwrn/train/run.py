@@ -16,7 +16,14 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.config import Prepared, config_hash, curated_params, run_name
+from binwrn.config import (
+    Prepared,
+    config_hash,
+    curated_params,
+    net_name,
+    network_key,
+    run_name,
+)
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.data.imagenet_loader import StreamingImageData, worker_count
 from binwrn.errors import ConfigError
@@ -24,6 +31,7 @@ from binwrn.models import size_summary
 from binwrn.tracking.callback import EpochMetricsToMlflow, with_error_pct
 from binwrn.tracking.provenance import provenance_tags
 from binwrn.tracking.run import TrackedRun, find_resumable_run
+from binwrn.tracking.sensitivity_runs import LAYER_NUMBER_TAG, NET_TAG, NETWORK_TAG
 from binwrn.tracking.store import ui_link
 from binwrn.train.bn_stats import recompute_bn_statistics
 from binwrn.train.checkpoints import (
@@ -34,6 +42,7 @@ from binwrn.train.checkpoints import (
 )
 from binwrn.train.fast_path import resolve_precision
 from binwrn.train.iterative import LayerByLayerBinarization
+from binwrn.train.layer_order import binarizable_names
 from binwrn.train.module import WRNClassifier
 from binwrn.train.multi_crop import evaluate_multi_crop
 from binwrn.train.startup import FirstStepClock
@@ -51,6 +60,19 @@ def _recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> Non
     batches = islice(data.augmented_train_batches(device), cfg.bn.recompute_batches)
     with trainer.strategy.precision_plugin.forward_context():  # same precision as training
         recompute_bn_statistics(classifier.model, batches)
+
+
+def validation_scores(cfg: DictConfig, prepared: Prepared, classifier, trainer: pl.Trainer
+                      ) -> dict[str, float]:
+    """val/acc, val/loss and val/error_pct on the held-out split (the model as it is now)."""
+    held_out = DeviceAugmentedData(prepared.train, prepared.validation, cfg.data.batch_size,
+                                   prepared.augment, cfg.data.eval_batch_size,
+                                   layout=prepared.fast_path.images)
+    # The module names its evaluation metrics test/*: here they are the held-out split's.
+    (scores,) = trainer.validate(classifier, datamodule=held_out, verbose=False)
+    acc = float(scores["test/acc"])
+    return {"val/acc": acc, "val/loss": float(scores["test/loss"]),
+            "val/error_pct": 100.0 * (1.0 - acc)}
 
 
 def _datamodule(cfg: DictConfig, prepared: Prepared) -> pl.LightningDataModule:
@@ -96,6 +118,16 @@ def _sweep_tags(cfg: DictConfig) -> dict[str, str]:
             "binwrn.sweep_job": s.job, "binwrn.smoke": str(bool(s.smoke)).lower()}
 
 
+def _network_tags(cfg: DictConfig, prepared: Prepared) -> dict[str, str]:
+    """The net, and for a single-layer run its layer's number (paper 3 numbers layers 1..L
+    in forward order, spec 3.6): what `iterative.ranking=store` and reports read."""
+    tags = {NETWORK_TAG: network_key(cfg), NET_TAG: net_name(cfg.model)}
+    if OmegaConf.select(cfg, "iterative.order", default="none") == "single":
+        number = binarizable_names(prepared.model).index(cfg.iterative.layer) + 1
+        tags[LAYER_NUMBER_TAG] = str(number)
+    return tags
+
+
 def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, Path | None]:
     """The unfinished run of this exact config and its last checkpoint, when `resume` is on."""
     if not cfg.resume:
@@ -108,10 +140,8 @@ def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, P
 def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
     """Fit (or resume), recompute BN statistics, test on the whole test set."""
     started = time.perf_counter()
-    model, o = prepared.fast_path.apply(prepared.model), cfg.optim
-    classifier = WRNClassifier(model, prepared.schedule, momentum=o.momentum,
-                               weight_decay=o.weight_decay, nesterov=o.nesterov,
-                               reset_momentum=o.reset_momentum_at_restart)
+    model = prepared.fast_path.apply(prepared.model)
+    classifier = WRNClassifier(model, prepared.schedule, prepared.optimizer)
     data = _datamodule(cfg, prepared)
     sizes = size_summary(model)
     digest = config_hash(cfg)
@@ -132,6 +162,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         callbacks.append(RichProgressBar())
     trainer = _make_trainer(cfg, callbacks, work_dir, show_progress)  # before the run exists
     tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": digest,
+            **_network_tags(cfg, prepared),
             "binwrn.output_dir": str(work_dir), **_sweep_tags(cfg),
             "binwrn.restarts": ",".join(str(e) for e in range(1, cfg.trainer.max_epochs)
                                         if prepared.schedule.restarts_at(e))}
@@ -152,6 +183,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
             run.log_text(sizes.as_markdown(), "model_summary.md")
             if prepared.binarization_order:  # the resolved order (random, ranked or given)
                 run.log_json({"order": list(prepared.binarization_order),
+                              "layers": binarizable_names(prepared.model),  # forward order
                               "epochs_per_layer": cfg.iterative.epochs_per_layer},
                              "iterative/order.json")
         trainer.fit(classifier, datamodule=data, ckpt_path=checkpoint)
@@ -159,8 +191,11 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
             _recompute_bn(cfg, classifier, data, trainer)
         (scores,) = trainer.test(classifier, datamodule=data, verbose=False)
         multi_crop = _multi_crop_test(cfg, classifier, data, trainer)
-        if multi_crop:
-            run.log_metrics(multi_crop, step=trainer.current_epoch)
+        validation = {}
+        if prepared.validation is not None:  # data.val_size: paper 3's held-out split
+            validation = validation_scores(cfg, prepared, classifier, trainer)
+        if multi_crop or validation:
+            run.log_metrics({**multi_crop, **validation}, step=trainer.current_epoch)
         final = work_dir / "checkpoints" / "final.ckpt"
         trainer.save_checkpoint(final, weights_only=True)
         if t.log_checkpoint:
@@ -171,5 +206,5 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         **sizes.metrics(), **with_error_pct(dict(scores)), "test_images": len(data.test_set),
         "run_name": run.run_name, "run_id": run.run_id, "tracking_uri": run.uri,
         "output_dir": str(work_dir), "wall_s": wall, "resumed": run.resumed,
-        "ui_link": ui_link(experiment_id=run.experiment_id), **multi_crop,
+        "ui_link": ui_link(experiment_id=run.experiment_id), **multi_crop, **validation,
     }

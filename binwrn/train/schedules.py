@@ -10,6 +10,7 @@ step: lr_max, x0.1 after each milestone (Fig. 6 comparison: 85 and 170).
 A schedule that does not fit `trainer.max_epochs` is trained as asked, with a warning
 (`mismatch`): stopping mid-cycle is a legitimate short run, but rarely what a user meant.
 cosine: one cosine cycle over the whole run (paper 2's recipe).
+constant: lr_max throughout (paper 3's Adam runs: "no schedule", spec 3.3).
 """
 
 from __future__ import annotations
@@ -115,9 +116,23 @@ class Cosine:
                 "the cosine is cut short or ends flat at lr_min")
 
 
+@dataclass(frozen=True)
+class Constant:
+    lr_max: float = 0.1
+
+    def lr(self, t: float) -> float:
+        return self.lr_max
+
+    def restarts_at(self, epoch: int) -> bool:
+        return False
+
+    def mismatch(self, max_epochs: int) -> str | None:
+        return None
+
+
 def build_schedule(name: str, lr_max: float, **options):
     """The schedule object for `schedule.name`; options are that schedule's keys."""
-    kinds = {"sgdr": SGDR, "step": StepDecay, "cosine": Cosine}
+    kinds = {"sgdr": SGDR, "step": StepDecay, "cosine": Cosine, "constant": Constant}
     if name not in kinds:
         raise ConfigError(f"schedule={name} is unknown: use one of {', '.join(kinds)}.")
     return kinds[name](lr_max=lr_max, **options)

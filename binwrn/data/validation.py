@@ -1,0 +1,51 @@
+"""A validation split held out of the training images (paper 3, spec 3.5).
+
+Paper 3 holds out 5,000 training images for all its runs, final ones included: CIFAR-10
+trains on 45k (a fixed random split, `cifar10_split0613.json` in [IT]) and MNIST on the first
+55k, validating on the last 5k. Its sensitivity pre-training (spec 3.6) ranks layers by
+accuracy on that split. Rules here:
+- "last": the last `count` images in file order, as paper 3 does for MNIST;
+- "balanced": an equal number per class drawn with a fixed seed. Paper 3's CIFAR-10 split is
+  a uniform draw shipped as a JSON of indices into the official file order, which an
+  ImageFolder tree does not keep; a class-balanced draw is the stand-in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from binwrn.data.arrays import ImageSplit
+from binwrn.errors import ConfigError
+
+RULES = ("balanced", "last")
+SPLIT_SEED = 0  # one split for every run, whatever its seed (paper 3 uses one for all)
+
+
+def _part(split: ImageSplit, keep: np.ndarray) -> ImageSplit:
+    return ImageSplit(split.images[keep], split.labels[keep], split.classes)
+
+
+def holdout_split(train: ImageSplit, count: int, rule: str = "balanced",
+                  seed: int = SPLIT_SEED) -> tuple[ImageSplit, ImageSplit]:
+    """(the images left to train on, the `count` held-out validation images)."""
+    if rule not in RULES:
+        raise ConfigError(f"dataset.val_split={rule} is not supported: use one of {RULES}.")
+    classes = np.unique(train.labels)
+    balanced = rule == "balanced"
+    if not 0 < count < len(train) or (balanced and count % len(classes)):
+        need = f"a multiple of {len(classes)} (the classes) " if balanced else ""
+        raise ConfigError(f"data.val_size={count} does not split the {len(train)} training "
+                          f"images: use {need}below {len(train)}.")
+    mask = np.zeros(len(train), dtype=bool)
+    if balanced:
+        rng = np.random.default_rng(seed)
+        per_class = count // len(classes)
+        held = np.concatenate([rng.permutation(np.flatnonzero(train.labels == c))[:per_class]
+                               for c in classes])
+        if len(held) < count:
+            raise ConfigError(f"data.val_size={count} needs {per_class} images of every "
+                              "class; some class has fewer: lower it.")
+        mask[held] = True
+    else:
+        mask[len(train) - count:] = True
+    return _part(train, ~mask), _part(train, mask)
