@@ -26,4 +26,5 @@ class LayerByLayerBinarization(pl.Callback):
         binary = self.binary_at(trainer.current_epoch)
         set_binary_layers(pl_module.model, set(binary))  # nn.Module.compile keeps the names
         # Logged with the epoch's train/* metrics (EpochMetricsToMlflow reads this prefix).
-        pl_module.log(METRIC, float(len(binary)), on_step=False, on_epoch=True)
+        # sync_dist: the same count on every DDP process; said so, Lightning stays quiet.
+        pl_module.log(METRIC, float(len(binary)), on_step=False, on_epoch=True, sync_dist=True)

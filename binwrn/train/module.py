@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from binwrn.errors import Diverged
 from binwrn.models.binary import BinaryConv2d
+from binwrn.train.data_parallel import shard_loss_weight
 
 
 def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -29,10 +30,12 @@ class WRNClassifier(pl.LightningModule):
 
     def __init__(
         self, model: nn.Module, schedule, momentum: float = 0.9, weight_decay: float = 5e-4,
-        nesterov: bool = False, reset_momentum: bool = False,
+        nesterov: bool = False, reset_momentum: bool = False, step_batch: int | None = None,
     ) -> None:
+        """`step_batch`: images per optimizer step over all DDP processes (data_parallel.py);
+        None on one device."""
         super().__init__()
-        self.model, self.schedule = model, schedule
+        self.model, self.schedule, self.step_batch = model, schedule, step_batch
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
         self.reset_momentum = reset_momentum
         self.current_lr = schedule.lr(0.0)
@@ -64,15 +67,21 @@ class WRNClassifier(pl.LightningModule):
         loss = F.cross_entropy(logits, labels)
         acc = (logits.argmax(dim=1) == labels).float().mean()
         n = labels.shape[0]
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=n)
+        # sync_dist: under DDP the epoch value is the mean over every process's images
+        # (Lightning sums values and counts across processes; once per epoch, not per step).
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=n,
+                 sync_dist=True)
         self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, batch_size=n,
-                 prog_bar=True)
+                 prog_bar=True, sync_dist=True)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._step(batch, "train")
         # Remember a non-finite loss on the device (no host sync per step); checked per epoch.
         self._nonfinite = self._nonfinite | ~torch.isfinite(loss.detach())
+        world = self.trainer.world_size
+        if world > 1:  # DDP averages gradients: weight this process's share of the step
+            loss = loss * shard_loss_weight(batch[1].shape[0], world, self.step_batch)
         return loss
 
     def on_train_epoch_start(self) -> None:
@@ -84,7 +93,10 @@ class WRNClassifier(pl.LightningModule):
     def raise_if_diverged(self) -> None:
         """Also called by the epoch checkpoint before it saves: a diverged state is never
         checkpointed, so running the same config again starts over instead of resuming it."""
-        if bool(self._nonfinite):
+        diverged = bool(self._nonfinite)
+        if self.trainer.world_size > 1:  # all processes stop together, or none
+            diverged = self.trainer.strategy.reduce_boolean_decision(diverged, all=False)
+        if diverged:
             raise Diverged(
                 f"the training loss became NaN or infinite in epoch {self.current_epoch + 1} "
                 f"(lr {self.current_lr:.3g}): lower optim.lr or check the data"

@@ -3,11 +3,17 @@
 Order matters for failures: everything a user can get wrong (config values, data) is built
 and checked before the MLflow run exists, so bad input never leaves a half run; after that,
 any error marks the run FAILED with its reason.
+
+Under `trainer=ddp` this process is rank zero: it alone decides (resume point, output folder)
+and writes (MLflow, checkpoints); the other ranks (`ddp_rank.py`) run `train_rank` from its
+plan, the same fit, BN recomputation and test, in lockstep (train/ddp.py).
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -31,6 +37,14 @@ from binwrn.train.checkpoints import (
     RandomState,
     resumable_checkpoint,
 )
+from binwrn.train.data_parallel import DDP, batch_rule, step_batch, world_size
+from binwrn.train.ddp import (
+    Plan,
+    RankRandomStreams,
+    align_streams_for_bn_recompute,
+    ddp_session,
+    ddp_trainer_settings,
+)
 from binwrn.train.fast_path import resolve_precision
 from binwrn.train.iterative import LayerByLayerBinarization
 from binwrn.train.module import WRNClassifier
@@ -46,16 +60,26 @@ def _recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> Non
     # Lightning moves the module back to the CPU when fit ends; recompute on the device.
     device = trainer.strategy.root_device
     classifier.to(device)
+    align_streams_for_bn_recompute(trainer, cfg.seed)
     batches = islice(data.augmented_train_batches(device), cfg.bn.recompute_batches)
     with trainer.strategy.precision_plugin.forward_context():  # same precision as training
         recompute_bn_statistics(classifier.model, batches)
 
 
-def _make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: bool):
+def uses_ddp(cfg: DictConfig) -> bool:
+    return OmegaConf.select(cfg, "trainer.strategy", default=None) == DDP
+
+
+def _make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: bool,
+                  plan: Path | None = None):
     """Lightning's Trainer from `trainer.*`; a value Lightning rejects is the user's to fix."""
     try:
         settings = OmegaConf.to_container(cfg.trainer, resolve=True)
         settings["precision"] = resolve_precision(settings["precision"], cfg.trainer.accelerator)
+        # The data module splits the data between DDP processes itself (data/shards.py).
+        settings["use_distributed_sampler"] = False
+        if plan is not None:
+            settings = ddp_trainer_settings(settings, plan)
         return pl.Trainer(**settings, logger=False,
                           callbacks=callbacks, default_root_dir=output_dir,
                           enable_progress_bar=progress)
@@ -72,6 +96,14 @@ def _sweep_tags(cfg: DictConfig) -> dict[str, str]:
             "binwrn.sweep_job": s.job, "binwrn.smoke": str(bool(s.smoke)).lower()}
 
 
+def _ddp_tags(cfg: DictConfig) -> dict[str, str]:
+    if not uses_ddp(cfg):
+        return {}
+    return {"binwrn.world_size": str(world_size(cfg.trainer)),
+            "binwrn.batch_rule": batch_rule(cfg),
+            "binwrn.sync_batchnorm": str(bool(cfg.trainer.get("sync_batchnorm"))).lower()}
+
+
 def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, Path | None]:
     """The unfinished run of this exact config and its last checkpoint, when `resume` is on."""
     if not cfg.resume:
@@ -81,25 +113,29 @@ def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, P
     return (found[0], checkpoint) if checkpoint else (None, None)
 
 
-def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
-    """Fit (or resume), recompute BN statistics, test on the whole test set."""
-    started = time.perf_counter()
+@dataclass
+class _Parts:
+    classifier: WRNClassifier
+    data: DeviceAugmentedData
+    trainer: pl.Trainer
+    to_mlflow: EpochMetricsToMlflow
+    clock: FirstStepClock
+
+
+def _build(cfg: DictConfig, prepared: Prepared, work_dir: Path, show_progress: bool,
+           plan: Path | None) -> _Parts:
+    """The same module, data, callbacks and Trainer on every rank."""
     model, o, d = prepared.fast_path.apply(prepared.model), cfg.optim, cfg.data
     classifier = WRNClassifier(model, prepared.schedule, momentum=o.momentum,
                                weight_decay=o.weight_decay, nesterov=o.nesterov,
-                               reset_momentum=o.reset_momentum_at_restart)
+                               reset_momentum=o.reset_momentum_at_restart,
+                               step_batch=step_batch(cfg))
     data = DeviceAugmentedData(prepared.train, prepared.test, d.batch_size, prepared.augment,
-                               d.eval_batch_size, layout=prepared.fast_path.images)
-    sizes = size_summary(model)
-    digest = config_hash(cfg)
-    resume_id, checkpoint = _resume_point(cfg, prepared.tracking_uri, digest)
-    # A resumed run keeps writing checkpoints where it started; this invocation's own Hydra
-    # folder still gets its log and config.
-    work_dir = checkpoint.parent.parent if checkpoint else output_dir
-    to_mlflow = EpochMetricsToMlflow()
+                               d.eval_batch_size, layout=prepared.fast_path.images,
+                               step_batch=step_batch(cfg), seed=cfg.seed)
+    to_mlflow, clock = EpochMetricsToMlflow(), FirstStepClock()
     # A cycle ends after `n` epochs when the next (0-based index n) restarts.
-    clock = FirstStepClock()
-    callbacks = [to_mlflow, clock, RandomState(),
+    callbacks = [to_mlflow, clock, RandomState(), RankRandomStreams(cfg.seed),
                  EpochCheckpoints(work_dir / "checkpoints", prepared.schedule.restarts_at,
                                   cfg.checkpoints.keep_cycle_ends)]
     if prepared.binarization_order:  # paper 3: convs turn binary one at a time (spec 3.3)
@@ -107,9 +143,39 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
                                                   cfg.iterative.epochs_per_layer))
     if show_progress:
         callbacks.append(RichProgressBar())
-    trainer = _make_trainer(cfg, callbacks, work_dir, show_progress)  # before the run exists
+    trainer = _make_trainer(cfg, callbacks, work_dir, show_progress, plan)
+    return _Parts(classifier, data, trainer, to_mlflow, clock)
+
+
+def _fit_and_test(cfg: DictConfig, parts: _Parts, checkpoint: Path | None,
+                  work_dir: Path) -> tuple[dict, Path]:
+    """Fit (or resume), recompute BN statistics, test on the whole test set, save final.ckpt."""
+    p = parts
+    p.trainer.fit(p.classifier, datamodule=p.data, ckpt_path=checkpoint)
+    if cfg.bn.recompute_stats:
+        _recompute_bn(cfg, p.classifier, p.data, p.trainer)
+    (scores,) = p.trainer.test(p.classifier, datamodule=p.data, verbose=False)
+    final = work_dir / "checkpoints" / "final.ckpt"
+    p.trainer.save_checkpoint(final, weights_only=True)
+    return scores, final
+
+
+def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
+    """Fit (or resume), recompute BN statistics, test on the whole test set."""
+    started = time.perf_counter()
+    sizes = size_summary(prepared.model)
+    digest = config_hash(cfg)
+    resume_id, checkpoint = _resume_point(cfg, prepared.tracking_uri, digest)
+    # A resumed run keeps writing checkpoints where it started; this invocation's own Hydra
+    # folder still gets its log and config.
+    work_dir = checkpoint.parent.parent if checkpoint else output_dir
+    plan = None
+    if uses_ddp(cfg):  # what the other ranks need, decided once, here
+        plan = Plan(OmegaConf.to_container(cfg, resolve=True),
+                    str(checkpoint) if checkpoint else None, str(work_dir)).write(work_dir)
+    parts = _build(cfg, prepared, work_dir, show_progress, plan)  # before the run exists
     tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": digest,
-            "binwrn.output_dir": str(work_dir), **_sweep_tags(cfg),
+            "binwrn.output_dir": str(work_dir), **_sweep_tags(cfg), **_ddp_tags(cfg),
             "binwrn.restarts": ",".join(str(e) for e in range(1, cfg.trainer.max_epochs)
                                         if prepared.schedule.restarts_at(e))}
     t = cfg.tracking
@@ -117,11 +183,11 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         prepared.tracking_uri, t.experiment, t.artifact_root, run_name(cfg), tags,
         curated_params(cfg), t.system_metrics_interval, resume_run_id=resume_id,
     ) as run:
-        to_mlflow.run = run
+        parts.to_mlflow.run = run
         if run.resumed:
             run.client.set_tag(run.run_id, "binwrn.resumed_by", str(output_dir))
-            for key, value in _sweep_tags(cfg).items():  # it nests under the sweep resuming it
-                run.client.set_tag(run.run_id, key, value)
+            for key, value in {**_sweep_tags(cfg), **_ddp_tags(cfg)}.items():
+                run.client.set_tag(run.run_id, key, value)  # e.g. nests under a new sweep
         else:
             _log_config(run, cfg, output_dir)
             run.log_metrics(sizes.metrics(), step=0)
@@ -131,20 +197,25 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
                 run.log_json({"order": list(prepared.binarization_order),
                               "epochs_per_layer": cfg.iterative.epochs_per_layer},
                              "iterative/order.json")
-        trainer.fit(classifier, datamodule=data, ckpt_path=checkpoint)
-        if cfg.bn.recompute_stats:
-            _recompute_bn(cfg, classifier, data, trainer)
-        (scores,) = trainer.test(classifier, datamodule=data, verbose=False)
-        final = work_dir / "checkpoints" / "final.ckpt"
-        trainer.save_checkpoint(final, weights_only=True)
+        with ddp_session(parts.trainer) if plan else nullcontext():
+            scores, final = _fit_and_test(cfg, parts, checkpoint, work_dir)
         if t.log_checkpoint:
             run.log_artifact(final, "checkpoints")
         wall = time.perf_counter() - started
-        run.log_metrics({"time/wall_s": wall, **clock.metrics()}, step=trainer.current_epoch)
+        run.log_metrics({"time/wall_s": wall, **parts.clock.metrics()},
+                        step=parts.trainer.current_epoch)
     return {
         **sizes.metrics(), "test/acc": scores["test/acc"],
-        "test/error_pct": 100.0 * (1.0 - scores["test/acc"]), "test_images": len(data.test_set),
+        "test/error_pct": 100.0 * (1.0 - scores["test/acc"]),
+        "test_images": len(parts.data.test_set),
         "run_name": run.run_name, "run_id": run.run_id, "tracking_uri": run.uri,
         "output_dir": str(work_dir), "wall_s": wall, "resumed": run.resumed,
         "ui_link": ui_link(experiment_id=run.experiment_id),
     }
+
+
+def train_rank(cfg: DictConfig, prepared: Prepared, plan_file: Path, plan: Plan) -> None:
+    """A DDP rank other than zero: rank zero's steps from its plan, writing nothing."""
+    checkpoint = Path(plan.checkpoint) if plan.checkpoint else None
+    parts = _build(cfg, prepared, Path(plan.work_dir), show_progress=False, plan=plan_file)
+    _fit_and_test(cfg, parts, checkpoint, Path(plan.work_dir))

@@ -37,7 +37,7 @@ from binwrn.tracking.run import TrackedRun
 from binwrn.train.iterative import LayerByLayerBinarization
 from binwrn.train.layer_order import binarizable_names, ranking_record
 from binwrn.train.module import WRNClassifier
-from binwrn.train.run import _make_trainer, _recompute_bn
+from binwrn.train.run import _make_trainer, _recompute_bn, uses_ddp
 
 METRIC = "sensitivity/val_acc"
 
@@ -86,6 +86,9 @@ def accuracy_with_one_binary_layer(cfg: DictConfig, prepared: Prepared, layer: s
 
 def sensitivity(cfg: DictConfig, val_size: int, out: Path) -> dict:
     """Train once per 1-bit layer, write the ranking JSON to `out` and log it to MLflow."""
+    if uses_ddp(cfg):
+        raise ConfigError("binwrn-sensitivity trains its short runs on one device: drop "
+                          "trainer=ddp.")
     if cfg.iterative.order != "none":
         raise ConfigError(f"iterative.order={cfg.iterative.order} does not apply: "
                           "binwrn-sensitivity binarizes one layer per run itself.")
