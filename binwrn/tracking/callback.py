@@ -12,9 +12,12 @@ checkpoint and logging) is logged on resume.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import lightning.pytorch as pl
 
-from binwrn.tracking.run import TrackedRun
+if TYPE_CHECKING:  # only rank zero has a run; the other DDP ranks need not import MLflow
+    from binwrn.tracking.run import TrackedRun
 
 
 def _with_error_pct(metrics: dict[str, float]) -> dict[str, float]:

@@ -21,16 +21,17 @@ def main(plan_file: str) -> None:
     from binwrn.config import prepare
     from binwrn.train.ddp import Plan
 
-    logging.getLogger("lightning").setLevel(logging.WARNING)  # rank zero says it all
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # rank zero says it all
     warnings.filterwarnings("ignore")
 
     plan = Plan.read(Path(plan_file))
     cfg = OmegaConf.create(plan.config)
     try:
         prepared = prepare(cfg)  # rank zero has accepted this config already
-        from binwrn.train.run import train_rank
+        from binwrn.train.fit import train_rank  # Lightning, not MLflow
 
-        train_rank(cfg, prepared, Path(plan_file), plan)
+        train_rank(cfg, prepared, Path(plan_file))
     except (Diverged, Interrupted):
         sys.exit(0)  # all ranks stopped together; rank zero records why
     except BinwrnError as err:

@@ -66,9 +66,11 @@ class WRNClassifier(pl.LightningModule):
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
         acc = (logits.argmax(dim=1) == labels).float().mean()
-        n = labels.shape[0]
         # sync_dist: under DDP the epoch value is the mean over every process's images
         # (Lightning sums values and counts across processes; once per epoch, not per step).
+        # The count is a float: Lightning averages an integer count over processes in its
+        # own type, 201 test images on 2 processes giving 100 instead of 100.5 (2.6.6).
+        n = float(labels.shape[0])
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=n,
                  sync_dist=True)
         self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, batch_size=n,

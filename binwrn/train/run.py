@@ -5,86 +5,32 @@ and checked before the MLflow run exists, so bad input never leaves a half run; 
 any error marks the run FAILED with its reason.
 
 Under `trainer=ddp` this process is rank zero: it alone decides (resume point, output folder)
-and writes (MLflow, checkpoints); the other ranks (`ddp_rank.py`) run `train_rank` from its
-plan, the same fit, BN recomputation and test, in lockstep (train/ddp.py).
+and writes (MLflow, checkpoints); the other ranks (`ddp_rank.py`) run the same steps
+(`fit.py`) from its plan, in lockstep (train/ddp.py).
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
-import lightning.pytorch as pl
-from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from binwrn.config import Prepared, config_hash, curated_params, run_name
-from binwrn.data.datamodule import DeviceAugmentedData
-from binwrn.errors import ConfigError
 from binwrn.models import size_summary
-from binwrn.tracking.callback import EpochMetricsToMlflow
 from binwrn.tracking.provenance import provenance_tags
 from binwrn.tracking.run import TrackedRun, find_resumable_run
 from binwrn.tracking.store import ui_link
-from binwrn.train.bn_stats import recompute_bn_statistics
-from binwrn.train.checkpoints import (
-    EpochCheckpoints,
-    OutputLock,
-    RandomState,
-    resumable_checkpoint,
-)
-from binwrn.train.data_parallel import DDP, batch_rule, step_batch, world_size
-from binwrn.train.ddp import (
-    Plan,
-    RankRandomStreams,
-    align_streams_for_bn_recompute,
-    ddp_session,
-    ddp_trainer_settings,
-)
-from binwrn.train.fast_path import resolve_precision
-from binwrn.train.iterative import LayerByLayerBinarization
-from binwrn.train.module import WRNClassifier
-from binwrn.train.startup import FirstStepClock
+from binwrn.train.checkpoints import OutputLock, resumable_checkpoint
+from binwrn.train.data_parallel import batch_rule, world_size
+from binwrn.train.ddp import Plan, ddp_session
+from binwrn.train.fit import build, fit_and_test, uses_ddp
 
 
 def _log_config(run: TrackedRun, cfg: DictConfig, output_dir: Path) -> None:
     run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
     run.log_folder(output_dir / ".hydra", "hydra")  # config.yaml, hydra.yaml, overrides.yaml
-
-
-def _recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> None:
-    # Lightning moves the module back to the CPU when fit ends; recompute on the device.
-    device = trainer.strategy.root_device
-    classifier.to(device)
-    align_streams_for_bn_recompute(trainer, cfg.seed)
-    batches = islice(data.augmented_train_batches(device), cfg.bn.recompute_batches)
-    with trainer.strategy.precision_plugin.forward_context():  # same precision as training
-        recompute_bn_statistics(classifier.model, batches)
-
-
-def uses_ddp(cfg: DictConfig) -> bool:
-    return OmegaConf.select(cfg, "trainer.strategy", default=None) == DDP
-
-
-def _make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: bool,
-                  plan: Path | None = None):
-    """Lightning's Trainer from `trainer.*`; a value Lightning rejects is the user's to fix."""
-    try:
-        settings = OmegaConf.to_container(cfg.trainer, resolve=True)
-        settings["precision"] = resolve_precision(settings["precision"], cfg.trainer.accelerator)
-        # The data module splits the data between DDP processes itself (data/shards.py).
-        settings["use_distributed_sampler"] = False
-        if plan is not None:
-            settings = ddp_trainer_settings(settings, plan)
-        return pl.Trainer(**settings, logger=False,
-                          callbacks=callbacks, default_root_dir=output_dir,
-                          enable_progress_bar=progress)
-    except (MisconfigurationException, TypeError, ValueError) as err:
-        raise ConfigError(f"Lightning rejected the trainer.* settings: {err}") from None
 
 
 def _sweep_tags(cfg: DictConfig) -> dict[str, str]:
@@ -113,53 +59,6 @@ def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, P
     return (found[0], checkpoint) if checkpoint else (None, None)
 
 
-@dataclass
-class _Parts:
-    classifier: WRNClassifier
-    data: DeviceAugmentedData
-    trainer: pl.Trainer
-    to_mlflow: EpochMetricsToMlflow
-    clock: FirstStepClock
-
-
-def _build(cfg: DictConfig, prepared: Prepared, work_dir: Path, show_progress: bool,
-           plan: Path | None) -> _Parts:
-    """The same module, data, callbacks and Trainer on every rank."""
-    model, o, d = prepared.fast_path.apply(prepared.model), cfg.optim, cfg.data
-    classifier = WRNClassifier(model, prepared.schedule, momentum=o.momentum,
-                               weight_decay=o.weight_decay, nesterov=o.nesterov,
-                               reset_momentum=o.reset_momentum_at_restart,
-                               step_batch=step_batch(cfg))
-    data = DeviceAugmentedData(prepared.train, prepared.test, d.batch_size, prepared.augment,
-                               d.eval_batch_size, layout=prepared.fast_path.images,
-                               step_batch=step_batch(cfg), seed=cfg.seed)
-    to_mlflow, clock = EpochMetricsToMlflow(), FirstStepClock()
-    # A cycle ends after `n` epochs when the next (0-based index n) restarts.
-    callbacks = [to_mlflow, clock, RandomState(), RankRandomStreams(cfg.seed),
-                 EpochCheckpoints(work_dir / "checkpoints", prepared.schedule.restarts_at,
-                                  cfg.checkpoints.keep_cycle_ends)]
-    if prepared.binarization_order:  # paper 3: convs turn binary one at a time (spec 3.3)
-        callbacks.append(LayerByLayerBinarization(list(prepared.binarization_order),
-                                                  cfg.iterative.epochs_per_layer))
-    if show_progress:
-        callbacks.append(RichProgressBar())
-    trainer = _make_trainer(cfg, callbacks, work_dir, show_progress, plan)
-    return _Parts(classifier, data, trainer, to_mlflow, clock)
-
-
-def _fit_and_test(cfg: DictConfig, parts: _Parts, checkpoint: Path | None,
-                  work_dir: Path) -> tuple[dict, Path]:
-    """Fit (or resume), recompute BN statistics, test on the whole test set, save final.ckpt."""
-    p = parts
-    p.trainer.fit(p.classifier, datamodule=p.data, ckpt_path=checkpoint)
-    if cfg.bn.recompute_stats:
-        _recompute_bn(cfg, p.classifier, p.data, p.trainer)
-    (scores,) = p.trainer.test(p.classifier, datamodule=p.data, verbose=False)
-    final = work_dir / "checkpoints" / "final.ckpt"
-    p.trainer.save_checkpoint(final, weights_only=True)
-    return scores, final
-
-
 def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
     """Fit (or resume), recompute BN statistics, test on the whole test set."""
     started = time.perf_counter()
@@ -173,7 +72,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
     if uses_ddp(cfg):  # what the other ranks need, decided once, here
         plan = Plan(OmegaConf.to_container(cfg, resolve=True),
                     str(checkpoint) if checkpoint else None, str(work_dir)).write(work_dir)
-    parts = _build(cfg, prepared, work_dir, show_progress, plan)  # before the run exists
+    parts = build(cfg, prepared, work_dir, show_progress, plan)  # before the run exists
     tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": digest,
             "binwrn.output_dir": str(work_dir), **_sweep_tags(cfg), **_ddp_tags(cfg),
             "binwrn.restarts": ",".join(str(e) for e in range(1, cfg.trainer.max_epochs)
@@ -198,7 +97,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
                               "epochs_per_layer": cfg.iterative.epochs_per_layer},
                              "iterative/order.json")
         with ddp_session(parts.trainer) if plan else nullcontext():
-            scores, final = _fit_and_test(cfg, parts, checkpoint, work_dir)
+            scores, final = fit_and_test(cfg, parts, checkpoint, work_dir)
         if t.log_checkpoint:
             run.log_artifact(final, "checkpoints")
         wall = time.perf_counter() - started
@@ -212,10 +111,3 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         "output_dir": str(work_dir), "wall_s": wall, "resumed": run.resumed,
         "ui_link": ui_link(experiment_id=run.experiment_id),
     }
-
-
-def train_rank(cfg: DictConfig, prepared: Prepared, plan_file: Path, plan: Plan) -> None:
-    """A DDP rank other than zero: rank zero's steps from its plan, writing nothing."""
-    checkpoint = Path(plan.checkpoint) if plan.checkpoint else None
-    parts = _build(cfg, prepared, Path(plan.work_dir), show_progress=False, plan=plan_file)
-    _fit_and_test(cfg, parts, checkpoint, Path(plan.work_dir))

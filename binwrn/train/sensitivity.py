@@ -34,10 +34,10 @@ from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.errors import ConfigError
 from binwrn.tracking.provenance import provenance_tags
 from binwrn.tracking.run import TrackedRun
+from binwrn.train.fit import make_trainer, recompute_bn, uses_ddp
 from binwrn.train.iterative import LayerByLayerBinarization
 from binwrn.train.layer_order import binarizable_names, ranking_record
 from binwrn.train.module import WRNClassifier
-from binwrn.train.run import _make_trainer, _recompute_bn, uses_ddp
 
 METRIC = "sensitivity/val_acc"
 
@@ -76,10 +76,10 @@ def accuracy_with_one_binary_layer(cfg: DictConfig, prepared: Prepared, layer: s
     data = DeviceAugmentedData(fit, val, d.batch_size, prepared.augment, d.eval_batch_size,
                                layout=prepared.fast_path.images)
     only_first = LayerByLayerBinarization(order, epochs_per_layer=cfg.trainer.max_epochs)
-    trainer = _make_trainer(cfg, [only_first], work_dir, progress=False)
+    trainer = make_trainer(cfg, [only_first], work_dir, progress=False)
     trainer.fit(classifier, datamodule=data)
     if cfg.bn.recompute_stats:
-        _recompute_bn(cfg, classifier, data, trainer)
+        recompute_bn(cfg, classifier, data, trainer)
     (scores,) = trainer.validate(classifier, datamodule=data, verbose=False)
     return float(scores["test/acc"])  # the module's eval metric name; here the held-out split
 

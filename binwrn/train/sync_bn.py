@@ -23,12 +23,14 @@ def _per_channel(t: torch.Tensor) -> torch.Tensor:
 
 
 class _SyncedNorm(torch.autograd.Function):
-    """y = (x - mean) / sqrt(var + eps) [* weight + bias], mean and var over all processes."""
+    """y = (x - mean) / sqrt(var + eps) [* weight + bias], mean and var over all processes.
+    Computed in float32 (float64 for float64 input), like BN under autocast; the sums that
+    are all-reduced in float64, as E[x^2] - mean^2 cancels digits (raw 0-255 pixels)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, eps, momentum, group):
-        channels = x.shape[1]
-        x32, x64 = x.float(), x.double()  # sums in float64: E[x^2] - mean^2 cancels digits
+        channels, dtype = x.shape[1], torch.promote_types(x.dtype, torch.float32)
+        x64 = x.double()
         local = torch.cat([x64.sum(_DIMS), (x64 * x64).sum(_DIMS),
                            x64.new_tensor([x64.numel() / channels])])
         dist.all_reduce(local, group=group)
@@ -36,10 +38,11 @@ class _SyncedNorm(torch.autograd.Function):
         mean = local[:channels] / count
         var = (local[channels:2 * channels] / count - mean * mean).clamp_min(0)
         with torch.no_grad():  # what BN's running averages keep: the unbiased variance
-            running_mean.mul_(1 - momentum).add_(momentum * mean.float())
-            running_var.mul_(1 - momentum).add_(momentum * (var * count / (count - 1)).float())
-        invstd = (var + eps).rsqrt().float()
-        normalised = (x32 - _per_channel(mean.float())) * _per_channel(invstd)
+            running_mean.mul_(1 - momentum).add_(momentum * mean.to(running_mean.dtype))
+            unbiased = var * count / (count - 1)
+            running_var.mul_(1 - momentum).add_(momentum * unbiased.to(running_var.dtype))
+        invstd = (var + eps).rsqrt().to(dtype)
+        normalised = (x.to(dtype) - _per_channel(mean.to(dtype))) * _per_channel(invstd)
         ctx.save_for_backward(normalised, invstd, weight)
         ctx.count, ctx.group = count, group
         if weight is None:
@@ -49,13 +52,13 @@ class _SyncedNorm(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         normalised, invstd, weight = ctx.saved_tensors
-        grad_out = grad_out.float()
+        grad_out = grad_out.to(normalised.dtype)
         channels = grad_out.shape[1]
         local_dy, local_dy_xhat = grad_out.sum(_DIMS), (grad_out * normalised).sum(_DIMS)
         sums = torch.cat([local_dy, local_dy_xhat]).double()
         dist.all_reduce(sums, group=ctx.group)
-        mean_dy = (sums[:channels] / ctx.count).float()
-        mean_dy_xhat = (sums[channels:] / ctx.count).float()
+        mean_dy = (sums[:channels] / ctx.count).to(grad_out.dtype)
+        mean_dy_xhat = (sums[channels:] / ctx.count).to(grad_out.dtype)
         scale = invstd if weight is None else invstd * weight
         grad_in = (grad_out - _per_channel(mean_dy) - normalised * _per_channel(mean_dy_xhat)
                    ) * _per_channel(scale)
