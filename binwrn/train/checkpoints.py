@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import os
 import random
+import signal
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -74,6 +75,15 @@ class EpochCheckpoints(pl.Callback):
         """`ends_cycle(epochs_done)` says whether a warm-restart cycle ends there."""
         self.folder, self.ends_cycle = Path(folder), ends_cycle
         self.keep_cycle_ends = keep_cycle_ends
+        self._sigterm = False  # under DDP: noted here, not by Lightning (on_train_start)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Under DDP, replace Lightning's SIGTERM handling: its handler forwards the signal and
+        broadcasts from inside the handler, and its loops then stop this rank alone, leaving
+        the others blocked in a collective. Here the signal is only noted and the ranks agree
+        at a step boundary (`_stop_requested`). Lightning restores the handler after fit."""
+        if trainer.world_size > 1:
+            signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self, "_sigterm", True))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Callbacks run before the module's own epoch-end hook, so check divergence here.
@@ -92,8 +102,17 @@ class EpochCheckpoints(pl.Callback):
             for old in sorted(self.folder.glob("cycle-end-epoch*.ckpt"))[:-self.keep_cycle_ends]:
                 old.unlink()
 
+    def _stop_requested(self, trainer: pl.Trainer) -> bool:
+        """SIGTERM seen here, or under DDP on any rank: all ranks stop at the same step, so
+        they agree every `SIGTERM_CHECK_STEPS` steps (a tiny all-reduce, not a sync per step)."""
+        if trainer.world_size == 1:
+            return bool(getattr(trainer, "received_sigterm", False))
+        if trainer.global_step % SIGTERM_CHECK_STEPS:
+            return False
+        return trainer.strategy.reduce_boolean_decision(self._sigterm, all=False)
+
     def on_train_batch_end(self, trainer: pl.Trainer, *args) -> None:
-        if _stop_requested(trainer):
+        if self._stop_requested(trainer):
             if trainer.is_global_zero:
                 self.folder.mkdir(parents=True, exist_ok=True)
             atomic_save(trainer, self.folder / LAST)
@@ -101,17 +120,6 @@ class EpochCheckpoints(pl.Callback):
                 f"stopped by SIGTERM at epoch {trainer.current_epoch + 1}, step "
                 f"{trainer.global_step}; checkpoint saved, the same command resumes it"
             )
-
-
-def _stop_requested(trainer: pl.Trainer) -> bool:
-    """SIGTERM seen here, or under DDP on any rank: all ranks must stop at the same step, so
-    they agree every `SIGTERM_CHECK_STEPS` steps (one tiny all-reduce, not a sync per step)."""
-    seen = bool(getattr(trainer, "received_sigterm", False))
-    if trainer.world_size == 1:
-        return seen
-    if trainer.global_step % SIGTERM_CHECK_STEPS:
-        return False
-    return trainer.strategy.reduce_boolean_decision(seen, all=False)
 
 
 class OutputLock:

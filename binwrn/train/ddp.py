@@ -15,8 +15,8 @@ MLflow run are rank zero's. Backend: NCCL between GPUs, gloo between CPU process
 from __future__ import annotations
 
 import json
+import logging
 import os
-import signal
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -26,6 +26,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins.environments import LightningEnvironment
+from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+from lightning.fabric.utilities.distributed import _set_num_threads_if_needed
 from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
@@ -34,8 +36,12 @@ from binwrn.data.shards import AUGMENTATION, BN_RECOMPUTE, stream_seed
 from binwrn.train.fast_path import on_cuda
 from binwrn.train.sync_bn import cpu_synced, cpu_unsynced
 
+log = logging.getLogger(__name__)
 PLAN_FILE = "ddp_plan.json"
-CHILD_EXIT_S = 120  # a rank's exit after the last collective: its interpreter's teardown
+# Seconds the other ranks get to exit after rank zero's last collective (their interpreter's
+# teardown), after a finished run and after a failure, before they are killed.
+FINISHED_EXIT_S, FAILED_EXIT_S = 120, 20
+WATCH_PERIOD_S = 5  # how often Lightning's watcher thread looks at the other ranks
 # Variables the launcher sets in rank zero's own environment; removed afterwards, so that the
 # next job of a sweep run in the same process starts its own processes again.
 _RANK_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE",
@@ -61,12 +67,58 @@ class Plan:
         return cls(**json.loads(Path(path).read_text()))
 
 
+class _Watcher(_ChildProcessObserver):
+    """Lightning's watcher, which can be stopped: its loop would otherwise look once more
+    after any request to stop, and SIGKILL this process for a rank it has just ended."""
+
+    stopped = False
+
+    def _run(self) -> bool:
+        return True if self.stopped else super()._run()
+
+
 class _PlanLauncher(_SubprocessScriptLauncher):
-    """Lightning's subprocess launcher, starting `binwrn.train.ddp_rank PLAN` as each rank."""
+    """Lightning's subprocess launcher, starting `binwrn.train.ddp_rank PLAN` as each rank.
+
+    Lightning's watcher thread SIGKILLs rank zero when another rank exits with an error (a
+    rank blocked in a collective would wait forever). Rank zero stops that watcher before it
+    ends the other ranks itself, so that it lives to record the run's end in MLflow.
+    """
 
     def __init__(self, environment, num_processes: int, num_nodes: int, plan: Path) -> None:
         super().__init__(environment, num_processes, num_nodes)
         self.plan = plan
+        self._watcher: _Watcher | None = None
+
+    def launch(self, function, *args, trainer=None, **kwargs):
+        self.cluster_environment.validate_settings(num_devices=self.num_processes,
+                                                   num_nodes=self.num_nodes)
+        if not self.cluster_environment.creates_processes_externally:
+            self._call_children_scripts()
+            self._watcher = _Watcher(main_pid=os.getpid(), child_processes=self.procs,
+                                     sleep_period=WATCH_PERIOD_S)
+            self._watcher.start()
+        _set_num_threads_if_needed(num_processes=self.num_processes)
+        return function(*args, **kwargs)
+
+    def stop_watching(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stopped = True
+            self._watcher.join(timeout=2 * WATCH_PERIOD_S)  # it ends at its next wake-up
+
+    def kill(self, signum) -> None:  # Lightning's Ctrl-C handling kills the ranks this way
+        self.stop_watching()
+        super().kill(signum)
+
+    def end_ranks(self, grace_s: float) -> None:
+        """Wait up to `grace_s` for the other ranks to exit, then kill those still running."""
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                log.warning("DDP rank process %d did not exit; killing it", proc.pid)
+                proc.kill()
+                proc.wait()
 
     def _call_children_scripts(self) -> None:
         self._check_can_spawn_children()
@@ -130,20 +182,9 @@ class RankRandomStreams(pl.Callback):
             torch.manual_seed(stream_seed(self.seed, AUGMENTATION, trainer.current_epoch,
                                           trainer.global_rank))
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.world_size > 1:
-            _note_sigterm_only(trainer)
-
-
-def _note_sigterm_only(trainer: pl.Trainer) -> None:
-    """Replace Lightning's SIGTERM handler, which forwards the signal to the other ranks and
-    broadcasts from inside the handler, a collective that can pair with a different one on
-    another rank. Here the signal is only noted; the ranks agree on stopping at a step
-    boundary (checkpoints.EpochCheckpoints). Lightning restores the handler when fit ends."""
-    def note(signum, frame) -> None:
-        trainer._signal_connector.received_sigterm = True
-
-    signal.signal(signal.SIGTERM, note)
+    # A run resumed from a mid-epoch (SIGTERM) checkpoint skips on_train_epoch_start; the
+    # restored generator is rank zero's, so every rank draws its own stream again.
+    on_train_start = on_train_epoch_start
 
 
 def align_streams_for_bn_recompute(trainer: pl.Trainer, seed: int) -> None:
@@ -155,23 +196,22 @@ def align_streams_for_bn_recompute(trainer: pl.Trainer, seed: int) -> None:
 
 @contextmanager
 def ddp_session(trainer: pl.Trainer):
-    """Around rank zero's fit and test: stop the other ranks if rank zero fails, wait for them
-    when it succeeds, and leave this process as it was for the next job of a sweep."""
+    """Around rank zero's fit and test: end the other ranks with it (they exit by themselves
+    after a finished run or a stop all ranks agreed on; one blocked in a collective that
+    rank zero will never join is killed), and leave this process as it was for the next
+    job of a sweep."""
     saved = {name: os.environ.get(name) for name in _RANK_VARIABLES}
     threads = torch.get_num_threads()
     launcher = trainer.strategy.launcher
     try:
         yield
     except BaseException:
-        for proc in getattr(launcher, "procs", []):
-            proc.kill()  # blocked in a collective rank zero will never join
+        launcher.stop_watching()
+        launcher.end_ranks(grace_s=FAILED_EXIT_S)
         raise
     finally:
-        for proc in getattr(launcher, "procs", []):
-            try:
-                proc.wait(timeout=CHILD_EXIT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        launcher.stop_watching()
+        launcher.end_ranks(grace_s=FINISHED_EXIT_S)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
         for name, value in saved.items():

@@ -8,6 +8,7 @@ and writes nothing: no Hydra folder, no MLflow run, no checkpoint, no outcome.js
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -21,6 +22,8 @@ def main(plan_file: str) -> None:
     from binwrn.config import prepare
     from binwrn.train.ddp import Plan
 
+    # Ctrl-C reaches the whole process group; rank zero handles it and stops this rank.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)  # rank zero says it all
     warnings.filterwarnings("ignore")

@@ -22,6 +22,10 @@ class LayerByLayerBinarization(pl.Callback):
     def binary_at(self, epoch: int) -> list[str]:
         return self.order[:binary_count(epoch, self.epochs_per_layer, len(self.order))]
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A run resumed from a mid-epoch (SIGTERM) checkpoint skips on_train_epoch_start.
+        set_binary_layers(pl_module.model, set(self.binary_at(trainer.current_epoch)))
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         binary = self.binary_at(trainer.current_epoch)
         set_binary_layers(pl_module.model, set(binary))  # nn.Module.compile keeps the names

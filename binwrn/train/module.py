@@ -89,6 +89,9 @@ class WRNClassifier(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
 
+    # A run resumed from a mid-epoch (SIGTERM) checkpoint skips on_train_epoch_start.
+    on_train_start = on_train_epoch_start
+
     def on_train_epoch_end(self) -> None:
         self.raise_if_diverged()
 
