@@ -22,8 +22,10 @@ def main(plan_file: str) -> None:
     from binwrn.config import prepare
     from binwrn.train.ddp import Plan
 
-    # Ctrl-C reaches the whole process group; rank zero handles it and stops this rank.
+    # Ctrl-C, and on SLURM submitit's requeue signal, reach every process of the job; rank
+    # zero handles them and ends this rank (docs/scale-out.md).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)  # rank zero says it all
     warnings.filterwarnings("ignore")

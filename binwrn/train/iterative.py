@@ -24,7 +24,8 @@ class LayerByLayerBinarization(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # A run resumed from a mid-epoch (SIGTERM) checkpoint skips on_train_epoch_start.
-        set_binary_layers(pl_module.model, set(self.binary_at(trainer.current_epoch)))
+        if trainer.fit_loop.restarted_mid_epoch:
+            self.on_train_epoch_start(trainer, pl_module)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         binary = self.binary_at(trainer.current_epoch)
