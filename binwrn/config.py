@@ -28,6 +28,13 @@ from binwrn.data.validation import holdout_split
 from binwrn.errors import BinwrnError, ConfigError
 from binwrn.tracking.sensitivity_runs import stored_accuracy
 from binwrn.tracking.store import absolute_uri, check_reachable
+from binwrn.train.data_parallel import (
+    SPREAD_KEYS,
+    check_data_parallel,
+    lr_factor,
+    trains_like_one_device,
+    world_size,
+)
 from binwrn.train.fast_path import FastPath
 from binwrn.train.layer_order import (
     binarizable_names,
@@ -102,6 +109,14 @@ def config_hash(cfg: DictConfig) -> str:
     tree = OmegaConf.to_container(cfg, resolve=True)
     for dotted in HASH_EXCLUDED:
         _parent(tree, dotted).pop(dotted.rsplit(".", 1)[-1], None)
+    # How the work is spread over devices is not what is trained while DDP trains the
+    # one-device net (train/data_parallel.py): its finished runs count on any device count
+    # and its unfinished ones resume on any. Otherwise the device count is part of it.
+    if trains_like_one_device(cfg):
+        for dotted in SPREAD_KEYS:
+            _parent(tree, dotted).pop(dotted.rsplit(".", 1)[-1], None)
+    else:
+        tree["trainer"]["world_size"] = world_size(cfg.trainer)
     for dotted, paper1_value in PAPER1_VALUES.items():
         parent, leaf = _parent(tree, dotted), dotted.rsplit(".", 1)[-1]
         if leaf in parent and parent[leaf] == paper1_value:
@@ -163,7 +178,10 @@ def build_model(cfg: DictConfig) -> nn.Module:
 
 def build_schedule_from(cfg: DictConfig):
     options = OmegaConf.to_container(cfg.schedule, resolve=True)
-    return build_schedule(options.pop("name"), cfg.optim.lr, **options)
+    factor = lr_factor(cfg)  # data.batch_rule=per_device: the whole schedule x devices
+    if "lr_min" in options:
+        options["lr_min"] *= factor
+    return build_schedule(options.pop("name"), cfg.optim.lr * factor, **options)
 
 
 def optimizer_settings(cfg: DictConfig) -> OptimizerSettings:
@@ -275,6 +293,10 @@ def prepare(cfg: DictConfig) -> Prepared:
     train, test = load_data(cfg)
     train, validation = split_validation(cfg, train)
     check_batch_size(cfg.data.batch_size, len(train))
+    check_data_parallel(cfg, len(train), len(test))
+    if crops is not None and world_size(cfg.trainer) > 1:
+        raise ConfigError("trainer=ddp does not yet split dataset=imagenet's streamed JPEGs "
+                          "between devices: train it on one device (drop trainer=ddp).")
     fast_path = FastPath.from_config(cfg.speed, cfg.trainer.accelerator)
     warnings = [schedule.mismatch(cfg.trainer.max_epochs), unused_bn_option(cfg), order_warning]
     return Prepared(model, schedule, augment, train, test, uri, fast_path,

@@ -13,8 +13,9 @@ from binwrn.bench.measure import synthetic_images
 from binwrn.conf_files import compose
 from binwrn.config import binarization_order, build_model, config_hash, curated_params
 from binwrn.data.datamodule import DeviceAugmentedData
-from binwrn.errors import ConfigError
+from binwrn.errors import ConfigError, Interrupted
 from binwrn.models import BinaryConv2d, WideResNet
+from binwrn.train.checkpoints import EpochCheckpoints
 from binwrn.train.iterative import METRIC, LayerByLayerBinarization
 from binwrn.train.layer_order import (
     binarizable_names,
@@ -218,7 +219,7 @@ def test_binwrn_run_records_the_schedule_and_order(tmp_path) -> None:
     assert run.data.params["iterative.order"] == "forward"
     order = json.loads((tmp_path / client.download_artifacts(
         run.info.run_id, "iterative/order.json", str(tmp_path))).read_text())
-    assert order == {"order": NAMES, "epochs_per_layer": 1}
+    assert order == {"order": NAMES, "layers": NAMES, "epochs_per_layer": 1}  # forward = layers
 
 
 def test_a_resumed_fit_recomputes_the_binary_layers_from_the_epoch(tmp_path) -> None:
@@ -240,3 +241,35 @@ def test_a_resumed_fit_recomputes_the_binary_layers_from_the_epoch(tmp_path) -> 
     _, counts = fit(5, tmp_path / "last.ckpt")  # a fresh model: every layer binary until told
     assert counts.counts == [2.0, 3.0]  # epochs 3 and 4 (0-based), E=2
     assert counts.binary == [NAMES[:2], NAMES[:3]]
+
+
+class _SigtermAtStep(pl.Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:  # as Lightning's handler marks a real SIGTERM
+            trainer._signal_connector.received_sigterm = True
+
+
+def test_a_run_stopped_mid_epoch_resumes_with_that_epoch_set_up(tmp_path) -> None:
+    """Lightning skips on_train_epoch_start when it resumes mid-epoch (a SIGTERM checkpoint):
+    the divergence flag and the binary layers are set up at train start as well."""
+    data = DeviceAugmentedData(synthetic_images(40), synthetic_images(20, seed=1), batch_size=10)
+
+    def trainer(epochs: int, *extra: pl.Callback) -> tuple[pl.Trainer, _Counts]:
+        counts = _Counts()
+        callbacks = [LayerByLayerBinarization(NAMES, 1), counts,
+                     EpochCheckpoints(tmp_path, ends_cycle=lambda epochs_done: False), *extra]
+        return pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False,
+                          callbacks=callbacks, enable_checkpointing=False,
+                          enable_progress_bar=False, num_sanity_val_steps=0,
+                          enable_model_summary=False), counts
+
+    module = lambda: WRNClassifier(WideResNet(depth=8, width=1), SGDR())  # noqa: E731
+    first, _ = trainer(3, _SigtermAtStep(6))  # 4 steps per epoch: stops in epoch 1
+    with pytest.raises(Interrupted, match="SIGTERM at epoch 2"):
+        first.fit(module(), datamodule=data)
+    second, counts = trainer(3)
+    second.fit(module(), datamodule=data, ckpt_path=tmp_path / "last.ckpt")
+    assert counts.binary == [NAMES[:2], NAMES[:3]]  # epochs 1 (resumed) and 2

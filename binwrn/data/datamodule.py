@@ -2,7 +2,10 @@
 
 Batches are index slices of one uint8 tensor (no per-image Python work, no worker
 processes); they reach the training device as uint8 and are converted and augmented there
-(`on_after_batch_transfer`), so on a GPU the CPU only draws indices.
+(`on_after_batch_transfer`), so on a GPU the CPU only draws indices. Under DDP each process
+takes its own part of every step and of the test set (`shards.py`); Lightning's
+DistributedSampler is switched off (`use_distributed_sampler=False`), as it would replace the
+index-list sampler with one that yields single images.
 """
 
 from __future__ import annotations
@@ -11,16 +14,11 @@ from collections.abc import Callable, Iterator
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
-    RandomSampler,
-    SequentialSampler,
-    TensorDataset,
-)
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from binwrn.data.arrays import ImageSplit, check_batch_size
 from binwrn.data.augment import Augment
+from binwrn.data.shards import EpochSteps, evaluation_shard
 
 
 def _tensors(split: ImageSplit) -> TensorDataset:
@@ -28,31 +26,45 @@ def _tensors(split: ImageSplit) -> TensorDataset:
     return TensorDataset(images, torch.from_numpy(split.labels))
 
 
-def _batches(data: TensorDataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
-    sampler = RandomSampler(data) if shuffle else SequentialSampler(data)
-    return DataLoader(data, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last))
+def _loader(data: TensorDataset, index_lists: Sampler) -> DataLoader:
+    return DataLoader(data, batch_size=None, sampler=index_lists)
 
 
 class DeviceAugmentedData(pl.LightningDataModule):
-    """Train on shuffled full batches (the paper's floor(N/125) per epoch); test on all images."""
+    """Train on shuffled full batches (the paper's floor(N/125) per epoch); test on all images.
+
+    `batch_size` is the paper's batch (BN statistics are recomputed over batches of it);
+    `step_batch` the images of one optimizer step over all processes (default: batch_size);
+    `seed` draws the permutation shared by all processes when there are several.
+    """
 
     def __init__(
         self, train: ImageSplit, test: ImageSplit, batch_size: int = 125,
         augment: Augment | None = None, eval_batch_size: int = 500,
         layout: Callable[[torch.Tensor], torch.Tensor] = lambda images: images,
+        step_batch: int | None = None, seed: int = 0,
     ) -> None:
         super().__init__()
         check_batch_size(batch_size, len(train))
         self.train_set, self.test_set = _tensors(train), _tensors(test)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.step_batch, self.seed = step_batch or batch_size, seed
         self.augment = augment or Augment(flip=False, pad=0)
         self.layout = layout  # e.g. channels-last on the fast path
 
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+
     def train_dataloader(self) -> DataLoader:
-        return _batches(self.train_set, self.batch_size, shuffle=True, drop_last=True)
+        rank, world = self._rank_and_world()
+        return _loader(self.train_set, EpochSteps(len(self.train_set), self.step_batch, rank,
+                                                  world, self.seed if world > 1 else None))
 
     def val_dataloader(self) -> DataLoader:
-        return _batches(self.test_set, self.eval_batch_size, shuffle=False, drop_last=False)
+        rank, world = self._rank_and_world()
+        return _loader(self.test_set,
+                       evaluation_shard(len(self.test_set), self.eval_batch_size, rank, world))
 
     test_dataloader = val_dataloader
 
@@ -66,6 +78,7 @@ class DeviceAugmentedData(pl.LightningDataModule):
         return self.prepare(batch, training=self.trainer.training)
 
     def augmented_train_batches(self, device: torch.device) -> Iterator[torch.Tensor]:
-        """Training-mode inputs (with augmentation) for recomputing BN statistics."""
-        for batch in self.train_dataloader():
+        """Training-mode inputs (with augmentation) for recomputing BN statistics: whole
+        batches of `batch_size` in every process (the caller aligns their random streams)."""
+        for batch in _loader(self.train_set, EpochSteps(len(self.train_set), self.batch_size)):
             yield self.prepare([t.to(device) for t in batch], training=True)[0]

@@ -13,9 +13,12 @@ checkpoint and logging) is logged on resume.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import lightning.pytorch as pl
 
-from binwrn.tracking.run import TrackedRun
+if TYPE_CHECKING:  # only rank zero has a run; the other DDP ranks need not import MLflow
+    from binwrn.tracking.run import TrackedRun
 
 ERROR_PCT = {"test/acc": "test/error_pct", "test/top5_acc": "test/top5_error_pct"}
 
@@ -33,7 +36,12 @@ def _read(trainer: pl.Trainer, prefixes: tuple[str, ...]) -> dict[str, float]:
 
 
 class EpochMetricsToMlflow(pl.Callback):
-    """`run` may be set after construction, so the Trainer can be checked before it exists."""
+    """`run` may be set after construction, so the Trainer can be checked before it exists.
+
+    Under DDP only rank zero has a run. Every rank still reads the epoch's metrics at the same
+    hook: reading them is what averages them across processes (a collective), and a read on
+    rank zero alone would pair with a different collective on the others.
+    """
 
     def __init__(self, run: TrackedRun | None = None) -> None:
         self.run = run
@@ -47,13 +55,13 @@ class EpochMetricsToMlflow(pl.Callback):
         self._last_epoch = dict(state.get("last_epoch", {}))
 
     def _log_once(self, metrics: dict[str, float], step: int) -> None:
-        if step not in self._logged_steps:
+        if self.run is not None and step not in self._logged_steps:
             self.run.log_metrics(metrics, step)
             self._logged_steps.add(step)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Read the run's steps once (a resumed run may hold some); keep the set locally.
-        self._logged_steps = self.run.logged_steps("train/loss")
+        self._logged_steps = self.run.logged_steps("train/loss") if self.run else set()
         if self._last_epoch:  # resumed: make sure the checkpoint's last epoch is recorded
             metrics = dict(self._last_epoch)
             self._log_once(metrics, int(metrics.pop("step")))
@@ -74,4 +82,6 @@ class EpochMetricsToMlflow(pl.Callback):
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # After fit, current_epoch is the number of epochs trained: the same step as the
         # last epoch's evaluation, logged later, so MLflow shows it as the latest value.
-        self.run.log_metrics(with_error_pct(_read(trainer, ("test/",))), trainer.current_epoch)
+        metrics = with_error_pct(_read(trainer, ("test/",)))
+        if self.run is not None:
+            self.run.log_metrics(metrics, trainer.current_epoch)

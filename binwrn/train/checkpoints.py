@@ -10,7 +10,10 @@
   a mid-epoch checkpoint continues with the epoch's remaining steps on a new shuffle, so only
   epoch-boundary checkpoints (the SIGKILL case) repeat an uninterrupted run exactly.
 - Python's, NumPy's and torch's random states travel in the checkpoint, so the shuffling and
-  augmentation after a resume are those an uninterrupted run would have drawn.
+  augmentation after a resume are those an uninterrupted run would have drawn (under DDP the
+  streams are functions of seed, epoch and rank instead: data/shards.py, train/ddp.py).
+- Under DDP every rank takes part in each save (Lightning gathers and synchronises) and rank
+  zero alone writes; the ranks agree on a SIGTERM at a step boundary and stop together.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import os
 import random
+import signal
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -27,12 +31,17 @@ import torch
 from binwrn.errors import Interrupted
 
 LAST = "last.ckpt"
+# Under DDP the ranks agree on a SIGTERM every this many steps: seconds, well inside the two
+# minutes SLURM grants between its signal and the kill (signal_delay_s).
+SIGTERM_CHECK_STEPS = 10
 
 
 def atomic_save(trainer: pl.Trainer, path: Path) -> None:
+    """Every rank takes part (Lightning gathers and synchronises); rank zero writes."""
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     trainer.save_checkpoint(partial)
-    os.replace(partial, path)
+    if trainer.is_global_zero:
+        os.replace(partial, path)
 
 
 class RandomState(pl.Callback):
@@ -66,15 +75,25 @@ class EpochCheckpoints(pl.Callback):
         """`ends_cycle(epochs_done)` says whether a warm-restart cycle ends there."""
         self.folder, self.ends_cycle = Path(folder), ends_cycle
         self.keep_cycle_ends = keep_cycle_ends
+        self._sigterm = False  # under DDP: noted here, not by Lightning (on_train_start)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Under DDP, replace Lightning's SIGTERM handling: its handler forwards the signal and
+        broadcasts from inside the handler, and its loops then stop this rank alone, leaving
+        the others blocked in a collective. Here the signal is only noted and the ranks agree
+        at a step boundary (`_stop_requested`). Lightning restores the handler after fit."""
+        if trainer.world_size > 1:
+            signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self, "_sigterm", True))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Callbacks run before the module's own epoch-end hook, so check divergence here.
         getattr(pl_module, "raise_if_diverged", lambda: None)()
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if trainer.is_global_zero:
+            self.folder.mkdir(parents=True, exist_ok=True)
         last = self.folder / LAST
         atomic_save(trainer, last)
         epochs_done = trainer.current_epoch + 1
-        if self.ends_cycle(epochs_done):
+        if self.ends_cycle(epochs_done) and trainer.is_global_zero:
             kept = self.folder / f"cycle-end-epoch{epochs_done:04d}.ckpt"
             partial = kept.with_name(f".{kept.name}.partial")
             partial.unlink(missing_ok=True)
@@ -83,9 +102,19 @@ class EpochCheckpoints(pl.Callback):
             for old in sorted(self.folder.glob("cycle-end-epoch*.ckpt"))[:-self.keep_cycle_ends]:
                 old.unlink()
 
+    def _stop_requested(self, trainer: pl.Trainer) -> bool:
+        """SIGTERM seen here, or under DDP on any rank: all ranks stop at the same step, so
+        they agree every `SIGTERM_CHECK_STEPS` steps (a tiny all-reduce, not a sync per step)."""
+        if trainer.world_size == 1:
+            return bool(getattr(trainer, "received_sigterm", False))
+        if trainer.global_step % SIGTERM_CHECK_STEPS:
+            return False
+        return trainer.strategy.reduce_boolean_decision(self._sigterm, all=False)
+
     def on_train_batch_end(self, trainer: pl.Trainer, *args) -> None:
-        if getattr(trainer, "received_sigterm", False):
-            self.folder.mkdir(parents=True, exist_ok=True)
+        if self._stop_requested(trainer):
+            if trainer.is_global_zero:
+                self.folder.mkdir(parents=True, exist_ok=True)
             atomic_save(trainer, self.folder / LAST)
             raise Interrupted(
                 f"stopped by SIGTERM at epoch {trainer.current_epoch + 1}, step "

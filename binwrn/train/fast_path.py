@@ -23,21 +23,21 @@ from binwrn.errors import ConfigError
 SWITCH_VALUES = ("auto", True, False)
 
 
-def _on_cuda(accelerator: str) -> bool:
+def on_cuda(accelerator: str) -> bool:
     return torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
 
 
 def _switch(value, name: str, accelerator: str) -> bool:
     if value not in SWITCH_VALUES:
         raise ConfigError(f"speed.{name}={value} is not allowed: use auto, true or false.")
-    return _on_cuda(accelerator) if value == "auto" else bool(value)
+    return on_cuda(accelerator) if value == "auto" else bool(value)
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
     """`auto`: bf16 autocast (fp32 weights) on a bf16-capable GPU, else full fp32."""
     if str(precision) != "auto":
         return str(precision)
-    if _on_cuda(accelerator) and torch.cuda.is_bf16_supported():
+    if on_cuda(accelerator) and torch.cuda.is_bf16_supported():
         return "bf16-mixed"
     return "32-true"
 

@@ -22,8 +22,14 @@ class LayerByLayerBinarization(pl.Callback):
     def binary_at(self, epoch: int) -> list[str]:
         return self.order[:binary_count(epoch, self.epochs_per_layer, len(self.order))]
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A run resumed from a mid-epoch (SIGTERM) checkpoint skips on_train_epoch_start.
+        if trainer.fit_loop.restarted_mid_epoch:
+            self.on_train_epoch_start(trainer, pl_module)
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         binary = self.binary_at(trainer.current_epoch)
         set_binary_layers(pl_module.model, set(binary))  # nn.Module.compile keeps the names
         # Logged with the epoch's train/* metrics (EpochMetricsToMlflow reads this prefix).
-        pl_module.log(METRIC, float(len(binary)), on_step=False, on_epoch=True)
+        # sync_dist: the same count on every DDP process; said so, Lightning stays quiet.
+        pl_module.log(METRIC, float(len(binary)), on_step=False, on_epoch=True, sync_dist=True)

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from binwrn.errors import Diverged
+from binwrn.train.data_parallel import shard_loss_weight
 from binwrn.train.optimizers import OptimizerSettings, optimizer_groups
 
 __all__ = ["WRNClassifier", "optimizer_groups"]
@@ -28,10 +29,12 @@ def top_k_hits(logits: torch.Tensor, labels: torch.Tensor, k: int = TOP_K) -> to
 class WRNClassifier(pl.LightningModule):
     """Cross-entropy training; logs train/* per epoch and test/* on every evaluation."""
 
-    def __init__(self, model: nn.Module, schedule,
-                 optimizer: OptimizerSettings | None = None) -> None:
+    def __init__(self, model: nn.Module, schedule, optimizer: OptimizerSettings | None = None,
+                 step_batch: int | None = None) -> None:
+        """`step_batch`: images per optimizer step over all DDP processes (data_parallel.py);
+        None on one device."""
         super().__init__()
-        self.model, self.schedule = model, schedule
+        self.model, self.schedule, self.step_batch = model, schedule, step_batch
         self.optimizer_settings = optimizer or OptimizerSettings()  # paper 1's SGD
         self.reset_momentum = self.optimizer_settings.reset_momentum_at_restart
         self.current_lr = schedule.lr(0.0)
@@ -59,23 +62,34 @@ class WRNClassifier(pl.LightningModule):
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
         acc = (logits.argmax(dim=1) == labels).float().mean()
-        n = labels.shape[0]
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=n)
+        # sync_dist: under DDP the epoch value is the mean over every process's images
+        # (Lightning sums values and counts across processes; once per epoch, not per step).
+        # The count is a float: Lightning averages an integer count over processes in its
+        # own type, 201 test images on 2 processes giving 100 instead of 100.5 (2.6.6).
+        n = float(labels.shape[0])
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=n,
+                 sync_dist=True)
         self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, batch_size=n,
-                 prog_bar=True)
+                 prog_bar=True, sync_dist=True)
         if stage == "test" and logits.shape[1] > TOP_K:  # top-5 of 5 classes says nothing
             self.log("test/top5_acc", top_k_hits(logits, labels).mean(), on_step=False,
-                     on_epoch=True, batch_size=n)
+                     on_epoch=True, batch_size=n, sync_dist=True)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._step(batch, "train")
         # Remember a non-finite loss on the device (no host sync per step); checked per epoch.
         self._nonfinite = self._nonfinite | ~torch.isfinite(loss.detach())
+        world = self.trainer.world_size
+        if world > 1:  # DDP averages gradients: weight this process's share of the step
+            loss = loss * shard_loss_weight(batch[1].shape[0], world, self.step_batch)
         return loss
 
     def on_train_epoch_start(self) -> None:
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+
+    # A run resumed from a mid-epoch (SIGTERM) checkpoint skips on_train_epoch_start.
+    on_train_start = on_train_epoch_start
 
     def on_train_epoch_end(self) -> None:
         self.raise_if_diverged()
@@ -83,7 +97,10 @@ class WRNClassifier(pl.LightningModule):
     def raise_if_diverged(self) -> None:
         """Also called by the epoch checkpoint before it saves: a diverged state is never
         checkpointed, so running the same config again starts over instead of resuming it."""
-        if bool(self._nonfinite):
+        diverged = bool(self._nonfinite)
+        if self.trainer.world_size > 1:  # all processes stop together, or none
+            diverged = self.trainer.strategy.reduce_boolean_decision(diverged, all=False)
+        if diverged:
             raise Diverged(
                 f"the training loss became NaN or infinite in epoch {self.current_epoch + 1} "
                 f"(lr {self.current_lr:.3g}): lower optim.lr or check the data"

@@ -35,10 +35,10 @@ from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.errors import ConfigError
 from binwrn.tracking.provenance import provenance_tags
 from binwrn.tracking.run import TrackedRun
+from binwrn.train.fit import make_trainer, recompute_bn, uses_ddp, validation_scores
 from binwrn.train.iterative import LayerByLayerBinarization
 from binwrn.train.layer_order import binarizable_names, ranking_record
 from binwrn.train.module import WRNClassifier
-from binwrn.train.run import _make_trainer, _recompute_bn, validation_scores
 
 METRIC = "sensitivity/val_acc"
 PAPER3_VAL_SIZE = 5000  # spec 3.5: 45k/5k CIFAR-10, 55k/5k MNIST
@@ -54,10 +54,10 @@ def accuracy_with_one_binary_layer(cfg: DictConfig, prepared: Prepared, layer: s
                                prepared.augment, cfg.data.eval_batch_size,
                                layout=prepared.fast_path.images)
     only_layer = LayerByLayerBinarization([layer], epochs_per_layer=cfg.trainer.max_epochs)
-    trainer = _make_trainer(cfg, [only_layer], work_dir, progress=False)
+    trainer = make_trainer(cfg, [only_layer], work_dir, progress=False)
     trainer.fit(classifier, datamodule=data)
     if cfg.bn.recompute_stats:
-        _recompute_bn(cfg, classifier, data, trainer)
+        recompute_bn(cfg, classifier, data, trainer)
     return validation_scores(cfg, prepared, classifier, trainer)["val/acc"]
 
 
@@ -65,6 +65,9 @@ def sensitivity(cfg: DictConfig, val_size: int | None, out: Path) -> dict:
     """Train once per 1-bit layer, write the ranking JSON to `out` and log it to MLflow.
 
     `val_size` (--val-size) overrides data.val_size; with neither, paper 3's 5,000."""
+    if uses_ddp(cfg):
+        raise ConfigError("binwrn-sensitivity trains its short runs on one device: drop "
+                          "trainer=ddp.")
     if cfg.iterative.order != "none":
         raise ConfigError(f"iterative.order={cfg.iterative.order} does not apply: "
                           "binwrn-sensitivity binarizes one layer per run itself.")

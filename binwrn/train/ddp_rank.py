@@ -1,0 +1,48 @@
+"""A DDP rank other than zero: `python -m binwrn.train.ddp_rank PLAN` (started by train/ddp.py).
+
+It builds the model and data from rank zero's resolved config exactly as rank zero did (same
+seed, same initial weights), trains, recomputes BN statistics and tests in lockstep with it,
+and writes nothing: no Hydra folder, no MLflow run, no checkpoint, no outcome.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import warnings
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from binwrn.errors import BinwrnError, Diverged, Interrupted
+
+
+def main(plan_file: str) -> None:
+    from binwrn.config import prepare
+    from binwrn.train.ddp import Plan
+
+    # Ctrl-C, and on SLURM submitit's requeue signal, reach every process of the job; rank
+    # zero handles them and ends this rank (docs/scale-out.md).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # rank zero says it all
+    warnings.filterwarnings("ignore")
+
+    plan = Plan.read(Path(plan_file))
+    cfg = OmegaConf.create(plan.config)
+    try:
+        prepared = prepare(cfg)  # rank zero has accepted this config already
+        from binwrn.train.fit import train_rank  # Lightning, not MLflow
+
+        train_rank(cfg, prepared, Path(plan_file))
+    except (Diverged, Interrupted):
+        sys.exit(0)  # all ranks stopped together; rank zero records why
+    except BinwrnError as err:
+        print(f"binwrn DDP rank: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

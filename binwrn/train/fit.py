@@ -1,0 +1,162 @@
+"""The steps every DDP rank runs alike (and a one-device run): build the module, data,
+callbacks and Trainer; fit, recompute BN statistics, test, save final.ckpt.
+
+Rank zero wraps them in its MLflow run (train/run.py); the other ranks run them from its plan
+(train/ddp_rank.py). Nothing here imports MLflow, so those ranks start faster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import RichProgressBar
+from omegaconf import DictConfig, OmegaConf
+
+from binwrn.config import Prepared
+from binwrn.data.datamodule import DeviceAugmentedData
+from binwrn.data.imagenet_loader import StreamingImageData, worker_count
+from binwrn.errors import ConfigError
+from binwrn.tracking.callback import EpochMetricsToMlflow
+from binwrn.train.bn_stats import recompute_bn_statistics
+from binwrn.train.checkpoints import EpochCheckpoints, RandomState
+from binwrn.train.data_parallel import DDP, step_batch
+from binwrn.train.ddp import (
+    Plan,
+    RankRandomStreams,
+    align_streams_for_bn_recompute,
+    ddp_trainer_settings,
+)
+from binwrn.train.fast_path import resolve_precision
+from binwrn.train.iterative import LayerByLayerBinarization
+from binwrn.train.module import WRNClassifier
+from binwrn.train.multi_crop import evaluate_multi_crop
+from binwrn.train.startup import FirstStepClock
+
+
+def recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> None:
+    # Lightning moves the module back to the CPU when fit ends; recompute on the device.
+    device = trainer.strategy.root_device
+    classifier.to(device)
+    align_streams_for_bn_recompute(trainer, cfg.seed)
+    batches = islice(data.augmented_train_batches(device), cfg.bn.recompute_batches)
+    with trainer.strategy.precision_plugin.forward_context():  # same precision as training
+        recompute_bn_statistics(classifier.model, batches)
+
+
+def validation_scores(cfg: DictConfig, prepared: Prepared, classifier, trainer: pl.Trainer
+                      ) -> dict[str, float]:
+    """val/acc, val/loss and val/error_pct on the held-out split (the model as it is now)."""
+    held_out = DeviceAugmentedData(prepared.train, prepared.validation, cfg.data.batch_size,
+                                   prepared.augment, cfg.data.eval_batch_size,
+                                   layout=prepared.fast_path.images)
+    # The module names its evaluation metrics test/*: here they are the held-out split's.
+    (scores,) = trainer.validate(classifier, datamodule=held_out, verbose=False)
+    acc = float(scores["test/acc"])
+    return {"val/acc": acc, "val/loss": float(scores["test/loss"]),
+            "val/error_pct": 100.0 * (1.0 - acc)}
+
+
+def _multi_crop_test(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> dict:
+    """Paper 1's 25-crop ImageNet test (dataset.multi_crop), after the single-crop one."""
+    if not cfg.dataset.get("multi_crop", 0):
+        return {}
+    device = trainer.strategy.root_device
+    classifier.to(device)
+    with trainer.strategy.precision_plugin.forward_context():  # as in training (bf16 or not)
+        scores = evaluate_multi_crop(classifier.model, data.multi_crop_dataloader(), device,
+                                     data.prepare)
+    return scores.metrics()
+
+
+def _datamodule(cfg: DictConfig, prepared: Prepared) -> pl.LightningDataModule:
+    """Streaming JPEG workers for ImageNet (prepared.crops), else the in-memory path, which
+    splits each step between DDP processes itself."""
+    d, layout = cfg.data, prepared.fast_path.images
+    if prepared.crops is None:
+        return DeviceAugmentedData(prepared.train, prepared.test, d.batch_size, prepared.augment,
+                                   d.eval_batch_size, layout=layout, step_batch=step_batch(cfg),
+                                   seed=cfg.seed)
+    return StreamingImageData(prepared.train, prepared.test, prepared.crops, d.batch_size,
+                              d.eval_batch_size, worker_count(cfg.dataset.workers), layout)
+
+
+def uses_ddp(cfg: DictConfig) -> bool:
+    return OmegaConf.select(cfg, "trainer.strategy", default=None) == DDP
+
+
+def make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: bool,
+                 plan: Path | None = None):
+    """Lightning's Trainer from `trainer.*`; a value Lightning rejects is the user's to fix."""
+    try:
+        settings = OmegaConf.to_container(cfg.trainer, resolve=True)
+        settings["precision"] = resolve_precision(settings["precision"], cfg.trainer.accelerator)
+        # The data module splits the data between DDP processes itself (data/shards.py).
+        settings["use_distributed_sampler"] = False
+        if plan is not None:
+            settings = ddp_trainer_settings(settings, plan)
+        return pl.Trainer(**settings, logger=False,
+                          callbacks=callbacks, default_root_dir=output_dir,
+                          enable_progress_bar=progress)
+    except (MisconfigurationException, TypeError, ValueError) as err:
+        raise ConfigError(f"Lightning rejected the trainer.* settings: {err}") from None
+
+
+@dataclass
+class Parts:
+    classifier: WRNClassifier
+    data: DeviceAugmentedData | StreamingImageData
+    trainer: pl.Trainer
+    to_mlflow: EpochMetricsToMlflow
+    clock: FirstStepClock
+
+
+def build(cfg: DictConfig, prepared: Prepared, work_dir: Path, show_progress: bool,
+           plan: Path | None) -> Parts:
+    """The same module, data, callbacks and Trainer on every rank."""
+    model = prepared.fast_path.apply(prepared.model)
+    classifier = WRNClassifier(model, prepared.schedule, prepared.optimizer,
+                               step_batch=step_batch(cfg))
+    data = _datamodule(cfg, prepared)
+    to_mlflow, clock = EpochMetricsToMlflow(), FirstStepClock()
+    # A cycle ends after `n` epochs when the next (0-based index n) restarts.
+    callbacks = [to_mlflow, clock, RandomState(), RankRandomStreams(cfg.seed),
+                 EpochCheckpoints(work_dir / "checkpoints", prepared.schedule.restarts_at,
+                                  cfg.checkpoints.keep_cycle_ends)]
+    if prepared.binarization_order:  # paper 3: convs turn binary one at a time (spec 3.3)
+        callbacks.append(LayerByLayerBinarization(list(prepared.binarization_order),
+                                                  cfg.iterative.epochs_per_layer))
+    if show_progress:
+        callbacks.append(RichProgressBar())
+    trainer = make_trainer(cfg, callbacks, work_dir, show_progress, plan)
+    return Parts(classifier, data, trainer, to_mlflow, clock)
+
+
+def fit_and_test(cfg: DictConfig, prepared: Prepared, parts: Parts, checkpoint: Path | None,
+                 work_dir: Path) -> tuple[dict, dict, Path]:
+    """Fit (or resume), recompute BN statistics, test on the whole test set, save final.ckpt.
+
+    Returns the test scores, the further metrics (25-crop test, the held-out split of
+    data.val_size) and the final checkpoint."""
+    p = parts
+    p.trainer.fit(p.classifier, datamodule=p.data, ckpt_path=checkpoint)
+    if cfg.bn.recompute_stats:
+        recompute_bn(cfg, p.classifier, p.data, p.trainer)
+    (scores,) = p.trainer.test(p.classifier, datamodule=p.data, verbose=False)
+    extra = _multi_crop_test(cfg, p.classifier, p.data, p.trainer)
+    if prepared.validation is not None:  # data.val_size: paper 3's held-out split
+        extra.update(validation_scores(cfg, prepared, p.classifier, p.trainer))
+    final = work_dir / "checkpoints" / "final.ckpt"
+    p.trainer.save_checkpoint(final, weights_only=True)
+    return scores, extra, final
+
+
+def train_rank(cfg: DictConfig, prepared: Prepared, plan_file: Path) -> None:
+    """A DDP rank other than zero: rank zero's steps from its plan, writing nothing."""
+    plan = Plan.read(plan_file)
+    checkpoint = Path(plan.checkpoint) if plan.checkpoint else None
+    parts = build(cfg, prepared, Path(plan.work_dir), show_progress=False, plan=plan_file)
+    fit_and_test(cfg, prepared, parts, checkpoint, Path(plan.work_dir))

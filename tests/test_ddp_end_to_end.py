@@ -1,0 +1,56 @@
+"""`binwrn-run trainer=ddp` with two gloo processes on the CPU, as a user runs it, in one Hydra
+multirun with the same config on one process: one MLflow run and one output folder per job,
+every epoch's metrics logged once, every test image counted once, the same config hash and
+accuracy of the same scale as the one-process run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from e2e import binwrn_run
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+TEST_IMAGES = 201  # odd: the two processes evaluate 101 and 100
+EPOCHS = 3
+SHRUNK = ["experiment=smoke", "dataset=digits", "model.bits=32", "data.cutout=0",
+          "schedule=cosine", "data.train_limit=600", f"data.test_limit={TEST_IMAGES}",
+          f"trainer.max_epochs={EPOCHS}", "trainer.accelerator=cpu"]
+
+
+def _steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def test_two_cpu_processes_train_one_run_like_one_process(tmp_path: Path,
+                                                          fresh_store: Path) -> None:
+    out = binwrn_run(tmp_path, "-m", "trainer=ddp,cpu", *SHRUNK)  # ddp: 2 devices
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Traceback" not in out.stdout + out.stderr
+    runs = out.runs()
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    (ddp,) = [r for r in runs if r.data.tags.get("binwrn.world_size") == "2"]
+    (alone,) = [r for r in runs if r is not ddp]
+    assert ddp.data.tags["binwrn.config_hash"] == alone.data.tags["binwrn.config_hash"]
+
+    client = MlflowClient(f"sqlite:///{out.store}")
+    epochs = list(range(1, EPOCHS + 1))
+    for key in ("train/loss", "train/acc", "lr"):
+        assert _steps(client, ddp.info.run_id, key) == epochs  # once per epoch, by rank zero
+    assert _steps(client, ddp.info.run_id, "test/acc") == [*epochs, EPOCHS]  # + the final test
+    together, one = ddp.data.metrics["test/acc"], alone.data.metrics["test/acc"]
+    correct = together * TEST_IMAGES
+    assert correct == pytest.approx(round(correct), abs=1e-3)  # a count over all 201 images
+    assert together > 0.25 and one > 0.25  # chance is 0.1
+    assert abs(together - one) < 0.25
+
+    jobs = tmp_path / "out"
+    assert sorted(p.name for p in jobs.iterdir() if p.is_dir()) == ["0", "1"]
+    assert not (tmp_path / "outputs").exists()  # the other rank opened no Hydra folder
+    ddp_dir = Path(ddp.data.tags["binwrn.output_dir"])
+    assert {"last.ckpt", "final.ckpt"} <= {p.name for p in (ddp_dir / "checkpoints").iterdir()}
+    for job in ("0", "1"):
+        assert json.loads((jobs / job / "outcome.json").read_text())["status"] == "finished"
