@@ -55,6 +55,7 @@ CURATED_PARAMS = (
     "iterative.order", "iterative.epochs_per_layer", "iterative.ranking", "iterative.layer",
     "model.hidden", "model.init", "optim.name", "optim.decay_scope", "optim.betas",
     "data.val_size",
+    "dataset.use_extra",  # SVHN's configs only: absent keys are not logged
 )
 # Keys that change where things are stored or how fast, not what is trained.
 HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
@@ -217,6 +218,7 @@ def load_data(cfg: DictConfig) -> tuple[ImageSplit | FileSplit, ImageSplit | Fil
         download=d.download, cache_dir=d.cache_dir,
         train_limit=d.train_limit, test_limit=d.test_limit,
         verify_checksums=d.get("verify_checksums", True),  # absent in older runs' configs
+        use_extra=cfg.dataset.get("use_extra", False),  # SVHN only
     )
     return train, test
 

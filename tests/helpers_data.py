@@ -197,3 +197,69 @@ def write_mnist_idx(
                     gzip.compress(blob, mtime=0) if gz else blob)
         out[f"{split}_images"], out[f"{split}_labels"] = images, labels
     return out
+
+
+def write_svhn_mat(
+    root: str | Path, n_train: int = 20, n_test: int = 10, n_extra: int = 0, seed: int = 0,
+) -> dict[str, np.ndarray | Path]:
+    """Write SVHN's `train_32x32.mat`, `test_32x32.mat` (and `extra_32x32.mat` when n_extra)
+    in `root`, as http://ufldl.stanford.edu/housenumbers/ serves them: MATLAB v5 files with X,
+    uint8 (32, 32, 3, N), and y, uint8 (N, 1) with labels 1-10, 10 standing for the digit 0.
+
+    Returns, per split, `<split>_X` and `<split>_y` exactly as written, and folder.
+    """
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(seed)
+    folder = Path(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, np.ndarray | Path] = {"folder": folder}
+    for split, n in (("train", n_train), ("test", n_test), ("extra", n_extra)):
+        if split == "extra" and not n:
+            continue
+        x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
+        y = (_balanced_labels(rng, n, 10) + 1).astype(np.uint8)[:, None]  # 1..10
+        savemat(folder / f"{split}_32x32.mat", {"X": x, "y": y})
+        out[f"{split}_X"], out[f"{split}_y"] = x, y
+    return out
+
+
+def write_imagenet32_batches(
+    root: str | Path, n_per_batch: int = 4, n_val: int = 10, seed: int = 0,
+    layout: str = "official",
+) -> dict[str, np.ndarray | Path]:
+    """Write ImageNet32's `train_data_batch_1..10` and `val_data` as the official
+    Imagenet32_train.zip / Imagenet32_val.zip unpack them (layout "official":
+    `root/Imagenet32_train/`, `root/Imagenet32_val/`; "flat": all in `root`).
+
+    Each is a Python 3 pickle (protocol 3, as the dataset's scripts wrote them with
+    pickle.dump under the numpy 1.x of 2017, hence numpy.core) of a dict: 'data', uint8
+    (N, 3072) planar RGB rows as CIFAR's; 'labels', a list of ints 1-1000; training batches
+    also 'mean', the float64 mean row. Returns train_data, train_labels (1-based, batches in
+    order 1..10), val_data, val_labels.
+    """
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    train_dir = root / "Imagenet32_train" if layout == "official" else root
+    val_dir = root / "Imagenet32_val" if layout == "official" else root
+    out: dict[str, np.ndarray | Path] = {}
+    rows, labels = [], []
+    for _ in range(10):
+        rows.append(rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8))
+        labels.append(rng.integers(1, 1001, n_per_batch))
+    mean = np.concatenate(rows).mean(axis=0)
+    for i, (data, y) in enumerate(zip(rows, labels, strict=True), start=1):
+        _dump_protocol_3({"data": data, "labels": y.tolist(), "mean": mean},
+                         train_dir / f"train_data_batch_{i}")
+    val = rng.integers(0, 256, (n_val, 3072), dtype=np.uint8)
+    val_labels = rng.integers(1, 1001, n_val)
+    _dump_protocol_3({"data": val, "labels": val_labels.tolist()}, val_dir / "val_data")
+    out.update(train_data=np.concatenate(rows), train_labels=np.concatenate(labels),
+               val_data=val, val_labels=val_labels)
+    return out
+
+
+def _dump_protocol_3(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = pickle.dumps(obj, protocol=3)
+    path.write_bytes(blob.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n"))

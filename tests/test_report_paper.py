@@ -15,6 +15,7 @@ from binwrn.report.paper import (
     paper2_error,
     reference_curve,
     table1_entry,
+    table2_entry,
 )
 
 
@@ -75,3 +76,17 @@ def test_paper_2_temperatures_are_the_ones_training_defaults_to():
     for (dataset, bits), temperature in PAPER2_TEMPERATURE.items():
         cfg = compose([f"dataset={dataset}", f"model.bits={bits}", "model.norm=shifted_relu"])
         assert cfg.model.temperature == temperature
+
+
+@pytest.mark.parametrize("dataset, name, net", [
+    ("ImageNet32", "imagenet32", "20-4"), ("ImageNet32", "imagenet32", "20-10"),
+    ("ImageNet32", "imagenet32", "20-15"), ("SVHN", "svhn", "20-4"),
+    ("ImageNet", "imagenet", "18-2.5")])
+def test_fig1_other_gaps_are_the_table2_differences(dataset, name, net):
+    """Fig. 1's points, copied separately from spec 1.6, check Table 2's top-1 cells (the
+    ImageNet point: single crop, as Table 2's cells)."""
+    width = float(net.split("-")[1])
+    (point, *_) = [p for p in FIG1_GAPS if (p.dataset, p.width) == (dataset, width)]
+    one_bit, fp32 = table2_entry(1, net, name), table2_entry(32, net, name)
+    assert point.gap == pytest.approx(one_bit.error - fp32.error, abs=1e-9)
+    assert one_bit.epochs == fp32.epochs

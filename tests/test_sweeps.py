@@ -105,8 +105,10 @@ def test_every_shipped_sweep_composes_with_its_header(name, tmp_path):
     for job in spec.jobs():
         cfg = composed[job.job_id]
         for key, value in job.labels.items():
-            if key == "experiment":  # a preset has no key of its own: its net shows
-                assert cfg.model._target_ == _preset_target(value), job.job_id
+            if key == "experiment":  # a preset: alone, the job is what `binwrn-run experiment=`
+                assert cfg.model._target_ == _preset_target(value), job.job_id  # runs
+                if set(job.labels) == {"experiment"}:
+                    assert config_hash(cfg) == config_hash(compose([f"experiment={value}"]))
                 continue
             if isinstance(value, str) and value.startswith("["):  # a list, e.g. a layer order
                 value = yaml.safe_load(value)

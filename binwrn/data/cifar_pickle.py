@@ -2,18 +2,19 @@
 
 The batches are pickles. A pickle can run code when loaded, so each file's MD5 is checked
 against the official one before anything is unpickled, and the files are then read with an
-unpickler that only builds the containers and numpy arrays the official files hold.
+unpickler that only builds the containers and numpy arrays the official files hold
+(`binwrn.data.array_pickle`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 from pathlib import Path
 
 import numpy as np
 
+from binwrn.data.array_pickle import load_planar_batch
 from binwrn.data.arrays import ImageSplit
+from binwrn.data.checksums import check_md5
 from binwrn.errors import DataError
 
 FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
@@ -38,20 +39,6 @@ OFFICIAL_MD5 = {
     },
 }
 
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-}
-
-
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
-
 
 def batches_folder(root: Path, dataset: str) -> Path | None:
     """The folder holding the batches: `root/<official name>` or `root` itself."""
@@ -62,38 +49,14 @@ def batches_folder(root: Path, dataset: str) -> Path | None:
 
 
 def _load_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with path.open("rb") as f:
-            entry = _ArrayOnlyUnpickler(f, encoding="latin1").load()
-        data = np.asarray(entry["data"], dtype=np.uint8)
-        labels = np.asarray(entry[label_key], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as err:
-        raise DataError(
-            f"{path} is not a readable CIFAR batch ({err}): replace it with the official file."
-        ) from None
-    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
-        raise DataError(f"{path} does not hold 32x32x3 images with one label each.")
+    data, labels = load_planar_batch(path, label_key, "CIFAR")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_official_md5(folder: Path, dataset: str, names: list[str]) -> None:
     """Refuse any file whose MD5 is not the official one: truncated, altered or foreign."""
     for name in names:
-        found = _md5(folder / name)
-        if found != OFFICIAL_MD5[dataset][name]:
-            raise DataError(
-                f"{folder / name} has MD5 {found}, not the official "
-                f"{OFFICIAL_MD5[dataset][name]} (truncated or altered): replace it with the "
-                "official file, or set data.verify_checksums=false for files you made yourself."
-            )
+        check_md5(folder / name, OFFICIAL_MD5[dataset][name])
 
 
 def read_cifar_batches(

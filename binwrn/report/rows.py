@@ -11,6 +11,7 @@ from binwrn.report.runs import RunResult
 # Keys that never separate two runs of the same setting.
 SEED = "seed"
 BITS = "model.bits"
+DATASET = "dataset.name"
 
 
 def spread(values: list[float]) -> tuple[float | None, float | None, int]:
@@ -42,6 +43,11 @@ class Row:
     @property
     def stats(self) -> tuple[float | None, float | None, int]:
         return spread([r.final_error for r in self.runs])
+
+    @property
+    def top5_stats(self) -> tuple[float | None, float | None, int]:
+        """Over the runs that logged a top-5 error (those with more than 5 classes)."""
+        return spread([r.final_top5_error for r in self.runs if r.final_top5_error is not None])
 
     @property
     def text(self) -> str:
@@ -85,10 +91,21 @@ class BitsPair:
         return {k: v for k, v in self.sample.params.items() if k not in (BITS, SEED)}
 
 
+def _set_by_dataset(pairs: list[BitsPair], key: str) -> bool:
+    """Whether `key` takes one value per data set (a recipe the data set brings, as BN and
+    weight decay in paper 1's Table 2), so the data set's name already says it."""
+    datasets = {pair.settings.get(DATASET) for pair in pairs}
+    return len(datasets) > 1 and all(
+        len({p.settings.get(key) for p in pairs if p.settings.get(DATASET) == d}) == 1
+        for d in datasets)
+
+
 def varying_settings(pairs: list[BitsPair], ignore: tuple[str, ...] = ()) -> list[str]:
-    """Params that tell pairs apart, for labelling them (e.g. schedule and BN in Fig. 6)."""
+    """Params that tell pairs apart, for labelling them (e.g. schedule and BN in Fig. 6);
+    not those the data set alone decides."""
     keys = sorted({k for pair in pairs for k in pair.settings if k not in ignore})
-    return [k for k in keys if len({pair.settings.get(k) for pair in pairs}) > 1]
+    return [k for k in keys if len({pair.settings.get(k) for pair in pairs}) > 1
+            and not _set_by_dataset(pairs, k)]
 
 
 def settings_text(pair: BitsPair, keys: list[str]) -> str:

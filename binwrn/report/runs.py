@@ -1,8 +1,9 @@
 """One tracked training run, read once from MLflow into plain values the report works on.
 
-The final result is the run's latest `test/error_pct`: binwrn logs the test after BN
-statistics are recomputed at the last epoch's step, later than that epoch's own evaluation,
-so MLflow's latest value (largest step, then largest timestamp) is the final one. Curves
+The final result is the run's latest `test/error_pct` (and `test/top5_error_pct`): binwrn
+logs the test after BN statistics are recomputed at the last epoch's step, later than that
+epoch's own evaluation, so MLflow's latest value (largest step, then largest timestamp) is
+the final one. Curves
 take, at every step, the value logged last, so the last point is the final result too.
 """
 
@@ -14,6 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 ERROR_METRIC = "test/error_pct"
+TOP5_METRIC = "test/top5_error_pct"  # logged where a data set has more than 5 classes
 RESTARTS_TAG = "binwrn.restarts"
 
 
@@ -26,6 +28,7 @@ class RunResult:
     final_error: float | None
     curve: dict[int, float] = field(default_factory=dict)  # epoch -> test error (%)
     restarts: tuple[int, ...] = ()  # epochs after which SGDR restarted
+    final_top5_error: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # latest value of every metric
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -77,6 +80,7 @@ def read_run(client: MlflowClient, run: Run, labels: dict[str, object]) -> RunRe
         final_error=run.data.metrics.get(ERROR_METRIC),
         curve=error_curve(client, run.info.run_id),
         restarts=_restarts(run.data.tags.get(RESTARTS_TAG, "")),
+        final_top5_error=run.data.metrics.get(TOP5_METRIC),
         metrics=dict(run.data.metrics),
         tags=dict(run.data.tags),
     )

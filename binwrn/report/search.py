@@ -13,12 +13,15 @@ from mlflow.exceptions import MlflowException
 from binwrn.errors import ConfigError
 from binwrn.report.runs import RunResult, read_run
 from binwrn.report.selection import Selection
-from binwrn.report.table1 import paper_entry
+from binwrn.report.table1 import paper_entry, table2_cell
 
 PARENT_ROLE = ("binwrn.sweep_role", "parent")
 # Params that name a Table 1 cell (with the epoch budget, which may be shortened).
 TABLE1_KEYS = ("model.bits", "model.depth", "model.width", "dataset.name", "data.cutout",
                "trainer.max_epochs")
+# Table 2's rows also differ in the recipe each data set brings (spec 1.5.4).
+TABLE2_KEYS = (*TABLE1_KEYS, "bn.learn_affine", "optim.weight_decay", "data.flip", "data.pad",
+               "dataset.use_extra")
 
 
 def experiment_ids(client: MlflowClient, uri: str, name: str | None) -> list[str]:
@@ -60,9 +63,11 @@ def differing_params(runs: list[Run]) -> list[str]:
     return [k for k in keys if len({run.data.params.get(k) for run in runs}) > 1]
 
 
-def looks_like_table1(results: list[RunResult], row_keys: tuple[str, ...]) -> bool:
-    """Every run is a Table 1 cell, and rows differ only in what names a cell."""
-    return set(row_keys) <= set(TABLE1_KEYS) and all(paper_entry(r) for r in results)
+def looks_like(cell, keys: tuple[str, ...], results: list[RunResult],
+               row_keys: tuple[str, ...]) -> bool:
+    """Every run has a paper `cell` (paper_entry: Table 1, table2_cell: Table 2), and rows
+    differ only in the `keys` that name a cell."""
+    return set(row_keys) <= set(keys) and all(cell(r) for r in results)
 
 
 def _natural(value: object) -> tuple:
@@ -91,7 +96,8 @@ def runs_selection(client: MlflowClient, uri: str, experiment: str | None,
     results = [read_run(client, run, labels_of[run.info.run_id]) for run in found]
     row_keys = tuple(k for k in varying if k != "seed")
     results.sort(key=lambda r: [_natural(r.value(k)) for k in (*row_keys, "seed")])
-    kind = "table1" if looks_like_table1(results, row_keys) else "generic"
+    kind = ("table1" if looks_like(paper_entry, TABLE1_KEYS, results, row_keys) else
+            "table2" if looks_like(table2_cell, TABLE2_KEYS, results, row_keys) else "generic")
     notes = tuple(f"Run {r.run_id} ({r.name}) has no test/error_pct and is left out."
                   for r in results if r.final_error is None)
     source = (f"{len(found)} finished run{'' if len(found) == 1 else 's'} of {where}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from binwrn.report.runs import RunResult
 
-KINDS = ("table1", "ablation", "convergence", "generic", "sensitivity")
+KINDS = ("table1", "table2", "ablation", "convergence", "generic", "sensitivity")
 
 
 @dataclass(frozen=True)

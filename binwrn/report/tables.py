@@ -12,6 +12,7 @@ from binwrn.report.selection import Job, Selection
 from binwrn.report.sensitivity import orders_table, sensitivity_table
 from binwrn.report.table import Column, Table
 from binwrn.report.table1 import gap_table, generic_table, table1_table
+from binwrn.report.table2 import table2_table
 
 STATUSES = ("finished", "skipped", "failed")
 
@@ -37,6 +38,8 @@ def result_tables(selection: Selection, rows: list[Row], pairs: list[BitsPair]) 
     keys = selection.row_keys
     if selection.kind == "table1":
         tables = [table1_table(rows, keys)]
+    elif selection.kind == "table2":
+        tables = [table2_table(rows, keys)]
     elif selection.kind == "ablation":
         tables = [ablation_table(rows, keys), effects_table(selection.runs)]
     elif selection.kind == "sensitivity":

@@ -24,7 +24,7 @@ import yaml
 
 from binwrn.errors import ConfigError
 
-REPORT_KINDS = ("table1", "ablation", "convergence", "generic", "sensitivity")
+REPORT_KINDS = ("table1", "table2", "ablation", "convergence", "generic", "sensitivity")
 _KEYS = {"name", "description", "overrides", "grid", "blocks", "seeds", "smoke", "report"}
 
 

@@ -2,7 +2,8 @@
 
 train/*, iterative/* (paper 3's schedule) and lr (of the epoch's last step) are logged once
 per epoch; test/* whenever the test set was evaluated (every epoch by default).
-test/error_pct is the paper's unit: 100 * (1 - test/acc).
+test/error_pct is the paper's unit: 100 * (1 - test/acc); test/top5_error_pct likewise from
+test/top5_acc, logged where a data set has more than 5 classes.
 
 Resuming never repeats or drops a step: a step the run already holds is not logged again
 (a killed attempt may have logged it before its checkpoint was written), and the last
@@ -16,10 +17,14 @@ import lightning.pytorch as pl
 
 from binwrn.tracking.run import TrackedRun
 
+ERROR_PCT = {"test/acc": "test/error_pct", "test/top5_acc": "test/top5_error_pct"}
 
-def _with_error_pct(metrics: dict[str, float]) -> dict[str, float]:
-    if "test/acc" in metrics:
-        metrics["test/error_pct"] = 100.0 * (1.0 - metrics["test/acc"])
+
+def with_error_pct(metrics: dict[str, float]) -> dict[str, float]:
+    """`metrics` with the paper's error in percent beside each test accuracy it holds."""
+    for accuracy, error in ERROR_PCT.items():
+        if accuracy in metrics:
+            metrics[error] = 100.0 * (1.0 - metrics[accuracy])
     return metrics
 
 
@@ -59,8 +64,8 @@ class EpochMetricsToMlflow(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         lr = trainer.optimizers[0].param_groups[0]["lr"]  # the rate of the epoch's last step
-        metrics = _with_error_pct({**_read(trainer, ("train/", "iterative/")), "lr": lr,
-                                   **self._test})
+        metrics = with_error_pct({**_read(trainer, ("train/", "iterative/")), "lr": lr,
+                                  **self._test})
         self._test = {}
         step = trainer.current_epoch + 1
         self._last_epoch = {**metrics, "step": step}
@@ -69,4 +74,4 @@ class EpochMetricsToMlflow(pl.Callback):
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # After fit, current_epoch is the number of epochs trained: the same step as the
         # last epoch's evaluation, logged later, so MLflow shows it as the latest value.
-        self.run.log_metrics(_with_error_pct(_read(trainer, ("test/",))), trainer.current_epoch)
+        self.run.log_metrics(with_error_pct(_read(trainer, ("test/",))), trainer.current_epoch)

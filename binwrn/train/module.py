@@ -17,6 +17,13 @@ from binwrn.train.optimizers import OptimizerSettings, optimizer_groups
 
 __all__ = ["WRNClassifier", "optimizer_groups"]
 
+TOP_K = 5  # paper 1 reports top-1 and top-5 error on ImageNet32 and ImageNet (Table 2)
+
+
+def top_k_hits(logits: torch.Tensor, labels: torch.Tensor, k: int = TOP_K) -> torch.Tensor:
+    """1.0 where the label is among the k largest logits, else 0.0 (ties: topk's order)."""
+    return (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).float()
+
 
 class WRNClassifier(pl.LightningModule):
     """Cross-entropy training; logs train/* per epoch and test/* on every evaluation."""
@@ -56,6 +63,9 @@ class WRNClassifier(pl.LightningModule):
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=n)
         self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, batch_size=n,
                  prog_bar=True)
+        if stage == "test" and logits.shape[1] > TOP_K:  # top-5 of 5 classes says nothing
+            self.log("test/top5_acc", top_k_hits(logits, labels).mean(), on_step=False,
+                     on_epoch=True, batch_size=n)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

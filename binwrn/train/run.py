@@ -28,7 +28,7 @@ from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.data.imagenet_loader import StreamingImageData, worker_count
 from binwrn.errors import ConfigError
 from binwrn.models import size_summary
-from binwrn.tracking.callback import EpochMetricsToMlflow
+from binwrn.tracking.callback import EpochMetricsToMlflow, with_error_pct
 from binwrn.tracking.provenance import provenance_tags
 from binwrn.tracking.run import TrackedRun, find_resumable_run
 from binwrn.tracking.sensitivity_runs import LAYER_NUMBER_TAG, NET_TAG, NETWORK_TAG
@@ -203,8 +203,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         wall = time.perf_counter() - started
         run.log_metrics({"time/wall_s": wall, **clock.metrics()}, step=trainer.current_epoch)
     return {
-        **sizes.metrics(), "test/acc": scores["test/acc"],
-        "test/error_pct": 100.0 * (1.0 - scores["test/acc"]), "test_images": len(data.test_set),
+        **sizes.metrics(), **with_error_pct(dict(scores)), "test_images": len(data.test_set),
         "run_name": run.run_name, "run_id": run.run_id, "tracking_uri": run.uri,
         "output_dir": str(work_dir), "wall_s": wall, "resumed": run.resumed,
         "ui_link": ui_link(experiment_id=run.experiment_id), **multi_crop, **validation,
