@@ -92,7 +92,7 @@ def test_bad_value_gets_one_clear_sentence(outcomes: dict, name: str) -> None:
 
 
 def test_unknown_dataset_lists_the_choices(tmp_path: Path) -> None:
-    out = binwrn_run(tmp_path, "dataset=imagenet")
+    out = binwrn_run(tmp_path, "dataset=tinyimagenet")  # imagenet and mnist exist now
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
-    assert "cifar100" in out.stderr and "imagenet" in out.stderr
+    assert "tinyimagenet" in out.stderr and "cifar100" in out.stderr and "mnist" in out.stderr

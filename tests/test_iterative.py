@@ -219,7 +219,7 @@ def test_binwrn_run_records_the_schedule_and_order(tmp_path) -> None:
     assert run.data.params["iterative.order"] == "forward"
     order = json.loads((tmp_path / client.download_artifacts(
         run.info.run_id, "iterative/order.json", str(tmp_path))).read_text())
-    assert order == {"order": NAMES, "layers": NAMES, "epochs_per_layer": 1}  # forward = layers
+    assert order == {"order": NAMES, "layers": NAMES, "epochs_per_layer": 1}
 
 
 def test_a_resumed_fit_recomputes_the_binary_layers_from_the_epoch(tmp_path) -> None:
