@@ -76,7 +76,7 @@ class Parts:
 
 
 def build(cfg: DictConfig, prepared: Prepared, work_dir: Path, show_progress: bool,
-          plan: Path | None) -> Parts:
+           plan: Path | None) -> Parts:
     """The same module, data, callbacks and Trainer on every rank."""
     model, o, d = prepared.fast_path.apply(prepared.model), cfg.optim, cfg.data
     classifier = WRNClassifier(model, prepared.schedule, momentum=o.momentum,
@@ -101,7 +101,7 @@ def build(cfg: DictConfig, prepared: Prepared, work_dir: Path, show_progress: bo
 
 
 def fit_and_test(cfg: DictConfig, parts: Parts, checkpoint: Path | None,
-                 work_dir: Path) -> tuple[dict, Path]:
+                  work_dir: Path) -> tuple[dict, Path]:
     """Fit (or resume), recompute BN statistics, test on the whole test set, save final.ckpt."""
     p = parts
     p.trainer.fit(p.classifier, datamodule=p.data, ckpt_path=checkpoint)
