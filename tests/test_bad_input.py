@@ -72,8 +72,12 @@ CASES = {
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Every case's CLI run, three at a time: each spends most of its seconds importing."""
+    # Folders made here, not in the threads: a worker's first mktemp creates pytest's base
+    # folder, and three threads doing that at once collide (seen under pytest-xdist).
+    folders = {name: tmp_path_factory.mktemp(name.replace(" ", "_")) for name in CASES}
+
     def run(name: str):
-        tmp = tmp_path_factory.mktemp(name.replace(" ", "_"))
+        tmp = folders[name]
         return binwrn_run(tmp, "experiment=smoke", "dataset=digits", *CASES[name][0](tmp))
 
     with ThreadPoolExecutor(max_workers=3) as pool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -18,7 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from binwrn.config import Prepared
 from binwrn.data.datamodule import DeviceAugmentedData
-from binwrn.data.imagenet_loader import StreamingImageData, worker_count
 from binwrn.errors import ConfigError
 from binwrn.tracking.callback import EpochMetricsToMlflow
 from binwrn.train.bn_stats import recompute_bn_statistics
@@ -35,6 +35,9 @@ from binwrn.train.iterative import LayerByLayerBinarization
 from binwrn.train.module import WRNClassifier
 from binwrn.train.multi_crop import evaluate_multi_crop
 from binwrn.train.startup import FirstStepClock
+
+if TYPE_CHECKING:  # imported where used: torchvision costs every CIFAR run seconds at start-up
+    from binwrn.data.imagenet_loader import StreamingImageData
 
 
 def recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> None:
@@ -80,6 +83,8 @@ def _datamodule(cfg: DictConfig, prepared: Prepared) -> pl.LightningDataModule:
         return DeviceAugmentedData(prepared.train, prepared.test, d.batch_size, prepared.augment,
                                    d.eval_batch_size, layout=layout, step_batch=step_batch(cfg),
                                    seed=cfg.seed)
+    from binwrn.data.imagenet_loader import StreamingImageData, worker_count
+
     return StreamingImageData(prepared.train, prepared.test, prepared.crops, d.batch_size,
                               d.eval_batch_size, worker_count(cfg.dataset.workers), layout)
 
