@@ -32,6 +32,7 @@ def test_round_trip_in_every_layout(tmp_path, monkeypatch, layout, compressed) -
     for split, name in ((train, "train"), (test, "test")):
         assert split.images.shape == (len(written[f"{name}_labels"]), 28, 28, 1)
         assert split.images.dtype == np.uint8 and split.labels.dtype == np.int64
+        assert split.images.flags.writeable  # torch.from_numpy warns on read-only arrays
         assert np.array_equal(split.images[..., 0], written[f"{name}_images"])
         assert np.array_equal(split.labels, written[f"{name}_labels"])
 

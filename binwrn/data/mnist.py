@@ -110,7 +110,8 @@ def _read_split(folder: Path, split: str, verify_checksums: bool) -> ImageSplit:
     if len(labels) and int(labels.max()) > 9:
         raise DataError(f"{label_file} has label {int(labels.max())}; MNIST's are 0-9: replace "
                         "it with the official file.")
-    return ImageSplit(np.ascontiguousarray(images[..., None]), labels.astype(np.int64),
+    # A copy: the arrays view the file's immutable bytes, and torch.from_numpy warns on those.
+    return ImageSplit(images[..., None].copy(), labels.astype(np.int64),
                       tuple(str(d) for d in range(10)))
 
 
