@@ -143,6 +143,42 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def test_table2_report_sets_the_25_crop_test_beside_the_papers(tmp_path, fresh_store):
+    """ImageNet's 25-crop metrics, under the names the 25-crop test logs, get their own columns
+    beside paper 1's 25-crop numbers (spec 1.6: 26.04 / 8.48 at 1 bit)."""
+    from binwrn.train.multi_crop import MultiCropScores
+
+    client = MlflowClient(f"sqlite:///{fresh_store}")
+    experiment = new_experiment(client, "t2-imagenet", tmp_path / "art")
+    imagenet = {"dataset.name": "imagenet", "model.depth": 18, "model.width": 2.5,
+                "bn.learn_affine": True}
+    for top1_hits, top5_hits in ((70, 90), (72, 93)):  # of 100 images: 29.0 / 8.5 % mean
+        run_id = log_child(client, experiment, paper_params(**imagenet), 33.0)
+        client.log_metric(run_id, "test/top5_error_pct", 12.0, step=EPOCHS)
+        logged = MultiCropScores(crops=25, images=100, top1_hits=top1_hits,
+                                 top5_hits=top5_hits).metrics()
+        for key, value in logged.items():
+            client.log_metric(run_id, key, value, step=EPOCHS)
+    i32 = log_child(client, experiment, paper_params(**{"dataset.name": "imagenet32",
+                                                         "model.width": 10}), 45.0)
+    client.log_metric(i32, "test/top5_error_pct", 22.0, step=EPOCHS)
+    selection = runs_selection(client, f"sqlite:///{fresh_store}", "t2-imagenet", None)
+    assert selection.kind == "table2"
+    out = tmp_path / "report"
+    write_report(build_report(selection), out)
+
+    rows = {r["data"]: r for r in _csv(out / "report.csv")}
+    assert set(rows) == {"ImageNet", "I32"}
+    assert float(rows["ImageNet"]["ours (%)"]) == pytest.approx(33.0)  # single crop
+    assert float(rows["ImageNet"]["paper (%)"]) == pytest.approx(31.03)
+    assert float(rows["ImageNet"]["ours 25-crop (%)"]) == pytest.approx(29.0)
+    assert float(rows["ImageNet"]["paper 25-crop"]) == pytest.approx(26.04)
+    assert float(rows["ImageNet"]["ours 25-crop top-5"]) == pytest.approx(8.5)
+    assert float(rows["ImageNet"]["paper 25-crop top-5"]) == pytest.approx(8.48)
+    assert [rows["I32"][k] for k in ("ours 25-crop (%)", "paper 25-crop")] == ["", ""]
+    assert "25-crop" in (out / "report.md").read_text()
+
+
 def test_table2_report_sets_top1_and_top5_beside_the_papers(tmp_path, fresh_store):
     client = MlflowClient(f"sqlite:///{fresh_store}")
     experiment = new_experiment(client, "t2", tmp_path / "art")

@@ -49,6 +49,10 @@ class Row:
         """Over the runs that logged a top-5 error (those with more than 5 classes)."""
         return spread([r.final_top5_error for r in self.runs if r.final_top5_error is not None])
 
+    def metric_mean(self, key: str) -> float | None:
+        """The mean of a metric's latest value over the runs that logged it."""
+        return spread([r.metrics[key] for r in self.runs if key in r.metrics])[0]
+
     @property
     def text(self) -> str:
         return ", ".join(label_text(k, v) for k, v in self.label) or "all runs"
