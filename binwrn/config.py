@@ -241,6 +241,22 @@ def load_data(cfg: DictConfig) -> tuple[ImageSplit | FileSplit, ImageSplit | Fil
     return train, test
 
 
+
+def eval_inputs(cfg: DictConfig, test: ImageSplit | FileSplit) -> np.ndarray:
+    """float32 NCHW raw 0-255 pixels of a test split as testing feeds them to the model:
+    in-memory images as they are, ImageNet files as their single centre crops (decoded here,
+    so meant for the few hundred images of an export check or a small evaluation)."""
+    if not isinstance(test, FileSplit):
+        return test.model_inputs()
+    from binwrn.data.imagenet_transforms import read_rgb
+
+    crops = build_crops(cfg)
+    images = [crops.centre_crop_of(read_rgb(test.path(i), crops.decoder)).numpy()
+              for i in range(len(test))]
+    size = crops.size
+    return np.stack(images).astype(np.float32) if images else np.zeros((0, 3, size, size),
+                                                                       np.float32)
+
 def split_validation(cfg: DictConfig, train: ImageSplit | FileSplit
                      ) -> tuple[ImageSplit | FileSplit, ImageSplit | None]:
     """(the images to train on, the held-out validation split or None): data.val_size."""

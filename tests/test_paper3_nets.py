@@ -141,7 +141,7 @@ def test_bad_network_settings_get_one_sentence(overrides, words) -> None:
 
 def test_the_exporter_refuses_paper3_nets_in_one_sentence() -> None:
     source = Source(compose(["model=mlp"]), {}, "run x")
-    with pytest.raises(ConfigError, match="only binwrn.models.WideResNet can be exported"):
+    with pytest.raises(ConfigError, match="resnet18_wide only; binwrn.models.MLP"):
         source.model_kwargs()
     wrn = Source(compose(["experiment=smoke"]), {}, "run y").model_kwargs()
     assert "label" not in wrn and wrn["depth"] == 8

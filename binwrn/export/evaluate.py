@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from omegaconf import DictConfig
 
-from binwrn.config import load_data
+from binwrn.config import eval_inputs, load_data
 from binwrn.errors import ConfigError
 from binwrn.export.format import PackedModel
 
@@ -56,7 +56,7 @@ def evaluate_packed(packed: PackedModel, cfg: DictConfig, runtime: str = "torch"
                           f"dataset={cfg.dataset.name} has {cfg.dataset.num_classes}: pass "
                           "the data set it was trained on.")
     _, test = load_data(cfg)
-    predicted = packed_logits(packed, test.model_inputs(), runtime).argmax(axis=1)
+    predicted = packed_logits(packed, eval_inputs(cfg, test), runtime).argmax(axis=1)
     correct = int((predicted == test.labels).sum())
     acc = correct / max(len(test), 1)
     recorded = packed.header.get("source", {}).get("test_acc")

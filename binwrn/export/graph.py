@@ -8,6 +8,10 @@ changes); head BN-ReLU-conv_out, BN without affine, global average pool.
 Paper 2's net (spec 2.2, its own topology name, so an older reader refuses it) has the
 shifted ReLU max(x, -1) where paper 1 has BN-ReLU, and a head shifted ReLU -> conv_out ->
 divide by the temperature -> global average pool.
+Paper 1's ImageNet net 18-2.5 (binwrn.models.resnet18_wide, its own topology name) is the
+paper-1 WRN with a 7x7 stem conv (its stride and padding are in the conv's record like any
+conv's) and, where model.stem_pool, a 3x3/2 max pool after it; blocks, shortcuts and head are
+the CIFAR net's, so only the max pool is a new operation.
 
 Blocks are found from the layer names (`blocks.<i>.conv1`), so nothing here needs to know how
 depth maps to blocks.
@@ -25,13 +29,15 @@ from binwrn.export.format import PackedModel
 
 TOPOLOGY = "mcdonnell-wrn-preact"
 SHIFTED_RELU_TOPOLOGY = "mcdonnell2019-wrn-shifted-relu"  # model.norm=shifted_relu
+IMAGENET_TOPOLOGY = "mcdonnell-resnet18-wide-preact"  # model=resnet18_wide (18-2.5)
+TOPOLOGIES = (TOPOLOGY, SHIFTED_RELU_TOPOLOGY, IMAGENET_TOPOLOGY)
 _BLOCK = re.compile(r"blocks\.(\d+)\.conv1")
 
 
 @dataclass(frozen=True)
 class Op:
-    """One step: kind is batchnorm, relu, shifted_relu (max(x, -1)), conv2d, downsample,
-    add, divide (by `divisor`) or global_avg_pool."""
+    """One step: kind is batchnorm, relu, shifted_relu (max(x, -1)), conv2d, max_pool (3x3,
+    stride 2, padding 1), downsample, add, divide (by `divisor`) or global_avg_pool."""
 
     kind: str
     inputs: tuple[str, ...]
@@ -63,13 +69,19 @@ class _Builder:
         return self.add("conv2d", self.add("shifted_relu", x), layer=conv)
 
 
+def known_topology(header: dict) -> str:
+    """The header's topology, if this binwrn can run it; DataError otherwise."""
+    topology = header.get("topology")
+    if topology not in TOPOLOGIES:
+        raise DataError(f"The packed model's topology {topology!r} is none of "
+                        f"{', '.join(map(repr, TOPOLOGIES))}: read it with the binwrn version "
+                        "that wrote it.")
+    return topology
+
+
 def wrn_ops(header: dict, input_name: str = "images", output_name: str = "logits") -> list[Op]:
     """The forward pass as operations on named values; the last one writes `output_name`."""
-    topology = header.get("topology")
-    if topology not in (TOPOLOGY, SHIFTED_RELU_TOPOLOGY):
-        raise DataError(f"The packed model's topology {topology!r} is neither {TOPOLOGY!r} nor "
-                        f"{SHIFTED_RELU_TOPOLOGY!r}: read it with the binwrn version that "
-                        "wrote it.")
+    topology = known_topology(header)
     srelu = topology == SHIFTED_RELU_TOPOLOGY
     layers = {layer["name"]: layer for layer in header["layers"]}
     blocks = sorted(int(m.group(1)) for n in layers if (m := _BLOCK.fullmatch(n)))
@@ -78,6 +90,8 @@ def wrn_ops(header: dict, input_name: str = "images", output_name: str = "logits
     if header["model"].get("input_relu", True):
         x = g.add("relu", x)
     x = g.add("conv2d", x, layer="conv_in")
+    if topology == IMAGENET_TOPOLOGY and header["model"].get("stem_pool", True):
+        x = g.add("max_pool", x)  # the model's default is ResNet-18's pool
     for i in blocks:
         if srelu:
             h = g.srelu_conv(g.srelu_conv(x, f"blocks.{i}.conv1"), f"blocks.{i}.conv2")

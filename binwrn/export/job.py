@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.config import build_model, load_data, model_arguments
+from binwrn.config import build_model, eval_inputs, load_data, model_arguments
 from binwrn.errors import ConfigError, DataError
 from binwrn.export.format import FileLayout, decode, encode, write_bytes
-from binwrn.export.pack import pack_wrn, rebuild_wrn, torch_logits, zero_weights
+from binwrn.export.pack import PackableNet, pack_wrn, rebuild_wrn, torch_logits, zero_weights
 from binwrn.export.report import size_report_markdown
-from binwrn.export.source import Source
-from binwrn.models import SizeSummary, WideResNet, size_summary
+from binwrn.export.source import Source, packable_net
+from binwrn.models import SizeSummary, size_summary
 
 ROUND_OFF = 1e-4  # relative to the largest logit; a wrong bit or BN value moves far more
 
@@ -53,12 +53,13 @@ def check_logits(expected: np.ndarray, got: np.ndarray, what: str) -> float:
 
 
 def check_images(cfg: DictConfig, count: int) -> np.ndarray:
-    """Up to `count` real test images of the run's data set (a class-balanced subset)."""
+    """Up to `count` real test images of the run's data set (a class-balanced subset; for
+    ImageNet, their centre crops)."""
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     limit = cfg.data.get("test_limit")
     cfg.data.test_limit = count if limit is None else min(limit, count)
     _, test = load_data(cfg)
-    return test.model_inputs()
+    return eval_inputs(cfg, test)
 
 
 def _data_info(cfg: DictConfig) -> dict:
@@ -79,15 +80,13 @@ def _source_info(source: Source) -> dict:
 
 
 def check_packable(cfg: DictConfig) -> None:
-    """The .bwn topologies are the CIFAR-style WRN's (docs/packed-format.md)."""
-    if cfg.model.get("_target_") != "binwrn.models.WideResNet":
-        raise ConfigError(f"binwrn-export packs model=wrn only; {cfg.model.get('_target_')} "
-                          "(paper 1's ImageNet 18-2.5 or one of paper 3's nets) has no packed "
-                          "format yet: use --size-only for its sizes.")
+    """The .bwn topologies are the CIFAR-style WRN's and paper 1's ImageNet 18-2.5's
+    (docs/packed-format.md); paper 3's nets have none."""
+    packable_net(cfg)
 
 
-def trained_model(source: Source, kwargs: dict) -> WideResNet:
-    model = WideResNet(**kwargs)
+def trained_model(source: Source, kwargs: dict) -> PackableNet:
+    model = packable_net(source.cfg)(**kwargs)
     try:
         model.load_state_dict(source.state_dict)
     except RuntimeError as err:

@@ -38,25 +38,40 @@ def batchnorm(x: np.ndarray, mean, var, gamma, beta, eps: float) -> np.ndarray:
     return x * scale[:, None, None] + (beta - mean * scale)[:, None, None]
 
 
+def _windows_3x3_stride2(xp: np.ndarray, h_out: int, w_out: int):
+    """The nine strided views of a 3x3, stride-2 pool over `xp` (already padded by 1)."""
+    for i in range(3):
+        for j in range(3):
+            yield xp[..., i:i + 2 * h_out:2, j:j + 2 * w_out:2]
+
+
+def _pool_output_size(x: np.ndarray) -> tuple[int, int]:
+    return (x.shape[-2] - 1) // 2 + 1, (x.shape[-1] - 1) // 2 + 1
+
+
+def max_pool(x: np.ndarray) -> np.ndarray:
+    """3x3 max pool, stride 2, pad 1; the padding never wins (the 18-2.5 stem's pool)."""
+    h_out, w_out = _pool_output_size(x)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    return np.maximum.reduce(list(_windows_3x3_stride2(xp, h_out, w_out)))
+
+
 def downsample(x: np.ndarray, extra_channels: int) -> np.ndarray:
     """3x3 average pool, stride 2, pad 1, averaging only the pixels inside the image, then
     `extra_channels` zero channels (paper-spec 1.2.2, count_include_pad=False)."""
     n, c, h, w = x.shape
-    h_out, w_out = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+    h_out, w_out = _pool_output_size(x)
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     inside = np.pad(np.ones((h, w), dtype=np.float32), 1)
-    total = np.zeros((n, c, h_out, w_out), dtype=np.float32)
-    count = np.zeros((h_out, w_out), dtype=np.float32)
-    for i in range(3):
-        for j in range(3):
-            total += xp[:, :, i:i + 2 * h_out:2, j:j + 2 * w_out:2]
-            count += inside[i:i + 2 * h_out:2, j:j + 2 * w_out:2]
+    total = sum(_windows_3x3_stride2(xp, h_out, w_out))
+    count = sum(_windows_3x3_stride2(inside, h_out, w_out))
     pooled = total / count
     return np.concatenate([pooled, np.zeros((n, extra_channels, h_out, w_out), np.float32)], 1)
 
 
 class NumpyWRN:
-    """Logits of a packed WRN for float32 NCHW images with raw 0-255 pixels."""
+    """Logits of a packed WRN (any topology of graph.py) for float32 NCHW images with raw
+    0-255 pixels."""
 
     def __init__(self, packed: PackedModel) -> None:
         self.ops = wrn_ops(packed.header)
@@ -78,6 +93,8 @@ class NumpyWRN:
             case "conv2d":
                 return conv2d(args[0], self.weights[op.layer["name"]], op.layer["stride"],
                               op.layer["padding"])
+            case "max_pool":
+                return max_pool(args[0])
             case "downsample":
                 return downsample(args[0], op.extra_channels)
             case "add":

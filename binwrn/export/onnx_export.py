@@ -44,6 +44,9 @@ class _Graph:
             pad, k, s = layer["padding"], layer["kernel_size"], layer["stride"]
             self.node("Conv", [*inputs, w], op.output, layer["name"], kernel_shape=[k, k],
                       strides=[s, s], pads=[pad] * 4)
+        elif op.kind == "max_pool":  # the 18-2.5 stem's; ONNX pads MaxPool with -inf
+            self.node("MaxPool", inputs, op.output, kernel_shape=[3, 3], strides=[2, 2],
+                      pads=[1, 1, 1, 1])
         elif op.kind == "downsample":
             pooled = f"{op.output}_pooled"
             self.node("AveragePool", inputs, pooled, kernel_shape=[3, 3], strides=[2, 2],

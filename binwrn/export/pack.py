@@ -1,4 +1,5 @@
-"""A trained PyTorch `WideResNet` <-> `PackedModel` (paper-spec 1.7).
+"""A trained PyTorch `WideResNet` or `WideResNet18` (paper 1's ImageNet 18-2.5) <->
+`PackedModel` (paper-spec 1.7).
 
 Packing keeps, per conv, the sign of each latent weight (b=1 for W >= 0: a latent weight of
 exactly 0, which sign() maps to 0 in training, is stored as +1 and counted, and the export's
@@ -16,14 +17,29 @@ from torch import nn
 
 from binwrn.errors import ConfigError, DataError
 from binwrn.export.format import PackedModel
-from binwrn.export.graph import SHIFTED_RELU_TOPOLOGY, TOPOLOGY
+from binwrn.export.graph import (
+    IMAGENET_TOPOLOGY,
+    SHIFTED_RELU_TOPOLOGY,
+    TOPOLOGY,
+    known_topology,
+)
 from binwrn.models.binary import BinaryConv2d
+from binwrn.models.resnet18_wide import WideResNet18
 from binwrn.models.wrn import WideResNet
 
 _BN = nn.modules.batchnorm._BatchNorm
+PackableNet = WideResNet | WideResNet18
+NET_OF_TOPOLOGY = {TOPOLOGY: WideResNet, SHIFTED_RELU_TOPOLOGY: WideResNet,
+                   IMAGENET_TOPOLOGY: WideResNet18}
 
 
-def check_packable(model: WideResNet, kwargs: dict) -> None:
+def topology_of(model: PackableNet) -> str:
+    if isinstance(model, WideResNet18):
+        return IMAGENET_TOPOLOGY
+    return SHIFTED_RELU_TOPOLOGY if model.norm == "shifted_relu" else TOPOLOGY
+
+
+def check_packable(model: PackableNet, kwargs: dict) -> None:
     """Refuse what one bit per weight cannot hold, in one sentence each."""
     convs = model.conv_layers()
     if not any(conv.bits == 1 for _, conv in convs):
@@ -58,9 +74,9 @@ def _float32(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float32).numpy().copy()
 
 
-def pack_wrn(model: WideResNet, kwargs: dict, data: dict | None = None,
+def pack_wrn(model: PackableNet, kwargs: dict, data: dict | None = None,
              source: dict | None = None) -> PackedModel:
-    """The packed form of `model`, built from `kwargs` (the WideResNet arguments)."""
+    """The packed form of `model`, built from `kwargs` (its constructor's arguments)."""
     check_packable(model, kwargs)
     layers, tensors = [], {}
     for name, module in model.named_modules():  # definition order is forward order
@@ -77,21 +93,22 @@ def pack_wrn(model: WideResNet, kwargs: dict, data: dict | None = None,
             if module.affine:
                 tensors[f"{name}.weight"] = _float32(module.weight)
                 tensors[f"{name}.bias"] = _float32(module.bias)
-    topology = SHIFTED_RELU_TOPOLOGY if model.norm == "shifted_relu" else TOPOLOGY
-    header = {"topology": topology, "model": dict(kwargs), "data": data or {},
+    header = {"topology": topology_of(model), "model": dict(kwargs), "data": data or {},
               "source": source or {}, "layers": layers}
     return PackedModel(header, tensors)
 
 
-def zero_weights(model: WideResNet) -> int:
+def zero_weights(model: PackableNet) -> int:
     """Latent 1-bit weights that are exactly 0 (stored as +1; see the module docstring)."""
     return sum(int((conv.weight == 0).sum()) for _, conv in model.conv_layers() if conv.bits == 1)
 
 
-def rebuild_wrn(packed: PackedModel) -> WideResNet:
-    """An eval-mode WideResNet whose 1-bit weights are alpha * (2b - 1) and BN as stored."""
+def rebuild_wrn(packed: PackedModel) -> PackableNet:
+    """An eval-mode net of the header's topology whose 1-bit weights are alpha * (2b - 1)
+    and BN as stored."""
+    net = NET_OF_TOPOLOGY[known_topology(packed.header)]
     try:
-        model = WideResNet(**packed.header["model"])
+        model = net(**packed.header["model"])
     except (TypeError, ConfigError) as err:
         raise DataError(f"The packed model's architecture cannot be built ({err}): export it "
                         "again with this binwrn.") from None

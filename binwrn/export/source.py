@@ -20,9 +20,25 @@ from omegaconf.errors import OmegaConfBaseException
 
 from binwrn.config import model_arguments
 from binwrn.errors import ConfigError, DataError
+from binwrn.models.resnet18_wide import WideResNet18
+from binwrn.models.wrn import WideResNet
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
-MODEL_TARGETS = ("binwrn.models.WideResNet", "binwrn.models.wrn.WideResNet")
+PACKABLE_NETS = {  # model._target_ -> class: the nets that have a .bwn topology
+    "binwrn.models.WideResNet": WideResNet, "binwrn.models.wrn.WideResNet": WideResNet,
+    "binwrn.models.WideResNet18": WideResNet18,
+    "binwrn.models.resnet18_wide.WideResNet18": WideResNet18,
+}
+
+
+def packable_net(cfg: DictConfig) -> type[WideResNet | WideResNet18]:
+    """The class `cfg.model` builds, if binwrn-export can pack it (docs/packed-format.md)."""
+    target = cfg.model.get("_target_")
+    if target not in PACKABLE_NETS:
+        raise ConfigError(f"binwrn-export packs model=wrn and model=resnet18_wide only; {target} "
+                          "(one of paper 3's nets) has no packed format: use --size-only for "
+                          "its sizes.")
+    return PACKABLE_NETS[target]
 
 
 @dataclass(frozen=True)
@@ -37,11 +53,8 @@ class Source:
     recorded: dict[str, float] = field(default_factory=dict)  # the run's test/acc
 
     def model_kwargs(self) -> dict:
-        """The WideResNet arguments of `model:` (without Hydra's `_target_` and the label)."""
-        target = self.cfg.model.get("_target_")
-        if target not in MODEL_TARGETS:
-            raise ConfigError(f"{self.label} trained model._target_={target}: only "
-                              "binwrn.models.WideResNet can be exported, not paper 3's nets.")
+        """The net's arguments from `model:` (without Hydra's `_target_` and the label)."""
+        packable_net(self.cfg)
         return model_arguments(self.cfg.model)
 
 
