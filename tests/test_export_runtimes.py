@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from helpers_export import assert_same_logits as _close
 from helpers_export import pixel_images, trained_looking_wrn
 
 from binwrn.errors import DataError
@@ -25,13 +26,6 @@ VARIANTS = [{}, {"bn_affine": True, "first_last_fp32": True},
             {"depth": 14, "width": 2, "num_classes": 7, "input_relu": False}, SHIFTED_RELU,
             {**SHIFTED_RELU, "depth": 14, "width": 2, "num_classes": 7, "temperature": 25.0,
              "input_relu": True, "first_last_fp32": True}]
-
-
-def _close(expected: np.ndarray, got: np.ndarray) -> None:
-    """Equal up to float32 round-off, and the same predicted classes."""
-    assert got.shape == expected.shape
-    assert np.abs(got - expected).max() <= 1e-4 * max(1.0, np.abs(expected).max())
-    assert np.array_equal(got.argmax(axis=1), expected.argmax(axis=1))
 
 
 def _model_and_file(**variant):
