@@ -4,9 +4,11 @@ layout, in-process (fp32) and as `binwrn-run` in a subprocess (1-bit)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import torch
 from e2e import binwrn_run
 from mlflow import MlflowClient
 
@@ -15,6 +17,7 @@ from binwrn.conf_files import compose, conf_dir
 from binwrn.config import config_hash, prepare
 from binwrn.data.imagenet import FileSplit
 from binwrn.errors import ConfigError, DataError
+from binwrn.export.format import read_packed
 from binwrn.models import WideResNet18
 
 PRESETS = {"p1_t2_fp32_imagenet_18-2.5": 32, "p1_t2_1bit_imagenet_18-2.5": 1}
@@ -123,9 +126,48 @@ def test_1bit_preset_runs_end_to_end_with_binwrn_run(jpegs, tmp_path):
     assert "25crop test error" in done.stdout
 
 
-def test_export_refuses_the_imagenet_net_in_one_sentence():
+@pytest.mark.parametrize("net", ["mlp", "vgg", "resnet20"])
+def test_export_refuses_paper3_nets_in_one_sentence(net):
     from binwrn.export.job import check_packable
 
-    with pytest.raises(ConfigError, match="packs model=wrn only; binwrn.models.WideResNet18"):
-        check_packable(compose(["experiment=p1_t2_1bit_imagenet_18-2.5"]))
+    with pytest.raises(ConfigError, match=r"packs model=wrn and model=resnet18_wide only; "
+                       r"binwrn\.models\.\w+ \(one of paper 3's nets\) has no packed format: "
+                       r"use --size-only for its sizes\.$"):
+        check_packable(compose([f"model={net}"]))
     check_packable(compose(["experiment=smoke"]))  # the CIFAR WRN packs
+
+
+def test_imagenet_net_exports_and_evaluates_from_a_checkpoint(jpegs, tmp_path, monkeypatch,
+                                                              capsys):
+    """binwrn-export on a checkpoint beside its Hydra config: checked on the val images'
+    centre crops, written as .bwn and ONNX; binwrn-eval's NumPy runtime agrees with torch."""
+    from helpers_export import trained_looking_wrn18
+    from omegaconf import OmegaConf
+    from test_export_cli import _call
+
+    from binwrn import cli
+
+    cfg = compose(["experiment=p1_t2_1bit_imagenet_18-2.5", f"data.root={jpegs}", *TINY,
+                   "dataset.workers=0"])
+    model, _ = trained_looking_wrn18(seed=4, num_classes=3)
+    ckpt = tmp_path / "run" / "checkpoints" / "final.ckpt"
+    (tmp_path / "run" / ".hydra").mkdir(parents=True)
+    ckpt.parent.mkdir()
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, ckpt)
+    (tmp_path / "run" / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    code, out, err = _call(cli.export, monkeypatch, capsys, ckpt, "--out", tmp_path / "m.bwn",
+                           "--onnx", tmp_path / "m.onnx")
+    assert code == 0, err
+    assert "packed max |diff| 0" in out and "onnx max |diff|" in out.lower()
+    header = read_packed(tmp_path / "m.bwn").header
+    assert header["topology"] == "mcdonnell-resnet18-wide-preact"
+    assert header["data"]["dataset"] == "imagenet" and header["model"]["stem_pool"] is True
+    results = {}
+    for runtime in ("numpy", "torch"):
+        code, _, err = _call(cli.evaluate, monkeypatch, capsys, tmp_path / "m.bwn",
+                             f"data.root={jpegs}", *TINY, "--runtime", runtime,
+                             "--json", tmp_path / f"{runtime}.json")
+        assert code == 0, err
+        results[runtime] = json.loads((tmp_path / f"{runtime}.json").read_text())
+    assert results["numpy"]["images"] == 6  # 3 classes x 2 val images
+    assert results["numpy"]["correct"] == results["torch"]["correct"]
