@@ -5,6 +5,9 @@ layout, in-process (fp32) and as `binwrn-run` in a subprocess (1-bit)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,6 +127,17 @@ def test_1bit_preset_runs_end_to_end_with_binwrn_run(jpegs, tmp_path):
     for name in ("top1_acc", "top1_error_pct", "top5_acc", "top5_error_pct"):
         assert f"test_25crop/{name}" in run.data.metrics
     assert "25crop test error" in done.stdout
+
+    # The trained run exported by id (its stored config and final.ckpt), checked on its
+    # val images in PyTorch and ONNX before anything is written.
+    exported = subprocess.run(
+        [str(Path(sys.executable).with_name("binwrn-export")), run.info.run_id, "--out",
+         "m.bwn", "--onnx", "m.onnx", "--tracking-uri", f"sqlite:///{done.store}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})  # this checkout's
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert "packed max |diff| 0" in exported.stdout
+    assert read_packed(tmp_path / "m.bwn").header["source"]["run_id"] == run.info.run_id
 
 
 @pytest.mark.parametrize("net", ["mlp", "vgg", "resnet20"])
