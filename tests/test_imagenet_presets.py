@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from e2e import binwrn_run
@@ -185,3 +186,17 @@ def test_imagenet_net_exports_and_evaluates_from_a_checkpoint(jpegs, tmp_path, m
         results[runtime] = json.loads((tmp_path / f"{runtime}.json").read_text())
     assert results["numpy"]["images"] == 6  # 3 classes x 2 val images
     assert results["numpy"]["correct"] == results["torch"]["correct"]
+
+
+def test_evaluation_decodes_imagenet_a_chunk_at_a_time(jpegs):
+    """binwrn-eval scores a val set chunk by chunk (50,000 crops at once would be 30 GB); the
+    chunks are the single centre crops that testing feeds the model, in file order."""
+    from binwrn.config import eval_batches, load_data
+
+    cfg = compose(["experiment=p1_t2_1bit_imagenet_18-2.5", f"data.root={jpegs}", *TINY])
+    _, test = load_data(cfg)
+    chunks = list(eval_batches(cfg, test, size=4))
+    assert [c.shape for c in chunks] == [(4, 3, 32, 32), (2, 3, 32, 32)]
+    (whole,) = eval_batches(cfg, test)
+    assert whole.dtype == np.float32 and np.array_equal(np.concatenate(chunks), whole)
+    assert 0 <= whole.min() and whole.max() <= 255 and whole.max() > 1  # raw pixels, as trained

@@ -8,10 +8,12 @@ overrides say otherwise, so the accuracy can be compared with the run's test/acc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from omegaconf import DictConfig
 
-from binwrn.config import eval_inputs, load_data
+from binwrn.config import eval_batches, load_data
 from binwrn.errors import ConfigError
 from binwrn.export.format import PackedModel
 
@@ -31,19 +33,22 @@ def default_overrides(header: dict, given: list[str]) -> list[str]:
     return defaults + given
 
 
-def packed_logits(packed: PackedModel, images: np.ndarray, runtime: str) -> np.ndarray:
+def packed_runner(packed: PackedModel, runtime: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Images -> logits in `runtime`, built once for all the test set's chunks."""
     if runtime == "numpy":
         from binwrn.export.numpy_runtime import NumpyWRN
 
-        return NumpyWRN(packed).logits(images)
+        return NumpyWRN(packed).logits
     if runtime == "onnx":
         from binwrn.export.onnx_export import onnx_logits, to_onnx
 
-        return onnx_logits(to_onnx(packed), images)
+        graph = to_onnx(packed).SerializeToString()
+        return lambda images: onnx_logits(graph, images)
     if runtime == "torch":
         from binwrn.export.pack import rebuild_wrn, torch_logits
 
-        return torch_logits(rebuild_wrn(packed), images)
+        model = rebuild_wrn(packed)
+        return lambda images: torch_logits(model, images)
     raise ConfigError(f"--runtime {runtime} is unknown: use one of {', '.join(RUNTIMES)}.")
 
 
@@ -55,8 +60,11 @@ def evaluate_packed(packed: PackedModel, cfg: DictConfig, runtime: str = "torch"
         raise ConfigError(f"The packed model has {classes} classes but "
                           f"dataset={cfg.dataset.name} has {cfg.dataset.num_classes}: pass "
                           "the data set it was trained on.")
+    run = packed_runner(packed, runtime)
     _, test = load_data(cfg)
-    predicted = packed_logits(packed, eval_inputs(cfg, test), runtime).argmax(axis=1)
+    # A chunk at a time: ImageNet's val set is decoded as it is scored, never whole.
+    predicted = np.concatenate([run(images).argmax(axis=1)
+                                for images in eval_batches(cfg, test)] or [np.zeros(0, int)])
     correct = int((predicted == test.labels).sum())
     acc = correct / max(len(test), 1)
     recorded = packed.header.get("source", {}).get("test_acc")

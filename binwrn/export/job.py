@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.config import build_model, eval_inputs, load_data, model_arguments
+from binwrn.config import build_model, eval_batches, load_data, model_arguments
 from binwrn.errors import ConfigError, DataError
 from binwrn.export.format import FileLayout, decode, encode, write_bytes
 from binwrn.export.pack import PackableNet, pack_wrn, rebuild_wrn, torch_logits, zero_weights
@@ -59,7 +59,7 @@ def check_images(cfg: DictConfig, count: int) -> np.ndarray:
     limit = cfg.data.get("test_limit")
     cfg.data.test_limit = count if limit is None else min(limit, count)
     _, test = load_data(cfg)
-    return eval_inputs(cfg, test)
+    return np.concatenate(list(eval_batches(cfg, test)))
 
 
 def _data_info(cfg: DictConfig) -> dict:
