@@ -1,0 +1,149 @@
+"""One home for the papers' numbers: `binwrn/report/paper.py`.
+
+Experiment headers and sweep headers quote the papers' numbers for the reader; this test
+reads every number they quote and checks it against the module the reports compare with, so
+a typo in a header (or in the module) fails here instead of misleading a user. Every
+experiment header either quotes a paper number or says it is not a paper setting.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from binwrn.report.paper import (
+    KERAS_CURVES,
+    MATLAB_CURVES,
+    PAPER2_ACCURACY,
+    TABLE1,
+    table1_entry,
+    table2_entry,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted((ROOT / "conf" / "experiment").glob("*.yaml"))
+NUMBER = r"(\d+\.\d+|-)"
+
+
+def _header(path: Path) -> str:
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").rstrip())
+    return " ".join(lines)
+
+
+def _value(text: str) -> float | None:
+    return None if text == "-" else float(text)
+
+
+def _bits_and_net(stem: str) -> tuple[int, str]:
+    match = re.search(r"_(1bit|fp32)_(?:[a-z0-9]+_)?(\d+-[\d.]+)$", stem)
+    assert match, f"{stem}: name does not say bits and net"
+    return (1 if match[1] == "1bit" else 32), match[2]
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_experiment_header_quotes_a_paper_number_or_says_it_is_none(path):
+    header = _header(path).lower()
+    says_none = "not a paper setting" in header or "paper's numbers: none" in header
+    assert says_none or re.search(r"\d+\.\d\d", header), (
+        f"{path.name}: header quotes no paper number and does not say 'not a paper setting'")
+
+
+@pytest.mark.parametrize("path", [p for p in EXPERIMENTS if p.stem.startswith("p1_t1_")],
+                         ids=lambda p: p.stem)
+def test_table1_experiment_headers_match_the_paper_module(path):
+    bits, net = _bits_and_net(path.stem)
+    depth, width = (int(x) for x in net.split("-"))
+    pattern = (rf"C10\+ {NUMBER} \| C100\+ {NUMBER} \| C10\+\+ {NUMBER} \| "
+               rf"C100\+\+ {NUMBER}")
+    match = re.search(pattern, _header(path))
+    assert match, f"{path.name}: no Table 1 line"
+    columns = (("cifar10", False), ("cifar100", False), ("cifar10", True), ("cifar100", True))
+    for (dataset, cutout), quoted in zip(columns, match.groups(), strict=True):
+        entry = table1_entry(bits, depth, width, dataset, cutout)
+        assert (entry.error if entry else None) == _value(quoted), (path.name, dataset, cutout)
+
+
+@pytest.mark.parametrize("path", [p for p in EXPERIMENTS if p.stem.startswith("p1_t2_")],
+                         ids=lambda p: p.stem)
+def test_table2_experiment_headers_match_the_paper_module(path):
+    bits, net = _bits_and_net(path.stem)
+    dataset = path.stem.split("_")[3]
+    header = _header(path)
+    entry = table2_entry(bits, net, dataset)
+    assert entry is not None, path.name
+    if dataset == "imagenet":
+        match = re.search(rf"single centre crop {NUMBER} / {NUMBER} \| multi-crop \(25 crops,"
+                          rf" softmax averaged\) {NUMBER} / {NUMBER}", header)
+        assert match, path.name
+        assert tuple(map(_value, match.groups())) == (entry.error, entry.top5,
+                                                      *entry.multi_crop)
+    elif dataset == "imagenet32":
+        match = re.search(rf"top-1 {NUMBER}, top-5 {NUMBER}", header)
+        assert match, path.name
+        assert tuple(map(_value, match.groups())) == (entry.error, entry.top5)
+    else:
+        match = re.search(rf"Paper test error \(%\): {NUMBER}", header)
+        assert match, path.name
+        assert _value(match[1]) == entry.error
+    twin = re.search(rf"\((?:32|1)-bit: {NUMBER}(?: / {NUMBER})?\)", header)
+    if twin:  # the other precision's number, quoted beside this one
+        other = table2_entry(33 - bits, net, dataset)
+        assert other is not None, path.name
+        assert _value(twin[1]) == other.error
+        assert twin[2] is None or _value(twin[2]) == other.top5
+
+
+@pytest.mark.parametrize("bits", [1, 32])
+def test_mnist_headers_match_the_paper_module(bits):
+    name = "1bit" if bits == 1 else "fp32"
+    header = _header(ROOT / "conf" / "experiment" / f"p1_mnist_{name}_20-4.yaml")
+    final = table2_entry(bits, "20-4", "mnist")
+    last = re.search(r"Paper test error \(%\): ([\d. a-z,]+?)(?: \(|$)", header)
+    assert last, header
+    quoted = dict((int(e), float(v)) for v, e in re.findall(r"(\d\.\d+) after (\d+)", last[1]))
+    assert quoted[final.epochs] == final.error
+
+
+@pytest.mark.parametrize("path", [p for p in EXPERIMENTS if p.stem.startswith("p2_")],
+                         ids=lambda p: p.stem)
+def test_paper2_experiment_headers_match_the_paper_module(path):
+    _, bits_name, norm_name = path.stem.split("_")
+    bits = 1 if bits_name == "1bit" else 32
+    norm = "batchnorm" if norm_name == "bn" else "shifted_relu"
+    match = re.search(rf"C10 {NUMBER} \| C100 {NUMBER}", _header(path))
+    assert match, path.name
+    assert _value(match[1]) == PAPER2_ACCURACY[("cifar10", bits, norm)]
+    assert _value(match[2]) == PAPER2_ACCURACY[("cifar100", bits, norm)]
+
+
+def test_table1_sweep_header_matches_the_paper_module():
+    header = (ROOT / "sweeps" / "p1_table1.yaml").read_text()
+    rows = re.findall(rf"#\s+(fp32|1-bit)\s+(\d+)-(\d+)\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s+"
+                      rf"{NUMBER}\s+{NUMBER}", header)
+    assert len(rows) == 8
+    quoted = {}
+    for weights, depth, width, epochs, *errors in rows:
+        for column, error in zip(("c10", "c100", "c10cut", "c100cut"), errors, strict=True):
+            if error != "-":
+                dataset = "cifar100" if column.startswith("c100") else "cifar10"
+                quoted[(1 if weights == "1-bit" else 32, int(depth), int(width), dataset,
+                        column.endswith("cut"), int(epochs))] = float(error)
+    assert quoted == {(e.bits, e.depth, e.width, e.dataset, e.cutout, e.epochs): e.error
+                      for e in TABLE1}
+
+
+def test_convergence_sweep_header_matches_the_paper_curves():
+    header = (ROOT / "sweeps" / "p1_convergence.yaml").read_text()
+    rows = re.findall(r"#\s+(Keras|MATLAB)\s+(C10|C100)\s+(fp32|1-bit)((?:\s+\d+\.\d+){7})",
+                      header)
+    assert len(rows) == len(KERAS_CURVES) + len(MATLAB_CURVES)
+    for source, dataset, weights, numbers in rows:
+        curves = KERAS_CURVES if source == "Keras" else MATLAB_CURVES
+        key = ("cifar10" if dataset == "C10" else "cifar100", 1 if weights == "1-bit" else 32)
+        assert tuple(float(x) for x in numbers.split()) == curves[key], (source, key)
