@@ -81,8 +81,7 @@ def test_unreachable_stores_with_passwords_are_one_sentence_without_them(tmp_pat
                      f"tracking.uri=postgresql://mlflow:{SECRET}@127.0.0.1:{closed}/mlflow")
     assert "The PostgreSQL store tracking.uri=postgresql+psycopg2://mlflow@" in \
         _one_sentence_without_secret(out)
-    out = binwrn_run(tmp_path, "experiment=smoke", "dataset=digits",
-                     env={"MLFLOW_TRACKING_URI": f"http://ann:{SECRET}@127.0.0.1:{closed}"})
+    out = _run_with_store_from_env(tmp_path, f"http://ann:{SECRET}@127.0.0.1:{closed}")
     assert "cannot be reached" in _one_sentence_without_secret(out)
     (tmp_path / "somefile.txt").write_text("")
     out = binwrn_run(tmp_path, "experiment=smoke", "dataset=digits",
@@ -91,15 +90,20 @@ def test_unreachable_stores_with_passwords_are_one_sentence_without_them(tmp_pat
     assert not list(tmp_path.rglob("*.db"))
 
 
+def _run_with_store_from_env(tmp: Path, uri: str) -> subprocess.CompletedProcess:
+    """binwrn-run with no tracking.uri override and MLFLOW_TRACKING_URI=uri."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("binwrn-run")), "experiment=smoke", "dataset=digits",
+         "trainer.max_epochs=1", f"hydra.run.dir={tmp / 'out'}",
+         f"tracking.artifact_root={tmp / 'artifacts'}", f"data.cache_dir={tmp / 'cache'}"],
+        capture_output=True, text=True, timeout=600, cwd=tmp,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+
+
 @pytest.mark.slow
 def test_mlflow_tracking_uri_is_the_store_binwrn_run_writes_to(tmp_path: Path) -> None:
     store = tmp_path / "x.db"
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("binwrn-run")), "experiment=smoke", "dataset=digits",
-         "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'out'}",
-         f"tracking.artifact_root={tmp_path / 'artifacts'}", f"data.cache_dir={tmp_path / 'c'}"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
-        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}"})
+    done = _run_with_store_from_env(tmp_path, f"sqlite:///{store}")
     assert done.returncode == 0, done.stderr[-2000:]
     client = open_client(f"sqlite:///{store}")
     (run,) = client.search_runs([client.get_experiment_by_name("binwrn").experiment_id])
