@@ -140,8 +140,9 @@ TINY = ["experiment=smoke", "dataset=digits", "trainer.max_epochs=1",
         "tracking.log_checkpoint=false"]
 
 
-def _train(tmp: Path, uri: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "binwrn-run"), *TINY, f"tracking.uri={uri}",
+def _train(tmp: Path, uri: str, *more: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "binwrn-run"), *TINY, f"tracking.uri={uri}", *more,
+                           f"tracking.artifact_root={tmp / 'artifacts'}",
                            f"hydra.run.dir={tmp / 'out'}", f"data.cache_dir={tmp / 'cache'}"],
                           capture_output=True, text=True, timeout=600, cwd=tmp)
 
@@ -169,9 +170,10 @@ def test_with_auth_nobody_writes_without_the_password_and_runs_with_it_land(
         assert subprocess.run([*create[:-1], "-u", f"admin:{admin}", create[-1]],
                               capture_output=True, text=True).stdout == "200"
         assert _psql("127.0.0.1", pg_port, user="nobody").returncode != 0
+        direct = f"postgresql://mlflow:{pg_password}@127.0.0.1:{pg_port}/mlflow"
         for uri in (url.replace("http://", f"http://admin:{admin}@"),  # through the server
-                    f"postgresql://mlflow:{pg_password}@127.0.0.1:{pg_port}/mlflow"):  # direct
-            done = _train(tmp_path, uri)
+                    f"{direct} tracking.experiment=direct"):  # artifacts in artifact_root
+            done = _train(tmp_path, *uri.split())
             assert done.returncode == 0, done.stderr[-3000:]
             assert admin not in done.stdout + done.stderr
             assert pg_password not in done.stdout + done.stderr

@@ -67,7 +67,8 @@ def migrate(src_uri: str, dst_uri: str, log=print) -> int:
     for experiment in src.search_experiments():
         # binwrn's layout on a SQLite target (mlartifacts/ beside the file); a server decides.
         beside = Path(dst_uri.removeprefix("sqlite:///")).parent / "mlartifacts"
-        location = artifact_location(dst_uri, str(beside), experiment.name)
+        location = (artifact_location(dst_uri, str(beside), experiment.name)
+                    if dst_uri.startswith("sqlite:") else None)
         target = ensure_experiment(dst, experiment.name, location)
         done = _already_copied(dst, target)
         runs = src.search_runs([experiment.experiment_id], max_results=50000,

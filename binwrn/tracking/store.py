@@ -104,8 +104,9 @@ def _check_postgres(uri: str, timeout_s: float) -> None:
 
 
 def artifact_location(uri: str, artifact_root: str, experiment: str) -> str | None:
-    """Artifacts of a SQLite store go to a folder beside it; a server chooses its own."""
-    if not uri.startswith("sqlite:"):
+    """Artifacts of a database store (SQLite, or PostgreSQL reached directly) go to the
+    folder `artifact_root`; a server chooses its own."""
+    if uri.startswith(("http://", "https://", "databricks")):
         return None
     return (Path(artifact_root).expanduser().resolve() / experiment).as_uri()
 
@@ -144,8 +145,20 @@ def ensure_experiment(client, name: str, location: str | None) -> str:
 
     found = client.get_experiment_by_name(name)
     if found is not None:
+        _check_artifacts_reachable(client, found)
         return found.experiment_id
     try:
         return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
     except MlflowException:  # another process created it first
         return client.get_experiment_by_name(name).experiment_id
+
+
+def _check_artifacts_reachable(client, experiment) -> None:
+    """An experiment a server created keeps its artifacts behind that server
+    (mlflow-artifacts:/): a client on the database itself cannot upload there."""
+    location = experiment.artifact_location or ""
+    if location.startswith("mlflow-artifacts:") and not client.tracking_uri.startswith("http"):
+        raise ConfigError(
+            f"Experiment {experiment.name} keeps its artifacts on the tracking server, which "
+            f"{redact_uri(client.tracking_uri)} bypasses: point tracking.uri at the server "
+            "(http://...), or name another experiment (tracking.experiment=...).")
