@@ -137,3 +137,14 @@ def test_a_password_planted_in_tracking_uri_is_in_no_output_param_tag_or_artifac
         assert f"uri: {url}" in (artifacts / "config/resolved.yaml").read_text()
         assert SECRET not in _texts_of(artifacts)
     shutil.rmtree(tmp_path / "a", ignore_errors=True)
+
+
+def test_an_experiment_whose_artifacts_live_behind_a_server_is_refused_on_the_database(
+        fresh_store: Path) -> None:
+    from binwrn.tracking.store import ensure_experiment
+
+    client = open_client(f"sqlite:///{fresh_store}")
+    client.create_experiment("served", artifact_location="mlflow-artifacts:/served")
+    with pytest.raises(ConfigError, match="keeps its artifacts on the tracking server"):
+        ensure_experiment(client, "served", None)
+    assert ensure_experiment(client, "mine", "file:///tmp/mine")  # a new one is fine
