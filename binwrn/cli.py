@@ -23,6 +23,7 @@ from binwrn.terminal import (
     show_sweep_summary,
     show_warning,
 )
+from binwrn.tracking.credentials import credentials_out_of_overrides, redact_uri
 
 _failed_jobs: list[str] = []
 
@@ -55,7 +56,7 @@ def _run_job(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode.name == "MULTIRUN"
-    show_config(OmegaConf.to_yaml(cfg, resolve=True))
+    show_config(redact_uri(OmegaConf.to_yaml(cfg, resolve=True)))
     try:
         prepared = prepare(cfg)  # bad values and data are refused before the slow imports
         for warning in prepared.warnings:
@@ -75,7 +76,7 @@ def _run_job(cfg: DictConfig) -> float | None:
         if not in_sweep:
             raise
         logging.getLogger("binwrn").exception("job %s crashed", hydra_cfg.job.num)
-        reason = f"{type(err).__name__}: {err}"
+        reason = redact_uri(f"{type(err).__name__}: {err}")
         show_error(f"{reason} (traceback in {output_dir})")
         _write_outcome(output_dir, cfg, "failed", reason)
         _failed_jobs.append(f"job {hydra_cfg.job.num}: {reason}")
@@ -87,6 +88,7 @@ def _run_job(cfg: DictConfig) -> float | None:
 
 def run() -> None:
     """`binwrn-run [overrides]`: train and track one config, or a Hydra `-m` sweep."""
+    sys.argv[1:] = credentials_out_of_overrides(sys.argv[1:])  # before Hydra records them
     _run_job()
     if _failed_jobs:
         show_error(f"{len(_failed_jobs)} job(s) failed: " + "; ".join(_failed_jobs))
@@ -240,6 +242,7 @@ def sweep() -> None:
         from binwrn.sweeps.spec import load_sweep
         from binwrn.tracking.store import ui_link
 
+        args.overrides = credentials_out_of_overrides(args.overrides)
         launcher, overrides = _launcher_overrides(args)
         request = SweepRequest(load_sweep(args.sweep, sweeps_dir()), smoke=args.smoke,
                                force=args.force, launcher=launcher, overrides=overrides)
@@ -288,7 +291,7 @@ def sensitivity() -> None:
                         help="where the ranking JSON goes (default ranking.json)")
     args = parser.parse_args()
     try:
-        cfg = compose(args.overrides)
+        cfg = compose(credentials_out_of_overrides(args.overrides))
         from binwrn.train.sensitivity import sensitivity as rank_layers  # Lightning: slow
 
         _quiet_libraries()

@@ -27,6 +27,7 @@ from binwrn.data.arrays import check_batch_size
 from binwrn.data.imagenet import FileSplit, list_imagenet
 from binwrn.data.validation import holdout_split
 from binwrn.errors import BinwrnError, ConfigError
+from binwrn.tracking.credentials import move_credentials_to_env
 from binwrn.tracking.sensitivity_runs import stored_accuracy
 from binwrn.tracking.store import absolute_uri, check_reachable
 from binwrn.train.data_parallel import (
@@ -306,7 +307,8 @@ def seed_all(seed: int) -> None:
 
 def prepare(cfg: DictConfig) -> Prepared:
     """Build and check config values and data, cheapest first; raises BinwrnError."""
-    uri = absolute_uri(cfg.tracking.uri)
+    # Normalised once, here; its password (if any) moves to the environment (credentials.py)
+    uri = absolute_uri(move_credentials_to_env(cfg.tracking.uri))
     check_reachable(uri)  # before anything asks the store (MLflow retries for minutes)
     seed_all(cfg.seed)
     model, schedule, augment = build_model(cfg), build_schedule_from(cfg), build_augment(cfg)

@@ -4,6 +4,8 @@ status, nesting; a second pass copies nothing twice."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -50,3 +52,14 @@ def test_runs_arrive_whole_and_nested_and_only_once(tmp_path, empty_store_templa
     assert local.read_text() == "depth: 8\n"
     assert migrate(f"sqlite:///{tmp_path / 'src.db'}", f"sqlite:///{tmp_path / 'dst.db'}",
                    log=lambda *_: None) == 0
+
+
+def test_a_mistyped_source_is_one_sentence_and_creates_nothing(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("binwrn-migrate")), "--from",
+         f"sqlite:///{tmp_path / 'mlfow.db'}", "--to", f"sqlite:///{tmp_path / 'new.db'}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "No tracking store at" in done.stdout + done.stderr
+    assert "copied" not in done.stdout and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # neither store, nor a lock file

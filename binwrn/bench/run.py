@@ -68,7 +68,7 @@ def measure(case: Case, device: torch.device, rounds: int = 3) -> Result:
 
 def time_to_first_step(work: Path) -> float | None:
     """`binwrn-run` as a user starts it; the second of two runs, so the data cache is warm."""
-    from mlflow import MlflowClient
+    from binwrn.tracking.store import open_client
 
     seconds = None
     for attempt in range(2):
@@ -82,7 +82,7 @@ def time_to_first_step(work: Path) -> float | None:
         if done.returncode != 0 or not outcome.is_file():
             return None
         run_id = json.loads(outcome.read_text())["run_id"]
-        metrics = MlflowClient(f"sqlite:///{work}/m.db").get_run(run_id).data.metrics
+        metrics = open_client(f"sqlite:///{work}/m.db").get_run(run_id).data.metrics
         seconds = metrics.get("time/to_first_step_s")
     return seconds
 

@@ -18,6 +18,7 @@ from binwrn.report.selection import Selection
 from binwrn.report.sweep import find_parent, sweep_selection
 from binwrn.report.table import Table, csv_text
 from binwrn.report.tables import result_tables
+from binwrn.tracking.credentials import redact_uri
 from binwrn.tracking.lookup import resolve_uri
 from binwrn.tracking.store import open_client
 
@@ -102,8 +103,8 @@ def open_store(uri: str | None) -> tuple[MlflowClient, str]:
     try:
         return open_client(uri), uri
     except (MlflowException, OSError) as err:
-        raise ConfigError(f"The tracking store {uri} cannot be opened "
-                          f"({str(err).splitlines()[0]}): pass --tracking-uri.") from None
+        raise ConfigError(redact_uri(f"The tracking store {uri} cannot be opened "
+                          f"({str(err).splitlines()[0]}): pass --tracking-uri.")) from None
 
 
 def report_sweep(uri: str, parent_run_id: str, out_dir: Path, log: bool = True) -> Path:

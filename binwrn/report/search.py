@@ -14,6 +14,7 @@ from binwrn.errors import ConfigError
 from binwrn.report.runs import RunResult, read_run
 from binwrn.report.selection import Selection
 from binwrn.report.table1 import paper_entry, table2_cell
+from binwrn.tracking.credentials import redact_uri
 
 PARENT_ROLE = ("binwrn.sweep_role", "parent")
 # Params that name a Table 1 cell (with the epoch budget, which may be shortened).
@@ -31,8 +32,9 @@ def experiment_ids(client: MlflowClient, uri: str, name: str | None) -> list[str
     found = client.get_experiment_by_name(name)
     if found is None:
         known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
-        raise ConfigError(f"No experiment named {name} in the tracking store {uri} (it has: "
-                          f"{known}): check --experiment or pass --tracking-uri.")
+        raise ConfigError(f"No experiment named {name} in the tracking store "
+                          f"{redact_uri(uri)} (it has: {known}): check --experiment or pass "
+                          "--tracking-uri.")
     return [found.experiment_id]
 
 
@@ -89,8 +91,9 @@ def runs_selection(client: MlflowClient, uri: str, experiment: str | None,
     where = f"experiment {experiment}" if experiment else "any experiment"
     if not found:
         asked = f" matching {filter_string!r}" if filter_string else ""
-        raise ConfigError(f"No finished runs{asked} in {where} of the tracking store {uri}: "
-                          "check --experiment and --filter, or pass --tracking-uri.")
+        raise ConfigError(f"No finished runs{asked} in {where} of the tracking store "
+                          f"{redact_uri(uri)}: check --experiment and --filter, or pass "
+                          "--tracking-uri.")
     varying = differing_params(found)
     labels_of = {run.info.run_id: {k: run.data.params.get(k) for k in varying} for run in found}
     results = [read_run(client, run, labels_of[run.info.run_id]) for run in found]
@@ -101,7 +104,8 @@ def runs_selection(client: MlflowClient, uri: str, experiment: str | None,
     notes = tuple(f"Run {r.run_id} ({r.name}) has no test/error_pct and is left out."
                   for r in results if r.final_error is None)
     source = (f"{len(found)} finished run{'' if len(found) == 1 else 's'} of {where}"
-              + (f" matching `{filter_string}`" if filter_string else "") + f" in `{uri}`")
+              + (f" matching `{filter_string}`" if filter_string else "")
+              + f" in `{redact_uri(uri)}`")
     return Selection(
         title=experiment or "filtered runs", kind=kind, row_keys=row_keys,
         runs=tuple(r for r in results if r.final_error is not None), source=source, notes=notes,

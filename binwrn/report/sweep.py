@@ -18,6 +18,7 @@ from binwrn.errors import ConfigError, DataError
 from binwrn.report.runs import RunResult, read_run
 from binwrn.report.search import PARENT_ROLE, all_runs, experiment_ids, is_parent
 from binwrn.report.selection import KINDS, Job, Selection
+from binwrn.tracking.credentials import redact_uri
 from binwrn.tracking.lookup import fetch_artifact
 
 SWEEP_TAG = "binwrn.sweep"
@@ -47,8 +48,9 @@ def find_parent(client: MlflowClient, uri: str, name_or_id: str,
         if run.data.tags.get(SWEEP_TAG) == name_or_id:
             return run
     known = sorted({run.data.tags.get(SWEEP_TAG, "?") for run in parents})
-    raise ConfigError(f"No sweep named {name_or_id} in the tracking store {uri} (sweeps there: "
-                      f"{', '.join(known) or 'none'}): check the name or pass --tracking-uri.")
+    raise ConfigError(f"No sweep named {name_or_id} in the tracking store {redact_uri(uri)} "
+                      f"(sweeps there: {', '.join(known) or 'none'}): check the name or pass "
+                      "--tracking-uri.")
 
 
 def _artifact_text(uri: str, run_id: str, path: str) -> str | None:
@@ -126,7 +128,8 @@ def sweep_selection(client: MlflowClient, uri: str, parent: Run) -> Selection:
         raise DataError(f"Sweep {name} (parent run {run_id}) has nothing to report: {why}.")
     return Selection(
         title=name, kind=kind, row_keys=row_keys, runs=tuple(results), jobs=jobs,
-        source=f"sweep `{name}`, parent run `{run_id}` in `{uri}`", parent_run_id=run_id,
+        source=f"sweep `{name}`, parent run `{run_id}` in `{redact_uri(uri)}`",
+        parent_run_id=run_id,
         smoke=parent.data.tags.get(SMOKE_TAG, "false").lower() == "true",
         notes=tuple(notes + run_notes),
     )

@@ -22,6 +22,7 @@ from binwrn.config import config_hash
 from binwrn.errors import ConfigError
 from binwrn.sweeps.plan import GROUP, write_plan
 from binwrn.sweeps.spec import Job, SweepSpec
+from binwrn.tracking.credentials import move_credentials_to_env, redact_uri
 
 PARENT_ROLE_TAG = "binwrn.sweep_role"
 
@@ -89,7 +90,7 @@ def _launch(request: SweepRequest, pending: list[Job], plan_dir: Path, jobs_dir:
         *(["resume=false"] if request.force else []),
         *shared, *(request.launcher or []),
     ]
-    (jobs_dir.parent / "launch_command.txt").write_text(" ".join(command) + "\n")
+    (jobs_dir.parent / "launch_command.txt").write_text(redact_uri(" ".join(command)) + "\n")
     return subprocess.run(command).returncode
 
 
@@ -198,7 +199,7 @@ def run_sweep(
     composed = _compose_jobs(jobs, plan_dir, shared)
     hashes = {job_id: config_hash(cfg) for job_id, cfg in composed.items()}
     tracking = next(iter(composed.values())).tracking
-    uri = absolute_uri(tracking.uri)
+    uri = absolute_uri(move_credentials_to_env(tracking.uri))
     check_reachable(uri)
     client = open_client(uri)
     experiment_id = ensure_experiment(

@@ -9,20 +9,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlflow import MlflowClient
 from mlflow.entities import Metric, Run
 from mlflow.exceptions import MlflowException
 
 from binwrn.errors import ConfigError
+from binwrn.tracking.credentials import move_credentials_to_env, redact_uri
 from binwrn.tracking.run import now_ms
-from binwrn.tracking.store import absolute_uri, check_reachable
+from binwrn.tracking.store import absolute_uri, check_reachable, open_client
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 
 
 def resolve_uri(given: str | None) -> str:
     """--tracking-uri, else $MLFLOW_TRACKING_URI, else mlflow.db in the working directory."""
-    uri = absolute_uri(given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI)
+    given = given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    uri = absolute_uri(move_credentials_to_env(given))  # the password stays out of messages
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         raise ConfigError(f"No tracking store at {uri[len('sqlite:///'):]}: run from the folder "
                           "holding mlflow.db, or pass --tracking-uri (or set "
@@ -33,17 +34,17 @@ def resolve_uri(given: str | None) -> str:
 
 def find_run(uri: str, run_id: str) -> Run:
     try:
-        return MlflowClient(uri).get_run(run_id)
+        return open_client(uri).get_run(run_id)
     except MlflowException:
-        raise ConfigError(f"No run {run_id} in the tracking store {uri}: check the id "
-                          "(binwrn-run prints it) or pass --tracking-uri.") from None
+        raise ConfigError(f"No run {run_id} in the tracking store {redact_uri(uri)}: check the "
+                          "id (binwrn-run prints it) or pass --tracking-uri.") from None
 
 
 def fetch_artifact(uri: str, run_id: str, artifact: str, folder: Path) -> Path | None:
     """Download one artifact into `folder`; None where the run does not have it."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small file
     try:
-        return Path(MlflowClient(uri).download_artifacts(run_id, artifact, str(folder)))
+        return Path(open_client(uri).download_artifacts(run_id, artifact, str(folder)))
     except (MlflowException, OSError):
         return None
 
@@ -51,7 +52,7 @@ def fetch_artifact(uri: str, run_id: str, artifact: str, folder: Path) -> Path |
 def log_on_run(uri: str, run_id: str, metrics: dict[str, float], texts: dict[str, str],
                files: list[tuple[Path, str]]) -> None:
     """Metrics (step 0), text artifacts by artifact path, and files into artifact folders."""
-    client = MlflowClient(uri)
+    client = open_client(uri)
     client.log_batch(run_id, metrics=[Metric(k, float(v), now_ms(), 0)
                                       for k, v in metrics.items()])
     for artifact_file, text in texts.items():

@@ -48,15 +48,18 @@ def _copy_run(src, dst, run, experiment_id: str) -> str:
 
 def migrate(src_uri: str, dst_uri: str, log=print) -> int:
     """Copy the runs of every experiment of src_uri into dst_uri; returns how many."""
+    from binwrn.tracking.credentials import redact_uri
     from binwrn.tracking.store import (
         absolute_uri,
         artifact_location,
         check_reachable,
+        check_store_exists,
         ensure_experiment,
         open_client,
     )
 
     src_uri, dst_uri = absolute_uri(src_uri), absolute_uri(dst_uri)
+    check_store_exists(src_uri, "--from")  # a mistyped source must not become an empty store
     for uri in (src_uri, dst_uri):
         check_reachable(uri)
     src, dst = open_client(src_uri), open_client(dst_uri)
@@ -64,7 +67,8 @@ def migrate(src_uri: str, dst_uri: str, log=print) -> int:
     for experiment in src.search_experiments():
         # binwrn's layout on a SQLite target (mlartifacts/ beside the file); a server decides.
         beside = Path(dst_uri.removeprefix("sqlite:///")).parent / "mlartifacts"
-        location = artifact_location(dst_uri, str(beside), experiment.name)
+        location = (artifact_location(dst_uri, str(beside), experiment.name)
+                    if dst_uri.startswith("sqlite:") else None)
         target = ensure_experiment(dst, experiment.name, location)
         done = _already_copied(dst, target)
         runs = src.search_runs([experiment.experiment_id], max_results=50000,
@@ -77,7 +81,7 @@ def migrate(src_uri: str, dst_uri: str, log=print) -> int:
             parent = run.data.tags.get(PARENT_TAG)
             if parent in done:
                 dst.set_tag(done[run.info.run_id], PARENT_TAG, done[parent])
-        log(f"{experiment.name}: {len(runs)} runs, now all in {dst_uri}")
+        log(f"{experiment.name}: {len(runs)} runs, now all in {redact_uri(dst_uri)}")
     return copied
 
 

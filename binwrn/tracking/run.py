@@ -15,8 +15,8 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 
 from binwrn.errors import BinwrnError, ConfigError, Interrupted
+from binwrn.tracking.credentials import redact_uri
 from binwrn.tracking.store import (
-    absolute_uri,
     artifact_location,
     check_reachable,
     ensure_experiment,
@@ -34,7 +34,7 @@ class TrackedRun:
         tags: dict[str, str], params: dict[str, object], system_metrics_interval: float = 0,
         resume_run_id: str | None = None,
     ) -> None:
-        self.uri = absolute_uri(uri)
+        self.uri = uri  # normalised once, by the caller (prepare: absolute_uri)
         self.experiment, self.artifact_root = experiment, artifact_root
         self.run_name, self.tags, self.params = run_name, tags, params
         self.system_metrics_interval = system_metrics_interval
@@ -65,10 +65,10 @@ class TrackedRun:
                     self.run_id, params=[Param(k, str(v)) for k, v in self.params.items()]
                 )
         except MlflowException as err:
-            raise ConfigError(
+            raise ConfigError(redact_uri(
                 f"The tracking store tracking.uri={self.uri} cannot be used "
                 f"({str(err).splitlines()[0]}): fix the URI or start the server."
-            ) from None
+            )) from None
         self._start_system_metrics()
         return self
 
@@ -98,7 +98,7 @@ class TrackedRun:
         else:
             status = RunStatus.FAILED
             reason = str(exc) if isinstance(exc, BinwrnError) else f"{exc_type.__name__}: {exc}"
-            self.client.set_tag(self.run_id, FAILURE_TAG, reason[:5000])
+            self.client.set_tag(self.run_id, FAILURE_TAG, redact_uri(reason)[:5000])
         self.client.set_terminated(self.run_id, RunStatus.to_string(status))
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
@@ -131,7 +131,7 @@ def find_resumable_run(uri: str, experiment: str, config_hash: str) -> tuple[str
     Unfinished = not FINISHED: RUNNING after a SIGKILL, KILLED after SIGTERM, FAILED after a
     crash. The caller decides whether its checkpoint can be resumed.
     """
-    client = open_client(absolute_uri(uri))
+    client = open_client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None

@@ -10,6 +10,7 @@ such run, e.g. those of `make sweep SWEEP=p3_sensitivity`.
 from __future__ import annotations
 
 from binwrn.errors import ConfigError
+from binwrn.tracking.credentials import redact_uri
 
 NETWORK_TAG = "binwrn.network"
 NET_TAG = "binwrn.net"                   # the net alone (vgg5, resnet20, mlp300-100, wrn20-10)
@@ -20,9 +21,9 @@ METRIC = "val/acc"
 def stored_accuracy(uri: str, experiment: str, network: str,
                     layers: list[str]) -> dict[str, float]:
     """layer -> validation accuracy of its newest finished single-layer run."""
-    from mlflow import MlflowClient
+    from binwrn.tracking.store import open_client
 
-    client = MlflowClient(uri)
+    client = open_client(uri)
     found = client.get_experiment_by_name(experiment)
     runs = [] if found is None else client.search_runs(
         [found.experiment_id], max_results=5000, order_by=["attributes.start_time DESC"],
@@ -36,7 +37,7 @@ def stored_accuracy(uri: str, experiment: str, network: str,
     missing = [name for name in layers if name not in accuracy]
     if missing:
         raise ConfigError(f"iterative.ranking=store found no finished sensitivity run of "
-                          f"{', '.join(missing)} for {network} in {uri} (experiment "
+                          f"{', '.join(missing)} for {network} in {redact_uri(uri)} (experiment "
                           f"{experiment}): run them first (make sweep SWEEP=p3_sensitivity, "
                           "with SMOKE=1 for a smoke p3_orders), or give a ranking JSON.")
     return accuracy

@@ -1,9 +1,12 @@
 """Where runs are stored: an MLflow tracking URI, checked before any run starts.
 
-Default: `sqlite:///mlflow.db` in the working directory, with artifacts in `mlartifacts/`
-beside it, the same pair `make ui` serves (MLflow >= 3.13 refuses plain directories,
-ecosystem-notes 2.5). Relative SQLite paths are made absolute so runs started from any
-Hydra output directory land in the same file.
+Default: $MLFLOW_TRACKING_URI where it is set (conf/tracking/sqlite.yaml), else
+`sqlite:///mlflow.db` in the working directory, with artifacts in `mlartifacts/` beside it, the
+same pair `make ui` serves (MLflow >= 3.13 refuses plain directories, ecosystem-notes 2.5).
+`absolute_uri` normalises a URI once, where it enters (prepare, the sweep driver, the readers'
+resolve_uri): relative SQLite paths become absolute so runs started from any Hydra output
+directory land in the same file, and `postgresql://` names the installed driver. Every
+MlflowClient is built by `open_client`. URIs in messages pass through `redact_uri`.
 """
 
 from __future__ import annotations
@@ -13,30 +16,63 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from binwrn.errors import ConfigError
+from binwrn.tracking.credentials import redact_uri
 
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+POSTGRES_DRIVER = "postgresql+psycopg2"  # the driver binwrn installs (and the server uses)
 
 
 def absolute_uri(uri: str) -> str:
-    """Make a relative `sqlite:///x.db` absolute; refuse schemes MLflow cannot track to."""
+    """Make a relative `sqlite:///x.db` absolute, name psycopg2 for `postgresql://`, refuse
+    schemes MLflow cannot track to and SQLite paths that cannot be files."""
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite":
         path = uri[len("sqlite:///"):]
         if not uri.startswith("sqlite:///") or not path:
             raise ConfigError(
-                f"tracking.uri={uri} is malformed: write sqlite:///relative.db or "
+                f"tracking.uri={redact_uri(uri)} is malformed: write sqlite:///relative.db or "
                 "sqlite:////absolute/path.db."
             )
-        return f"sqlite:///{Path(path).expanduser().resolve()}"
-    if parsed.scheme in ("http", "https", "databricks", "postgresql", "mysql"):
+        database = Path(path).expanduser().resolve()
+        _check_can_be_a_file(database)
+        return f"sqlite:///{database}"
+    if parsed.scheme == "postgresql":  # SQLAlchemy 2.1 picks psycopg 3, which is not installed
+        return POSTGRES_DRIVER + uri[len("postgresql"):]
+    if parsed.scheme.startswith("postgresql+") and parsed.scheme != POSTGRES_DRIVER:
+        raise ConfigError(f"tracking.uri={redact_uri(uri)} names a PostgreSQL driver binwrn "
+                          f"does not install: write postgresql:// (it uses {POSTGRES_DRIVER}).")
+    if parsed.scheme in ("http", "https", "databricks", POSTGRES_DRIVER, "mysql"):
         return uri
     raise ConfigError(
-        f"tracking.uri={uri} is not supported: use sqlite:///<file>.db or http://<host>:<port>."
+        f"tracking.uri={redact_uri(uri)} is not supported: use sqlite:///<file>.db, "
+        "http://<host>:<port> or postgresql://<user>@<host>/<db>."
     )
+
+
+def _check_can_be_a_file(database: Path) -> None:
+    """A store path under a file, or naming a folder, gets one sentence (not an OSError)."""
+    if database.is_dir():
+        raise ConfigError(f"The tracking store {database} is a folder: name a file in it, "
+                          f"e.g. sqlite:///{database}/mlflow.db.")
+    for parent in database.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"The tracking store {database} cannot be created: {parent} "
+                                  "is a file, not a folder; point tracking.uri elsewhere.")
+            return
+
+
+def check_store_exists(uri: str, what: str) -> None:
+    """Refuse a SQLite file that is not there, where opening it would create an empty one."""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise ConfigError(f"No tracking store at {uri[len('sqlite:///'):]}: check {what} "
+                          "(nothing was created).")
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fail fast on a server that does not answer (MLflow's own client retries for minutes)."""
+    if uri.startswith(POSTGRES_DRIVER + "://"):
+        _check_postgres(uri, timeout_s)
     if not uri.startswith(("http://", "https://")):
         return
     import requests
@@ -45,14 +81,32 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         requests.get(uri.rstrip("/") + "/health", timeout=timeout_s)
     except requests.RequestException:
         raise ConfigError(
-            f"The tracking server tracking.uri={uri} cannot be reached: start it "
+            f"The tracking server tracking.uri={redact_uri(uri)} cannot be reached: start it "
             "(make ui) or point tracking.uri at a running server or a sqlite:/// file."
         ) from None
 
 
+def _check_postgres(uri: str, timeout_s: float) -> None:
+    """One connection through libpq (the password from the URI or PGPASSWORD): a wrong
+    password or a stopped server is one sentence, not MLflow's ten retries."""
+    import psycopg2
+
+    try:
+        psycopg2.connect("postgresql" + uri[len(POSTGRES_DRIVER):],
+                         connect_timeout=max(1, int(timeout_s))).close()
+    except psycopg2.Error as err:
+        reason = redact_uri(str(err).strip().splitlines()[0] if str(err).strip() else "")
+        raise ConfigError(
+            f"The PostgreSQL store tracking.uri={redact_uri(uri)} cannot be used ({reason}): "
+            "start binwrn-server, or give the password from its data folder's pg-password "
+            "file (in the URI or PGPASSWORD)."
+        ) from None
+
+
 def artifact_location(uri: str, artifact_root: str, experiment: str) -> str | None:
-    """Artifacts of a SQLite store go to a folder beside it; a server chooses its own."""
-    if not uri.startswith("sqlite:"):
+    """Artifacts of a database store (SQLite, or PostgreSQL reached directly) go to the
+    folder `artifact_root`; a server chooses its own."""
+    if uri.startswith(("http://", "https://", "databricks")):
         return None
     return (Path(artifact_root).expanduser().resolve() / experiment).as_uri()
 
@@ -91,8 +145,20 @@ def ensure_experiment(client, name: str, location: str | None) -> str:
 
     found = client.get_experiment_by_name(name)
     if found is not None:
+        _check_artifacts_reachable(client, found)
         return found.experiment_id
     try:
         return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
     except MlflowException:  # another process created it first
         return client.get_experiment_by_name(name).experiment_id
+
+
+def _check_artifacts_reachable(client, experiment) -> None:
+    """An experiment a server created keeps its artifacts behind that server
+    (mlflow-artifacts:/): a client on the database itself cannot upload there."""
+    location = experiment.artifact_location or ""
+    if location.startswith("mlflow-artifacts:") and not client.tracking_uri.startswith("http"):
+        raise ConfigError(
+            f"Experiment {experiment.name} keeps its artifacts on the tracking server, which "
+            f"{redact_uri(client.tracking_uri)} bypasses: point tracking.uri at the server "
+            "(http://...), or name another experiment (tracking.experiment=...).")

@@ -27,6 +27,7 @@ from binwrn.config import (
 )
 from binwrn.models import size_summary
 from binwrn.tracking.callback import with_error_pct
+from binwrn.tracking.credentials import redact_uri
 from binwrn.tracking.provenance import provenance_tags
 from binwrn.tracking.run import TrackedRun, find_resumable_run
 from binwrn.tracking.sensitivity_runs import LAYER_NUMBER_TAG, NET_TAG, NETWORK_TAG
@@ -39,8 +40,11 @@ from binwrn.train.layer_order import binarizable_names
 
 
 def _log_config(run: TrackedRun, cfg: DictConfig, output_dir: Path) -> None:
-    run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
-    run.log_folder(output_dir / ".hydra", "hydra")  # config.yaml, hydra.yaml, overrides.yaml
+    """The resolved config and Hydra's config.yaml, hydra.yaml, overrides.yaml, each with
+    the passwords of the URIs in it masked (the files are readable by anyone with the UI)."""
+    run.log_text(redact_uri(OmegaConf.to_yaml(cfg, resolve=True)), "config/resolved.yaml")
+    for path in sorted((output_dir / ".hydra").glob("*.yaml")):
+        run.log_text(redact_uri(path.read_text()), f"hydra/{path.name}")
 
 
 def _sweep_tags(cfg: DictConfig) -> dict[str, str]:
@@ -130,7 +134,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
     return {
         **sizes.metrics(), **with_error_pct(dict(scores)),
         "test_images": len(parts.data.test_set),
-        "run_name": run.run_name, "run_id": run.run_id, "tracking_uri": run.uri,
+        "run_name": run.run_name, "run_id": run.run_id, "tracking_uri": redact_uri(run.uri),
         "output_dir": str(work_dir), "wall_s": wall, "resumed": run.resumed,
         "ui_link": ui_link(experiment_id=run.experiment_id), **extra,
     }
