@@ -1,0 +1,67 @@
+"""Section `speed`: WRN-20-10 epoch time, 1-bit and fp32 weights, in the paper's fp32
+arithmetic and in bf16 autocast, through binwrn's Lightning path (binwrn.bench.measure);
+model TFLOP/s and their fraction of the measured matmul peak; then the compiled network,
+whose compile time is reported apart from its step time."""
+
+from __future__ import annotations
+
+import torch
+
+from binwrn.bench.flops import measured_peak_tflops, train_step_flops_per_image
+from binwrn.bench.measure import Case, Timing, lightning_path
+from binwrn.conf_files import compose
+from binwrn.config import build_augment, build_model, seed_all
+from binwrn.gpucheck.profile import Profile
+from binwrn.gpucheck.rows import Row
+from binwrn.train.fast_path import FastPath
+
+ARITHMETIC = {"32-true": "fp32", "bf16-mixed": "bf16"}
+EPOCH_TARGET_S = 6.0  # the issue's goal for a 1-bit WRN-20-10 CIFAR-10 epoch on an H100
+
+
+def _measure(profile: Profile, bits: int, precision: str, compiled: bool) -> tuple[Timing, int]:
+    depth, width = profile.speed_net
+    cfg = compose([f"model.depth={depth}", f"model.width={width}", f"model.bits={bits}"])
+    seed_all(0)
+    model, augment = build_model(cfg), build_augment(cfg)
+    step_flops = train_step_flops_per_image(model) * profile.speed_batch  # before compiling
+    fast = FastPath(channels_last=profile.device == "cuda", compile=compiled)
+    case = Case(depth, width, bits, profile.speed_batch, profile.speed_steps,
+                profile.speed_warmup)
+    timing = lightning_path(fast.apply(model), case, torch.device(profile.device), fast,
+                            augment, precision)
+    return timing, step_flops
+
+
+def _describe(profile: Profile, timing: Timing, step_flops: int, peak: float | None) -> str:
+    epoch_s = timing.ms_per_step * (profile.epoch_images // profile.speed_batch) / 1000
+    tflops = step_flops / (timing.ms_per_step / 1000) / 1e12
+    share = f", {100 * tflops / peak:.0f} % of peak" if peak else ""
+    return (f"epoch {epoch_s:.1f} s ({timing.ms_per_step:.1f} ms/step), "
+            f"{tflops:.1f} model TFLOP/s{share}")
+
+
+def rows(profile: Profile, emit) -> None:
+    device = torch.device(profile.device)
+    peaks = {a: measured_peak_tflops(device, a) for a in ("bf16", "tf32")}
+    net = "WRN-{}-{}".format(*profile.speed_net)
+    eager: dict[tuple[int, str], Timing] = {}
+    for bits in (1, 32):
+        for precision, arithmetic in ARITHMETIC.items():
+            timing, flops = _measure(profile, bits, precision, compiled=False)
+            eager[(bits, precision)] = timing
+            weights = "1-bit" if bits == 1 else "fp32"
+            peak = peaks["bf16" if arithmetic == "bf16" else "tf32"]
+            emit(Row("speed", f"{net} {weights} weights, {arithmetic} arithmetic, eager",
+                     _describe(profile, timing, flops, peak),
+                     f"epoch < {EPOCH_TARGET_S:.0f} s (issue goal, 1-bit)" if bits == 1 else ""))
+    timing, flops = _measure(profile, 1, "bf16-mixed", compiled=True)
+    steady = timing.ms_per_step * profile.speed_warmup / 1000
+    compile_s = timing.warmup_s - steady
+    emit(Row("speed", f"{net} 1-bit weights, bf16, torch.compile",
+             _describe(profile, timing, flops, peaks["bf16"]),
+             f"epoch < {EPOCH_TARGET_S:.0f} s (issue goal)"))
+    eager_warmup = eager[(1, "bf16-mixed")].warmup_s
+    emit(Row("speed", "compile time (1-bit, bf16)",
+             f"{compile_s:.1f} s ({profile.speed_warmup} warm-up steps took "
+             f"{timing.warmup_s:.1f} s compiled, {eager_warmup:.1f} s eager)"))
