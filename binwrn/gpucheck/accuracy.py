@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from binwrn.gpucheck.cycle_ends import logged_points, recomputed_accuracy
+from binwrn.gpucheck.process import run_limited
 from binwrn.gpucheck.profile import TOLERANCE_POINTS, Profile
 from binwrn.gpucheck.rows import Row
 
@@ -39,15 +39,15 @@ def train(profile: Profile, out: Path, work: Path, data_root: str | None,
     overrides = [*profile.accuracy_overrides, f"tracking.uri=sqlite:///{out}/mlflow.db",
                  f"tracking.artifact_root={work}/artifacts", f"data.cache_dir={work}/cache",
                  f"hydra.run.dir={run_dir}", *([f"data.root={data_root}"] if data_root else [])]
-    log = work / "binwrn-run.log"
+    log = out / "binwrn-run.log"
     with log.open("w") as sink:
-        done = subprocess.run([*binwrn_command("binwrn.cli:run"), *overrides], stdout=sink,
-                              stderr=subprocess.STDOUT, timeout=timeout_s,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        status = run_limited([*binwrn_command("binwrn.cli:run"), *overrides], timeout_s, sink,
+                             {**os.environ, "PYTHONUNBUFFERED": "1"})
     outcome = run_dir / "outcome.json"
-    if done.returncode != 0 or not outcome.is_file():
+    if status != 0 or not outcome.is_file():
         tail = log.read_text()[-600:].strip().replace("\n", " / ")
-        raise RuntimeError(f"binwrn-run exited {done.returncode}: {tail}")
+        ended = f"exited {status}" if status is not None else f"passed {timeout_s:.0f} s"
+        raise RuntimeError(f"binwrn-run {ended} ({log}): {tail}")
     return run_dir, json.loads(outcome.read_text())["run_id"]
 
 

@@ -123,7 +123,7 @@ def stage_folders(bundle: Path, calls: list[list[Path]]) -> list[Path]:
     for number, items in enumerate(calls, start=1):
         folder = bundle / f"call{number}"
         shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir()
+        folder.mkdir(parents=True)
         sums = []
         for item in items:
             moved = Path(shutil.move(str(item), folder / item.name))

@@ -12,7 +12,6 @@ import argparse
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,17 @@ from pathlib import Path
 import binwrn
 from binwrn.gpucheck import gpu_tests
 from binwrn.gpucheck import profile as profiles
-from binwrn.gpucheck.rows import SECTIONS, Row, markdown, passed, read_rows, record, rich_table
+from binwrn.gpucheck.process import run_limited
+from binwrn.gpucheck.rows import (
+    SECTIONS,
+    Row,
+    append_row,
+    markdown,
+    passed,
+    read_rows,
+    record,
+    rich_table,
+)
 
 REPO = Path(binwrn.__file__).resolve().parents[1]
 
@@ -69,8 +78,6 @@ def _run(name: str, profile: profiles.Profile, out: Path, work: Path, data_root:
     limit = profile.limits_s[name]
     if name == "gpu_tests":
         rows = gpu_tests.rows(profile.device, out, REPO, limit, log)
-        from binwrn.gpucheck.rows import append_row
-
         for row in rows:
             append_row(out / "rows.jsonl", row)
         return
@@ -79,11 +86,7 @@ def _run(name: str, profile: profiles.Profile, out: Path, work: Path, data_root:
                *([str(data_root)] if data_root else [])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    try:
-        subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=limit, env=env)
-    except subprocess.TimeoutExpired:
-        from binwrn.gpucheck.rows import append_row
-
+    if run_limited(command, limit, log, env) is None:
         append_row(out / "rows.jsonl", Row(name, "time limit", f"stopped after {limit} s",
                                            verdict="timeout"))
 

@@ -4,11 +4,11 @@ one row per test from pytest's JUnit XML."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from binwrn.gpucheck.process import run_limited
 from binwrn.gpucheck.rows import Row
 
 TEST_FILE = "tests/test_gpu_path.py"
@@ -19,10 +19,7 @@ def rows(device: str, out: Path, repo: Path, limit_s: float, log) -> list[Row]:
     command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
                f"--junitxml={report}", TEST_FILE]
     env = {**os.environ, "BINWRN_CHECK_DEVICE": device}
-    try:
-        subprocess.run(command, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT,
-                       timeout=limit_s)
-    except subprocess.TimeoutExpired:
+    if run_limited(command, limit_s, log, env, repo) is None:
         return [*_read(report), Row("gpu_tests", "pytest -m gpu", f"over {limit_s:.0f} s",
                                     verdict="timeout")]
     found = _read(report)

@@ -38,7 +38,7 @@ def _describe(profile: Profile, timing: Timing, step_flops: int, peak: float | N
     tflops = step_flops / (timing.ms_per_step / 1000) / 1e12
     share = f", {100 * tflops / peak:.0f} % of peak" if peak else ""
     return (f"epoch {epoch_s:.1f} s ({timing.ms_per_step:.1f} ms/step), "
-            f"{tflops:.1f} model TFLOP/s{share}")
+            f"{tflops:.3g} model TFLOP/s{share}")
 
 
 def rows(profile: Profile, emit) -> None:

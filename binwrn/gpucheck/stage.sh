@@ -25,4 +25,7 @@ sha256sum --quiet -c cifar10-png.tar.gz.sha256 || { echo "stage.sh: a CIFAR-10 p
 rm -rf cifar10 && mkdir cifar10 && tar xzf cifar10-png.tar.gz -C cifar10
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target "$STAGE/site" wheels/*.whl
+PYTHONPATH="$STAGE/site" python3 -c "import hydra, omegaconf, mlflow, sqlalchemy, alembic; \
+print('imports: hydra', hydra.__version__, 'mlflow', mlflow.__version__)" \
+  || { echo "stage.sh: the carried wheels do not import with this image's packages" >&2; exit 2; }
 echo "ready: CIFAR-10 in $STAGE/cifar10 ($(find cifar10 -name '*.png' | wc -l) images), wheels in $STAGE/site"
