@@ -58,7 +58,8 @@ GPU = Profile(
 CPU = Profile(
     name="cpu-shrunk", device="cpu", speed_net=(8, 1), speed_batch=50, speed_steps=3,
     speed_warmup=1, epoch_images=300,
-    accuracy_overrides=("experiment=smoke", "dataset=digits", "trainer.max_epochs=3",
+    accuracy_overrides=("experiment=smoke", "dataset=digits", "data.train_limit=1000",
+                        "trainer.max_epochs=3",
                         "schedule.first_cycle=1", "trainer.accelerator=cpu",
                         "checkpoints.keep_cycle_ends=2", "tracking.log_checkpoint=false"),
     cycle_ends=(1, 3),
