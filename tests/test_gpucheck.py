@@ -18,7 +18,9 @@ BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow  # four sections in subprocesses, two inductor compiles: minutes on 2 cores
+# Slow: four sections in subprocesses with three inductor compiles of WRN-8-1 (two in the gpu
+# tests, one timed by the speed section), each ~40 s of CPU: minutes on 2 cores.
+@pytest.mark.slow
 def test_cpu_shrunk_check_runs_every_section_end_to_end(tmp_path: Path) -> None:
     out, work = tmp_path / "out", tmp_path / "work"
     done = subprocess.run([str(BIN / "binwrn-gpucheck"), "--cpu", "--out", str(out),
@@ -37,7 +39,8 @@ def test_cpu_shrunk_check_runs_every_section_end_to_end(tmp_path: Path) -> None:
                      "after 3 epochs, recomputed BN", "the .bwn file's accuracy"):
         assert expected in checks
     raw = read_rows(out / "rows.jsonl")  # the verdicts before shrinking: real passes
-    assert all(r.verdict in ("pass", "info") for r in raw), [r for r in raw if r.verdict]
+    broken = [r for r in raw if r.verdict not in ("pass", "info")]
+    assert not broken, broken
     (run,) = MlflowClient(f"sqlite:///{out}/mlflow.db").search_runs(["1"])
     assert run.info.status == "FINISHED" and (out / "wrn.bwn").is_file()
 

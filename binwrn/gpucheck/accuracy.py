@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -84,9 +85,10 @@ def _export_rows(profile: Profile, uri: str, run_id: str, run_acc: float, out: P
     from binwrn.train.fast_path import resolve_precision
 
     source = load_source(run_id, uri)
-    bwn = out / "wrn.bwn"
+    bwn = work / "wrn.bwn"  # its size report lands beside it; OUT gets the file alone
     result = export_model(source, bwn, None)
     log_export(source, result)
+    shutil.copyfile(bwn, out / bwn.name)
     emit(Row("accuracy", "export to .bwn (logged on the run)",
              f"{bwn.stat().st_size:,} bytes, packed max |logit diff| "
              f"{result.checks['packed']:.2g}", "round-off", "pass"))

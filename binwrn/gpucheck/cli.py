@@ -106,7 +106,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     (out / "rows.jsonl").unlink(missing_ok=True)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # a log: no wrapping
     started = time.perf_counter()
     budget = sum(profile.limits_s[s] for s in args.sections)
     console.print(f"binwrn-gpucheck ({profile.name}): {', '.join(args.sections)}; limits add "
@@ -116,6 +116,7 @@ def main() -> None:
             console.print(f"  {name} (limit {profile.limits_s[name]} s) ...")
             _run(name, profile, out, work, args.data_root, log)
             log.flush()
+    (out / "mlflow.db.init-lock").unlink(missing_ok=True)  # OUT brings back 8 files at most
     rows = read_rows(out / "rows.jsonl")
     if profile.shrunk:
         rows = [r.shrunk() for r in rows]
