@@ -37,8 +37,9 @@ def train_step_flops_per_image(model: nn.Module) -> int:
 
 
 def measured_peak_tflops(device: torch.device, arithmetic: str = "bf16") -> float | None:
-    """Dense matmul throughput actually reached on this GPU (None on a CPU): `bf16`, or
-    `tf32` (fp32 tensors on TF32 tensor cores, what cuDNN's fp32 convolutions use by default)."""
+    """Dense matmul throughput actually reached on this GPU (None on a CPU): `bf16`, `tf32`
+    (fp32 tensors on TF32 tensor cores, what cuDNN's fp32 convolutions use by default) or
+    `fp32` (TF32 off)."""
     if device.type != "cuda":
         return None
     n = 8192

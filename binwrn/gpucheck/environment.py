@@ -63,8 +63,8 @@ def rows(profile: Profile, emit) -> None:
     emit(Row("environment", "TF32 allowed (cuDNN conv / matmul)",
              f"{torch.backends.cudnn.allow_tf32} / {torch.backends.cuda.matmul.allow_tf32}",
              "PyTorch defaults: True / False"))
-    for arithmetic in ("bf16", "tf32"):
+    known = {"bf16": "~790 on an H100 (KINDS.md)"}
+    for arithmetic in ("bf16", "tf32", "fp32"):
         peak = measured_peak_tflops(device, arithmetic)
         emit(Row("environment", f"measured {arithmetic} matmul peak (8192^3)",
-                 f"{peak:.0f} TFLOP/s" if peak else "- (a CPU)",
-                 "~790 bf16 on an H100 (KINDS.md)" if arithmetic == "bf16" else ""))
+                 f"{peak:.0f} TFLOP/s" if peak else "- (a CPU)", known.get(arithmetic, "")))
