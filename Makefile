@@ -9,7 +9,8 @@ yes = $(filter 1 true yes,$(1))
 SWEEP_FLAGS = $(if $(call yes,$(SMOKE)),--smoke) $(if $(call yes,$(FORCE)),--force) \
   $(if $(JOBS),--jobs $(JOBS)) $(if $(LAUNCHER),--launcher $(LAUNCHER))
 
-.PHONY: help install demo test test-server test-fast lint ui server clean sweep sweep-ablations report bench
+.PHONY: help install demo test test-server test-fast lint ui server clean sweep sweep-ablations report bench \
+  gpu-check gpu-bundle
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +35,12 @@ report: install  ## tables and figures of the newest run of sweep $(SWEEP) (binw
 
 bench: install  ## binwrn vs plain PyTorch, 1-bit vs fp32 step times (QUICK=1: a CPU subset) -> docs/benchmarks.md
 	$(RUN) binwrn-bench $(if $(call yes,$(QUICK)),--quick) $(ARGS)
+
+gpu-check: install  ## the GPU path proven on one GPU in < 8 min -> docs/gpu-check.md (CPU=1: shrunk, on the CPU)
+	$(RUN) binwrn-gpucheck $(if $(call yes,$(CPU)),--cpu) $(ARGS)
+
+gpu-bundle: install  ## wheels + CIFAR-10 parts for a GPU machine, in calls of <= 64 MiB (.gpudata/PLAN.md)
+	$(RUN) --with pip python -m binwrn.gpucheck.bundle $(if $(TAR),--tar $(TAR))
 
 test: install  ## the whole test suite (CPU, under 15 minutes), two workers (pytest-xdist)
 	$(RUN) pytest -q -n 2

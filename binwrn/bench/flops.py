@@ -36,21 +36,29 @@ def train_step_flops_per_image(model: nn.Module) -> int:
     return 3 * forward_flops_per_image(model)
 
 
-def measured_peak_tflops(device: torch.device) -> float | None:
-    """Dense bf16 matmul throughput actually reached on this GPU (None on a CPU)."""
+def measured_peak_tflops(device: torch.device, arithmetic: str = "bf16") -> float | None:
+    """Dense matmul throughput actually reached on this GPU (None on a CPU): `bf16`, `tf32`
+    (fp32 tensors on TF32 tensor cores, what cuDNN's fp32 convolutions use by default) or
+    `fp32` (TF32 off)."""
     if device.type != "cuda":
         return None
     n = 8192
-    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    torch.cuda.synchronize(device)
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    repeats = 20
-    for _ in range(repeats):
-        a @ b
-    end.record()
-    torch.cuda.synchronize(device)
+    dtype = torch.bfloat16 if arithmetic == "bf16" else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    allowed = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = arithmetic == "tf32"
+    try:
+        for _ in range(3):
+            a @ b
+        torch.cuda.synchronize(device)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        repeats = 20
+        for _ in range(repeats):
+            a @ b
+        end.record()
+        torch.cuda.synchronize(device)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = allowed
     return 2 * n**3 * repeats / (start.elapsed_time(end) / 1000) / 1e12

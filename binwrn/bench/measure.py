@@ -38,6 +38,7 @@ class Case:
 class Timing:
     ms_per_step: float
     peak_memory_mb: float
+    warmup_s: float = 0.0  # the warm-up steps' wall time (compilation, autotuning included)
 
     def images_per_s(self, batch_size: int) -> float:
         return 1000.0 * batch_size / self.ms_per_step
@@ -64,13 +65,17 @@ def synthetic_images(n: int, seed: int = 0) -> ImageSplit:
 
 
 class _WindowTimer(pl.Callback):
-    """Wall time from the start of step `warmup` to the end of the last step."""
+    """Wall time from the start of step `warmup` to the end of the last step, and of the
+    warm-up steps before it."""
 
     def __init__(self, warmup: int, device: torch.device) -> None:
         self.warmup, self.device = warmup, device
-        self.started = self.seconds = None
+        self.started = self.seconds = self.first_step = None
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
+        if trainer.global_step == 0 and self.first_step is None:
+            _sync(self.device)
+            self.first_step = time.perf_counter()
         if trainer.global_step == self.warmup:
             _sync(self.device)
             self.started = time.perf_counter()
@@ -81,7 +86,7 @@ class _WindowTimer(pl.Callback):
 
 
 def lightning_path(model, case: Case, device: torch.device, fast: FastPath,
-                   augment: Augment) -> Timing:
+                   augment: Augment, precision: str = "auto") -> Timing:
     n_steps = case.warmup + case.steps
     data = DeviceAugmentedData(synthetic_images(case.batch_size * n_steps),
                                synthetic_images(case.batch_size), case.batch_size, augment,
@@ -91,14 +96,15 @@ def lightning_path(model, case: Case, device: torch.device, fast: FastPath,
     accelerator = "gpu" if device.type == "cuda" else "cpu"
     trainer = pl.Trainer(
         accelerator=accelerator, devices=1, max_epochs=1, logger=False,
-        precision=resolve_precision("auto", accelerator), callbacks=[timer],
+        precision=resolve_precision(precision, accelerator), callbacks=[timer],
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, limit_val_batches=0,
     )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     trainer.fit(classifier, datamodule=data)
-    return Timing(1000.0 * timer.seconds / case.steps, _peak_mb(device))
+    return Timing(1000.0 * timer.seconds / case.steps, _peak_mb(device),
+                  timer.started - timer.first_step)
 
 
 def plain_loop(model, case: Case, device: torch.device, fast: FastPath,

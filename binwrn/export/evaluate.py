@@ -33,8 +33,10 @@ def default_overrides(header: dict, given: list[str]) -> list[str]:
     return defaults + given
 
 
-def packed_runner(packed: PackedModel, runtime: str) -> Callable[[np.ndarray], np.ndarray]:
-    """Images -> logits in `runtime`, built once for all the test set's chunks."""
+def packed_runner(packed: PackedModel, runtime: str, device: str = "cpu"
+                  ) -> Callable[[np.ndarray], np.ndarray]:
+    """Images -> logits in `runtime`, built once for all the test set's chunks (`torch` on
+    `device`; the others on the CPU)."""
     if runtime == "numpy":
         from binwrn.export.numpy_runtime import NumpyWRN
 
@@ -48,19 +50,19 @@ def packed_runner(packed: PackedModel, runtime: str) -> Callable[[np.ndarray], n
         from binwrn.export.pack import rebuild_wrn, torch_logits
 
         model = rebuild_wrn(packed)
-        return lambda images: torch_logits(model, images)
+        return lambda images: torch_logits(model, images, device=device)
     raise ConfigError(f"--runtime {runtime} is unknown: use one of {', '.join(RUNTIMES)}.")
 
 
 def evaluate_packed(packed: PackedModel, cfg: DictConfig, runtime: str = "torch",
-                    name: str = "") -> dict:
+                    name: str = "", device: str = "cpu") -> dict:
     """Accuracy of `packed` on the whole test set `cfg` names."""
     classes = packed.header["model"]["num_classes"]
     if cfg.dataset.num_classes != classes:
         raise ConfigError(f"The packed model has {classes} classes but "
                           f"dataset={cfg.dataset.name} has {cfg.dataset.num_classes}: pass "
                           "the data set it was trained on.")
-    run = packed_runner(packed, runtime)
+    run = packed_runner(packed, runtime, device)
     _, test = load_data(cfg)
     # A chunk at a time: ImageNet's val set is decoded as it is scored, never whole.
     predicted = np.concatenate([run(images).argmax(axis=1)

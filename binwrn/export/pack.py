@@ -136,9 +136,10 @@ def rebuild_wrn(packed: PackedModel) -> PackableNet:
 
 
 @torch.no_grad()
-def torch_logits(model: nn.Module, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    """Eval-mode logits of float32 NCHW images, computed on the CPU in batches."""
-    model = model.eval()
-    out = [model(torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size]))).numpy()
-           for i in range(0, len(images), batch_size)]
+def torch_logits(model: nn.Module, images: np.ndarray, batch_size: int = 500,
+                 device: str = "cpu") -> np.ndarray:
+    """Eval-mode fp32 logits of float32 NCHW images, computed on `device` in batches."""
+    model = model.eval().to(device)
+    out = [model(torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).to(device))
+           .cpu().numpy() for i in range(0, len(images), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
