@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from e2e import binwrn_run
+from helpers_cli import call_entry as _call
 from mlflow import MlflowClient
 
 from binwrn import cli
@@ -28,17 +29,6 @@ from binwrn.report import cli as report_cli
 pytestmark = pytest.mark.slow
 BINWRN_SWEEP = Path(sys.executable).with_name("binwrn-sweep")
 TINY = ("experiment=smoke", "dataset=digits", "data.train_limit=100", "data.test_limit=100")
-
-
-def _call(entry, monkeypatch, capsys, *argv) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["prog", *map(str, argv)])
-    try:
-        entry()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _one_value_per_step(client: MlflowClient, run) -> None:
