@@ -44,7 +44,7 @@ def _write_outcome(output_dir: Path, cfg: DictConfig, status: str, reason: str |
     """outcome.json in the job's folder: what binwrn-sweep reads back after its launcher."""
     outcome = {"job": cfg.sweep.job, "status": status, "reason": reason,
                "run_id": (result or {}).get("run_id"),
-               "test_error_pct": (result or {}).get("test/error_pct")}
+               "test_error_pct": (result or {}).get("test_final/error_pct")}
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "outcome.json").write_text(json.dumps(outcome, indent=2))
 
@@ -83,7 +83,7 @@ def _run_job(cfg: DictConfig) -> float | None:
         return None
     _write_outcome(output_dir, cfg, "finished", result=result)
     show_result(result)
-    return result["test/error_pct"]
+    return result["test_final/error_pct"]
 
 
 def run() -> None:

@@ -65,6 +65,8 @@ CURATED_PARAMS = (
     "model.hidden", "model.init", "optim.name", "optim.decay_scope", "optim.betas",
     "data.val_size",
     "dataset.use_extra",  # SVHN's configs only: absent keys are not logged
+    "trainer.tf32", "model.final_bn_affine", "model.skip", "model.init_gain",
+    "schedule.per_batch",
 )
 # Keys that change where things are stored or how fast, not what is trained.
 HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
@@ -73,6 +75,8 @@ HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
                  "sweep.parent_run_id", "sweep.job", "sweep.smoke",
                  "dataset.workers", "dataset.decoder",  # ImageNet loader: speed only
                  "norms",  # the table model.input_relu and model.temperature read: in model.*
+                 # extra test points on a copy of the BN state: the training is unchanged
+                 "bn.recomputed_test_epochs",
                  "model.label",  # the net's name in run names and folders
                  # read by paper 3's nets as model.input_mean/std (hashed there); the WRN's
                  # input BN normalises instead
@@ -81,10 +85,17 @@ HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
 # the hash it had before them: its finished runs are still skipped, its runs still resume.
 # Keys paper 3 added; their curated params also show only where they differ from paper 1.
 PAPER3_KEYS = {"optim.name": "sgd", "optim.decay_scope": "weights", "data.val_size": 0}
+# Keys of the fidelity issue (16): TF32, Appendix B's plain net, two implementation
+# ablations. (Its default precision 32-true did change the default hash: `auto` had bf16 on
+# GPUs; trainer.precision=auto keeps the hash stored runs carry.)
+FIDELITY_KEYS = {"trainer.tf32": False, "model.final_bn_affine": False, "model.skip": True,
+                 "model.init_gain": 2.0, "schedule.per_batch": True}
 PAPER1_VALUES = {"model.norm": "batchnorm", "model.temperature": None,
                  "dataset.channels": 3,  # added with MNIST's single channel
                  "iterative.layer": None,  # added after the other iterative.* keys
-                 **PAPER3_KEYS}
+                 **PAPER3_KEYS, **FIDELITY_KEYS}
+# Shown as params only where they differ from paper 1: older runs' params stay as they were.
+QUIET_PARAMS = {**PAPER3_KEYS, **FIDELITY_KEYS}
 # Groups paper 3 added, left out in the same way while their switch holds paper 1's value:
 # with iterative.order=none the other iterative.* keys have no effect.
 PAPER1_GROUPS = {"iterative": ("order", "none")}
@@ -96,7 +107,7 @@ def curated_params(cfg: DictConfig) -> dict[str, object]:
     keys = [k for k in CURATED_PARAMS if not (paper1 and k.startswith("iterative."))]
     values = {key: OmegaConf.select(cfg, key, default="__absent__") for key in keys}
     return {k: (list(v) if OmegaConf.is_list(v) else v) for k, v in values.items()
-            if v != "__absent__" and not (k in PAPER3_KEYS and v == PAPER3_KEYS[k])}
+            if v != "__absent__" and not (k in QUIET_PARAMS and v == QUIET_PARAMS[k])}
 
 
 def _parent(tree: dict, dotted: str) -> dict:
@@ -156,7 +167,7 @@ def run_name(cfg: DictConfig) -> str:
     if cfg.model.get("norm", "batchnorm") == "shifted_relu":
         affine = f"srelu-T{cfg.model.temperature:g}"  # no internal BN to be affine or not
     cut = f"-cutout{cfg.data.cutout}" if cfg.data.cutout else ""
-    return (f"{cfg.dataset.name}-wrn{cfg.model.depth}-{cfg.model.width}-{bits}-"
+    return (f"{cfg.dataset.name}-{net_name(cfg.model)}-{bits}-"
             f"{cfg.schedule.name}-{affine}{cut}")
 
 
@@ -296,6 +307,7 @@ class Prepared:
     crops: CropSettings | None = None
     optimizer: OptimizerSettings = OptimizerSettings()
     validation: ImageSplit | None = None  # data.val_size images held out of `train`
+    recomputed_tests: frozenset[int] = frozenset()  # epochs with a test_recomputed/* point
 
 
 def seed_all(seed: int) -> None:
@@ -325,7 +337,26 @@ def prepare(cfg: DictConfig) -> Prepared:
     fast_path = FastPath.from_config(cfg.speed, cfg.trainer.accelerator)
     warnings = [schedule.mismatch(cfg.trainer.max_epochs), unused_bn_option(cfg), order_warning]
     return Prepared(model, schedule, augment, train, test, uri, fast_path,
-                    tuple(w for w in warnings if w), order, crops, optimizer, validation)
+                    tuple(w for w in warnings if w), order, crops, optimizer, validation,
+                    recomputed_test_epochs(cfg, schedule))
+
+
+def recomputed_test_epochs(cfg: DictConfig, schedule) -> frozenset[int]:
+    """The epochs (counted from 1) after which `test_recomputed/*` is measured:
+    bn.recomputed_test_epochs, cycle_ends meaning the epochs after which SGDR restarts (and
+    its last if it ends a cycle); epochs past trainer.max_epochs are left out."""
+    value = OmegaConf.select(cfg, "bn.recomputed_test_epochs", default="none")
+    last = cfg.trainer.max_epochs
+    if value in (None, "none"):
+        return frozenset()
+    if value == "cycle_ends":
+        return frozenset(e for e in range(1, last + 1) if schedule.restarts_at(e))
+    epochs = OmegaConf.to_container(value) if OmegaConf.is_list(value) else value
+    if not isinstance(epochs, list) or not all(
+            isinstance(e, int) and not isinstance(e, bool) and e >= 1 for e in epochs):
+        raise ConfigError(f"bn.recomputed_test_epochs={value} is not allowed: use cycle_ends, "
+                          "none, or a list of epochs such as [1, 6, 14].")
+    return frozenset(e for e in epochs if e <= last)
 
 
 def network_key(cfg: DictConfig) -> str:
@@ -351,7 +382,8 @@ def binarization_order(cfg: DictConfig, model: nn.Module, uri: str | None = None
         accuracy = stored_accuracy(uri or absolute_uri(cfg.tracking.uri),
                                    cfg.tracking.experiment, network_key(cfg), layers)
         ranking = ranking_record(accuracy, layers)
-    names = resolve_order(order, layers, cfg.seed, ranking, it.get("layer"))
+    names = resolve_order(order, layers, cfg.seed, ranking, it.get("layer"),
+                          net_name(cfg.model))
     if names is None:
         return None, None
     epochs = check_epochs_per_layer(it.epochs_per_layer)

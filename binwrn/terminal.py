@@ -35,10 +35,10 @@ def show_result(result: dict) -> None:
     table.add_column(style="bold")
     table.add_column()
     rows = [
-        ("test error", f"{result['test/error_pct']:.2f} %  (acc {result['test/acc']:.4f} "
-                       f"on {result['test_images']:,} images)"),
-        *([("top-5 error", f"{result['test/top5_error_pct']:.2f} %")]
-          if "test/top5_error_pct" in result else []),
+        ("test error", f"{result['test_final/error_pct']:.2f} %  (acc "
+                       f"{result['test_final/acc']:.4f} on {result['test_images']:,} images)"),
+        *([("top-5 error", f"{result['test_final/top5_error_pct']:.2f} %")]
+          if "test_final/top5_error_pct" in result else []),
         ("weights", f"{result['model/conv_weights']:,} "
                          f"({result['model/binary_weights']:,} 1-bit)"),
         ("weights on disk", f"{_mib(result['model/packed_bytes'])} packed vs "

@@ -1,8 +1,11 @@
 """Real MLflow runs shaped as the sweep driver and binwrn-run record them, for report tests.
 
-A child run logs, per epoch e (step e), the test error `curve_value(final, e)`, and at the
-last step a second, later `test/error_pct`: the final test after BN recomputation, which is
-`final` and differs from that epoch's own value, so a report that reads the wrong one fails.
+A child run logs, per epoch e (step e), the running-statistics test error
+`curve_value(final, e)`; at the SGDR cycle ends the test with BN statistics recomputed,
+`recomputed_value(final, e)`; and at the last step the final test, `final`, as
+test_final/error_pct (and test_recomputed/error_pct). The three differ everywhere, so a report
+that reads the wrong one fails. `legacy=True` logs a run as binwrn did before test_final/*
+and test_recomputed/*: the final test as a second, later test/error_pct at the last step.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ def curve_value(final: float, epoch: int) -> float:
     return final + 0.7 + 2.0 * (EPOCHS - epoch)
 
 
+def recomputed_value(final: float, epoch: int) -> float:
+    """The test error with BN statistics recomputed at `epoch` (the final one at the end)."""
+    return final + 1.5 * (EPOCHS - epoch)
+
+
 def paper_params(**changes: object) -> dict[str, str]:
     """binwrn-run's curated params of the Fig. 6 setting (C100 20-4, no cutout)."""
     params = {"dataset.name": "cifar100", "model.depth": 20, "model.width": 4, "model.bits": 1,
@@ -56,7 +64,7 @@ def new_experiment(client: MlflowClient, name: str, root: Path) -> str:
 
 
 def log_child(client: MlflowClient, experiment_id: str, params: dict[str, str], final: float,
-              tags: dict[str, str] | None = None) -> str:
+              tags: dict[str, str] | None = None, legacy: bool = False) -> str:
     restarts = "2,6" if params["schedule.name"] == "sgdr" else ""
     run_id = client.create_run(experiment_id, run_name=f"run-{params['model.bits']}",
                                tags={"binwrn.restarts": restarts, **(tags or {})}).info.run_id
@@ -69,8 +77,17 @@ def log_child(client: MlflowClient, experiment_id: str, params: dict[str, str], 
                            ("train/acc", 1 - error / 120), ("lr", 0.1 / epoch)):
             metrics.append(Metric(key, value, T0 + 1000 * epoch, epoch))
     later = T0 + 1000 * (EPOCHS + 1)
-    metrics += [Metric("test/error_pct", final, later, EPOCHS),
-                Metric("test/acc", 1 - final / 100, later, EPOCHS)]
+    if legacy:
+        metrics += [Metric("test/error_pct", final, later, EPOCHS),
+                    Metric("test/acc", 1 - final / 100, later, EPOCHS)]
+    else:
+        ends = [int(e) for e in restarts.split(",") if e] + [EPOCHS]
+        for epoch in ends:
+            error = recomputed_value(final, epoch)
+            metrics += [Metric("test_recomputed/error_pct", error, T0 + 1000 * epoch, epoch),
+                        Metric("test_recomputed/acc", 1 - error / 100, T0 + 1000 * epoch, epoch)]
+        metrics += [Metric("test_final/error_pct", final, later, EPOCHS),
+                    Metric("test_final/acc", 1 - final / 100, later, EPOCHS)]
     client.log_batch(run_id, metrics=metrics)
     client.set_terminated(run_id, "FINISHED")
     return run_id

@@ -193,9 +193,22 @@ def test_config_hash():
 
 def test_default_config_keeps_the_hash_its_stored_runs_carry():
     """Pinned: a key added later must leave this hash alone (PAPER1_VALUES), or every store's
-    finished runs stop being skipped and unfinished ones stop resuming."""
-    assert config_hash(_compose()) == "bb26442466369516"
-    assert config_hash(_compose("experiment=demo")) == "755787bc208c435a"
+    finished runs stop being skipped and unfinished ones stop resuming.
+
+    Issue 16 changed it on purpose: the default precision became the paper's 32-true, and
+    stored runs of `auto` trained in bf16 wherever a GPU had it, so they are not runs of the
+    new default. Asked for explicitly, `auto` still finds them (and resumes them)."""
+    assert config_hash(_compose()) == "b41f151c9c9a7c00"
+    assert config_hash(_compose("experiment=demo")) == "afba44a6dffb78ed"
+    assert config_hash(_compose("trainer.precision=auto")) == "bb26442466369516"
+    assert config_hash(_compose("experiment=demo", "trainer.precision=auto")) == \
+        "755787bc208c435a"
+    # The keys issue 16 added keep those hashes at their paper values.
+    for key, value in (("trainer.tf32", "false"), ("model.skip", "true"),
+                       ("model.init_gain", "2.0"), ("model.final_bn_affine", "false"),
+                       ("schedule.per_batch", "true")):
+        assert config_hash(_compose("trainer.precision=auto", f"{key}={value}")) == \
+            "bb26442466369516", key
 
 
 def test_curated_params():

@@ -40,8 +40,9 @@ def test_two_cpu_processes_train_one_run_like_one_process(tmp_path: Path,
     epochs = list(range(1, EPOCHS + 1))
     for key in ("train/loss", "train/acc", "lr"):
         assert _steps(client, ddp.info.run_id, key) == epochs  # once per epoch, by rank zero
-    assert _steps(client, ddp.info.run_id, "test/acc") == [*epochs, EPOCHS]  # + the final test
-    together, one = ddp.data.metrics["test/acc"], alone.data.metrics["test/acc"]
+    assert _steps(client, ddp.info.run_id, "test/acc") == epochs  # one value per step
+    assert _steps(client, ddp.info.run_id, "test_final/acc") == [EPOCHS]  # the final test
+    together, one = ddp.data.metrics["test_final/acc"], alone.data.metrics["test_final/acc"]
     correct = together * TEST_IMAGES
     assert correct == pytest.approx(round(correct), abs=1e-3)  # a count over all 201 images
     assert together > 0.25 and one > 0.25  # chance is 0.1

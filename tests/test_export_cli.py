@@ -5,12 +5,12 @@ stderr and exit status 2, never a traceback."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers_cli import call_entry as _call
 from helpers_export import trained_looking_wrn
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -36,17 +36,6 @@ def _run_dir(root: Path, bits: int = 1, hydra: bool = True) -> Path:
     config.parent.mkdir(exist_ok=True)
     config.write_text(OmegaConf.to_yaml(cfg))
     return ckpt
-
-
-def _call(entry, monkeypatch, capsys, *argv: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", [entry.__name__, *map(str, argv)])
-    try:
-        entry()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _one_error_line(err: str, prog: str) -> str:

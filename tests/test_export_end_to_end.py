@@ -1,6 +1,6 @@
 """Train, export, evaluate, as a user would (three subprocesses): the packed file's accuracy
-is the run's recorded test/acc, in PyTorch, NumPy and ONNX alike, and the export is logged on
-the run."""
+is the run's recorded final test accuracy (test_final/acc), in PyTorch, NumPy and ONNX alike,
+and the export is logged on the run."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def test_trained_run_exported_by_id_keeps_its_accuracy(tmp_path: Path) -> None:
     trained = binwrn_run(tmp_path, "experiment=smoke", "dataset=digits")
     assert trained.returncode == 0, trained.stderr[-3000:]
     (run,) = trained.runs()
-    recorded = run.data.metrics["test/acc"]
+    recorded = run.data.metrics["test_final/acc"]
 
     # By run id, from the folder holding mlflow.db: the default store.
     exported = _tool("binwrn-export", tmp_path, run.info.run_id, "--out", "wrn.bwn",

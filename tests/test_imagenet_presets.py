@@ -109,7 +109,7 @@ def test_fp32_preset_trains_and_records_both_tests_in_process(jpegs, tmp_path, f
     assert run.data.params["dataset.name"] == "imagenet" and run.data.params["model.bits"] == "32"
     assert run.data.metrics["test_25crop/top1_acc"] == pytest.approx(
         1 - result["test_25crop/top1_error_pct"] / 100)
-    assert run.data.metrics["test/acc"] == result["test/acc"]
+    assert run.data.metrics["test_final/acc"] == result["test_final/acc"]
 
 
 @pytest.mark.slow

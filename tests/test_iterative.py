@@ -143,14 +143,15 @@ def test_unscaled_sign_passes_the_gradient_unchanged_and_unclipped() -> None:
     assert torch.equal(conv.weight.grad, w_hat.grad) and conv.weight.grad[0, 0, 0, 0] != 0
 
 
-def test_the_switch_is_not_in_checkpoints_so_paper1_ones_load_unchanged() -> None:
+def test_the_switch_is_in_checkpoints_and_paper1_ones_without_it_load_all_binary() -> None:
     model = WideResNet(depth=8, width=1)
-    keys = set(WideResNet(depth=8, width=1).state_dict())
     set_binary_layers(model, {"conv_in"})
-    assert set(model.state_dict()) == keys and not any("binary_active" in k for k in keys)
     fresh = WideResNet(depth=8, width=1)
-    fresh.load_state_dict(model.state_dict())  # strict: same keys
-    assert _binary_now(fresh) == NAMES  # the schedule, not the file, decides after a resume
+    fresh.load_state_dict(model.state_dict())  # strict
+    assert _binary_now(fresh) == ["conv_in"]  # the model as trained (issue 16)
+    old = {k: v for k, v in model.state_dict().items() if "binary_active" not in k}
+    fresh.load_state_dict(old)  # strict still: a checkpoint from before the switch was stored
+    assert _binary_now(fresh) == NAMES
 
 
 def test_an_fp32_phase_trains_the_latent_weight_directly() -> None:
@@ -164,13 +165,15 @@ def test_an_fp32_phase_trains_the_latent_weight_directly() -> None:
 
 
 def test_new_keys_leave_the_paper1_hash_and_params_unchanged() -> None:
-    # Hashes of the configs as they were before iterative.* existed (commit 9d0e2fa).
-    assert config_hash(compose([])) == "bb26442466369516"
-    assert config_hash(compose(["model.bits=32"])) == "51eb3124e9e1f234"
-    assert config_hash(compose(["iterative.epochs_per_layer=3"])) == "bb26442466369516"
-    forward = config_hash(compose(["iterative.order=forward"]))
+    # Hashes of the configs as they were before iterative.* existed (commit 9d0e2fa), whose
+    # precision was `auto` (the default until issue 16).
+    auto = "trainer.precision=auto"
+    assert config_hash(compose([auto])) == "bb26442466369516"
+    assert config_hash(compose([auto, "model.bits=32"])) == "51eb3124e9e1f234"
+    assert config_hash(compose([auto, "iterative.epochs_per_layer=3"])) == "bb26442466369516"
+    forward = config_hash(compose([auto, "iterative.order=forward"]))
     assert forward != "bb26442466369516"
-    assert forward != config_hash(compose(["iterative.order=reverse"]))
+    assert forward != config_hash(compose([auto, "iterative.order=reverse"]))
     assert not any(k.startswith("iterative.") for k in curated_params(compose([])))
     assert curated_params(compose(["iterative.order=forward"]))["iterative.order"] == "forward"
 

@@ -36,4 +36,4 @@ def test_four_simultaneous_runs_on_one_new_sqlite_store(tmp_path: Path) -> None:
         assert run.info.status == "FINISHED"
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
         assert steps == [1]
-        assert "test/acc" in run.data.metrics
+        assert "test_final/acc" in run.data.metrics

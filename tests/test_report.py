@@ -5,6 +5,7 @@ mean and spread, paper values and differences must be the spec's, files must be 
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import statistics
 from io import BytesIO
@@ -21,6 +22,7 @@ from helpers_report import (
     log_sweep,
     new_experiment,
     paper_params,
+    recomputed_value,
 )
 from mlflow import MlflowClient
 from PIL import Image
@@ -179,15 +181,39 @@ def test_convergence_sweep_sets_cycle_ends_beside_keras_and_matlab(tmp_path, fre
     rows = {(r["run"], r["epoch"]): r for r in _csv(out / "report.csv")}
     assert sorted({epoch for _, epoch in rows}, key=int) == ["2", "6", "14"]  # ends reached
     fp32_start = rows[("fp32, seed 0", "2")]
-    assert float(fp32_start["ours (%)"]) == pytest.approx(curve_value(10.0, 2))
+    # Like for like with MATLAB's curve: the point measured with BN statistics recomputed.
+    assert fp32_start["BN statistics"] == "recomputed"
+    assert float(fp32_start["ours (%)"]) == pytest.approx(recomputed_value(10.0, 2))
     assert float(fp32_start["Keras (%)"]) == pytest.approx(100 - 76.61)
-    assert float(fp32_start["vs Keras"]) == pytest.approx(curve_value(10.0, 2) - (100 - 76.61))
+    assert float(fp32_start["vs Keras"]) == pytest.approx(
+        recomputed_value(10.0, 2) - (100 - 76.61))
     assert fp32_start["MATLAB (%)"] == ""  # MATLAB models are 1-bit only
     one_bit_end = rows[("1-bit, seed 0", "14")]
     assert float(one_bit_end["ours (%)"]) == pytest.approx(12.0)  # the final, not the epoch's
     assert float(one_bit_end["MATLAB (%)"]) == pytest.approx(100 - 91.54)
     assert float(one_bit_end["Keras (%)"]) == pytest.approx(100 - 91.46)
     assert client.list_artifacts(parent, "report") == []  # log=False
+
+
+def test_convergence_of_a_run_from_before_recomputed_points_says_running(tmp_path,
+                                                                          fresh_store):
+    uri = f"sqlite:///{fresh_store}"
+    client = MlflowClient(uri)
+    experiment = new_experiment(client, "binwrn", tmp_path / "art")
+    spec = "name: conv\nreport:\n  kind: convergence\n  rows: [model.bits]\n"
+    params = paper_params(**{"dataset.name": "cifar10", "model.width": 10, "data.cutout": 18})
+    parent = client.create_run(experiment, tags={"binwrn.sweep_role": "parent"}).info.run_id
+    old = log_child(client, experiment, params, 12.0, legacy=True)
+    jobs = [{"job": "job_000", "labels": {"model.bits": 1}, "overrides": [],
+             "config_hash": "h", "run_id": old, "status": "skipped", "reason": "finished"}]
+    client.log_text(parent, spec, "sweep/spec.yaml")
+    client.log_text(parent, json.dumps(jobs), "sweep/jobs.json")
+    client.set_terminated(parent, "FINISHED")
+    rows = {r["epoch"]: r for r in _csv(report_sweep(uri, parent, tmp_path / "c", log=False)
+                                        / "report.csv")}
+    assert rows["2"]["BN statistics"] == "running"
+    assert float(rows["2"]["ours (%)"]) == pytest.approx(curve_value(12.0, 2))
+    assert float(rows["14"]["ours (%)"]) == pytest.approx(12.0)  # its final, logged last
 
 
 def test_a_filter_without_fp32_twins_says_the_gap_figure_is_skipped(store, tmp_path):

@@ -45,11 +45,13 @@ def _check_run(run, client: MlflowClient, expected_params: dict[str, str], epoch
     for tag in ("binwrn.config_hash", "git.commit", "version.torch", "version.mlflow", "device"):
         assert run.data.tags.get(tag)
     history = client.get_metric_history(run.info.run_id, "test/acc")
-    assert [m.step for m in history][:epochs] == list(range(1, epochs + 1))
+    assert [m.step for m in history] == list(range(1, epochs + 1))  # one value per step
     for name in ("train/loss", "train/acc", "test/loss", "test/error_pct", "lr"):
-        assert len(client.get_metric_history(run.info.run_id, name)) >= epochs
-    acc = run.data.metrics["test/acc"]
-    assert run.data.metrics["test/error_pct"] == pytest.approx(100 * (1 - acc))
+        assert len(client.get_metric_history(run.info.run_id, name)) == epochs
+    final = client.get_metric_history(run.info.run_id, "test_final/acc")
+    assert [m.step for m in final] == [epochs]  # the saved model's test, under its own key
+    acc = run.data.metrics["test_final/acc"]
+    assert run.data.metrics["test_final/error_pct"] == pytest.approx(100 * (1 - acc))
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     expected = {"config", "hydra", "checkpoints", "model_summary.json", "model_summary.md"}
     assert expected <= artifacts
@@ -70,7 +72,7 @@ def test_run_on_official_pickles_records_the_real_test_accuracy(tmp_path: Path) 
                              "trainer.max_epochs": "2", "data.cutout": "18"}, epochs=2)
     ckpt = tmp_path / "out" / "checkpoints" / "final.ckpt"
     own = _accuracy_of_checkpoint(ckpt, 8, data, tmp_path / "cache", limit=None)
-    assert run.data.metrics["test/acc"] == pytest.approx(own, abs=1e-6)
+    assert run.data.metrics["test_final/acc"] == pytest.approx(own, abs=1e-6)
     assert "test error" in out.stdout and run.info.run_id in out.stdout
 
 
@@ -104,7 +106,7 @@ def test_run_on_real_cifar10_png_subset(tmp_path: Path) -> None:
     assert "warning: trainer.max_epochs=1 stops inside the SGDR cycle of epochs 1-2" in out.stderr
     own = _accuracy_of_checkpoint(tmp_path / "out" / "checkpoints" / "final.ckpt", 8, data,
                                   tmp_path / "cache", limit=1000)
-    assert run.data.metrics["test/acc"] == pytest.approx(own, abs=1e-6)
+    assert run.data.metrics["test_final/acc"] == pytest.approx(own, abs=1e-6)
     assert own > 0.15  # one epoch on 2,500 real images learns something (chance: 0.10)
     assert any(k.startswith("system/") for k in run.data.metrics)
 
@@ -139,7 +141,7 @@ def test_same_seed_with_deterministic_switch_repeats_exactly(tmp_path: Path) -> 
         assert out.returncode == 0, out.stderr[-3000:]
         (stored,) = out.runs()
         metrics = stored.data.metrics.items()
-        finals.append({k: v for k, v in metrics if k.startswith(("train/", "test/"))})
+        finals.append({k: v for k, v in metrics if k.startswith(("train/", "test"))})
     assert finals[0] == finals[1]
     assert finals[0] != finals[2]  # the seed reaches initialisation, shuffling and augmentation
 

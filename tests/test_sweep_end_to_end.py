@@ -112,7 +112,7 @@ def test_two_parallel_jobs_land_in_one_new_sqlite_store(tmp_path: Path) -> None:
     with (report / "report.csv").open() as f:
         rows = {row["model.bits"]: float(row["ours (%)"]) for row in csv.DictReader(f)}
     assert rows == {r.data.params["model.bits"]: pytest.approx(
-        r.data.metrics["test/error_pct"], abs=0.01) for r in children}
+        r.data.metrics["test_final/error_pct"], abs=0.01) for r in children}
     with Image.open(report / "error_vs_epoch.png") as png:
         assert png.format == "PNG" and png.size[0] > 300
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")

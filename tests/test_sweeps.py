@@ -143,8 +143,10 @@ def test_implementation_ablation_trains_its_shared_baseline_once(tmp_path):
     composed = _composed(tmp_path, spec)
     hashes = {job_id: config_hash(cfg) for job_id, cfg in composed.items()}
     duplicates = _duplicates(spec.jobs(), hashes)
-    assert len(set(hashes.values())) == 11  # 1 baseline + 10 variants
-    assert len(duplicates) == 7 and set(duplicates.values()) == {"job_000"}
+    assert len(set(hashes.values())) == 13  # 1 baseline + 12 variants
+    assert len(duplicates) == 9 and set(duplicates.values()) == {"job_000"}
+    variants = {(c.model.final_bn_affine, c.schedule.per_batch) for c in composed.values()}
+    assert variants == {(False, True), (True, True), (False, False)}  # spec 4 item 6 (c), (j)
 
 
 def test_smoke_rows_stay_distinct_runs(tmp_path):

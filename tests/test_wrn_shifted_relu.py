@@ -277,7 +277,7 @@ def test_smoke_run_of_the_shifted_relu_net_trains_tracks_and_exports(tmp_path):
     assert (params["model.norm"], params["model.temperature"], params["model.input_relu"]) == \
         ("shifted_relu", "40.0", "False")
     assert run.info.run_name == "digits-wrn8-1-1bit-sgdr-srelu-T40-cutout18"
-    assert 0.0 <= run.data.metrics["test/acc"] <= 1.0
+    assert 0.0 <= run.data.metrics["test_final/acc"] <= 1.0
     assert math.isfinite(run.data.metrics["train/loss"])
 
     exported = subprocess.run(

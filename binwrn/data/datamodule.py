@@ -77,6 +77,11 @@ class DeviceAugmentedData(pl.LightningDataModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         return self.prepare(batch, training=self.trainer.training)
 
+    def test_batches(self, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This process's test images and labels on `device`, as evaluation feeds them."""
+        for batch in self.val_dataloader():
+            yield self.prepare([t.to(device) for t in batch], training=False)
+
     def augmented_train_batches(self, device: torch.device) -> Iterator[torch.Tensor]:
         """Training-mode inputs (with augmentation) for recomputing BN statistics: whole
         batches of `batch_size` in every process (the caller aligns their random streams)."""

@@ -97,6 +97,11 @@ class StreamingImageData(pl.LightningDataModule):
         images, labels = batch
         return self.prepare(images), labels
 
+    def test_batches(self, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The val images' centre crops and labels on `device`, as evaluation feeds them."""
+        for images, labels in self.val_dataloader():
+            yield self.prepare(images.to(device, non_blocking=True)), labels.to(device)
+
     def augmented_train_batches(self, device: torch.device) -> Iterator[torch.Tensor]:
         """Training-mode inputs (with augmentation) for recomputing BN statistics."""
         for images, _ in self.train_dataloader():

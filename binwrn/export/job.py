@@ -23,6 +23,7 @@ from binwrn.export.pack import PackableNet, pack_wrn, rebuild_wrn, torch_logits,
 from binwrn.export.report import size_report_markdown
 from binwrn.export.source import Source, packable_net
 from binwrn.models import SizeSummary, size_summary
+from binwrn.train.layer_order import binarizable_names, fully_binary_warning
 
 ROUND_OFF = 1e-4  # relative to the largest logit; a wrong bit or BN value moves far more
 
@@ -86,6 +87,7 @@ def check_packable(cfg: DictConfig) -> None:
 
 
 def trained_model(source: Source, kwargs: dict) -> PackableNet:
+    """The model as trained: weights, BN statistics and which layers were binary."""
     model = packable_net(source.cfg)(**kwargs)
     try:
         model.load_state_dict(source.state_dict)
@@ -93,7 +95,27 @@ def trained_model(source: Source, kwargs: dict) -> PackableNet:
         raise DataError(f"The weights of {source.label} do not fit its config "
                         f"({str(err).splitlines()[-1].strip()}): pass the config of the run "
                         "that wrote them with --config.") from None
+    check_binary_state(source, model)
     return model.eval()
+
+
+def check_binary_state(source: Source, model: PackableNet) -> None:
+    """A checkpoint from before binwrn stored which layers are binary loads as all binary,
+    which is right unless its config trained layer by layer and stopped before the end."""
+    if any(key.endswith(".binary_active") for key in source.state_dict):
+        return
+    it = source.cfg.get("iterative") or {}
+    order = it.get("order", "none")
+    if order == "none":
+        return
+    layers = len(binarizable_names(model))
+    unfinished = (layers > 1 if order == "single" else fully_binary_warning(
+        layers, it.get("epochs_per_layer"), source.cfg.trainer.max_epochs) is not None)
+    if unfinished:
+        raise DataError(f"{source.label} was saved before binwrn stored which layers are "
+                        f"binary, and its schedule (iterative.order={order}) had not binarized "
+                        f"all {layers} layers when training stopped, so its packed form is "
+                        "unknown: train it again with this binwrn to export it.")
 
 
 def export_model(source: Source, out: Path | None, onnx_path: Path | None,
@@ -132,6 +154,9 @@ def log_export(source: Source, result: ExportResult) -> None:
     from binwrn.tracking.lookup import log_on_run
 
     metrics = {**result.summary.metrics(), "export/file_bytes": result.layout.total}
+    # The run logged model/* at step 0 when it finished: only what it lacks, or had
+    # otherwise, goes there now, so no metric holds two equal values at one step.
+    metrics = {k: v for k, v in metrics.items() if source.run_metrics.get(k) != v}
     files = [(p, "export") for p in (result.out, result.onnx) if p is not None]
     log_on_run(source.tracking_uri, source.run_id, metrics,
                {"export/size_report.md": size_report_markdown(result.summary, result.layout)},

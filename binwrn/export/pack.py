@@ -6,7 +6,9 @@ exactly 0, which sign() maps to 0 in training, is stored as +1 and counted, and 
 logit check decides whether that mattered); alpha goes in the header. Per BN layer it keeps
 the running moments (the recomputed ones of paper 1 section 3.2.1) and any affine
 parameters as float32. The rebuilt model uses alpha * (2b - 1), which is bit for bit the
-weight the trained model's forward pass used.
+weight the trained model's forward pass used. A conv that computed in fp32 (model.bits=32,
+model.first_last_fp32, or a 1-bit layer paper 3's schedule had not binarized when training
+stopped) is stored as float32 with `bits: 32`, so a partly binary net packs as it was trained.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def topology_of(model: PackableNet) -> str:
 def check_packable(model: PackableNet, kwargs: dict) -> None:
     """Refuse what one bit per weight cannot hold, in one sentence each."""
     convs = model.conv_layers()
-    if not any(conv.bits == 1 for _, conv in convs):
+    if not any(conv.is_binary for _, conv in convs):
         raise ConfigError(f"Nothing to pack: model.bits={kwargs.get('bits', 32)} has no 1-bit "
                           "weights; export a model trained with model.bits=1.")
     scale = kwargs.get("scale", "he")
@@ -53,14 +55,32 @@ def check_packable(model: PackableNet, kwargs: dict) -> None:
         raise ConfigError(f"model.scale={scale} takes its scale from the latent weights, which "
                           "a 1-bit file does not keep: only models trained with model.scale=he "
                           "can be packed.")
+    if not kwargs.get("skip", True):
+        raise ConfigError("model.skip=false (paper 1 Appendix B's plain net) has no packed "
+                          "topology yet, since every .bwn reader adds the shortcuts: only nets "
+                          "with skip connections can be packed.")
+    if kwargs.get("init_gain", 2.0) != 2.0:
+        raise ConfigError(f"model.init_gain={kwargs['init_gain']} gives alphas other than "
+                          "sqrt(2/(k*k*C_in)), which readers may recompute from the shape: only "
+                          "models trained with model.init_gain=2 can be packed.")
+
+
+# Model arguments added after format version 1 was written, left out of the header at their
+# default so files (and readers that build the net from the header) stay as they were.
+LATER_MODEL_KEYS = {"skip": True, "init_gain": 2.0, "final_bn_affine": False}
+
+
+def header_model(kwargs: dict) -> dict:
+    return {k: v for k, v in kwargs.items()
+            if not (k in LATER_MODEL_KEYS and v == LATER_MODEL_KEYS[k])}
 
 
 def _conv_record(name: str, conv: BinaryConv2d) -> dict:
     c_out, c_in, k, _ = conv.weight.shape
     return {"name": name, "type": "conv2d", "weight": f"{name}.weight", "in_channels": c_in,
             "out_channels": c_out, "kernel_size": k, "stride": conv.stride[0],
-            "padding": conv.padding[0], "bits": conv.bits,
-            **({"alpha": conv.alpha} if conv.bits == 1 else {})}
+            "padding": conv.padding[0], "bits": 1 if conv.is_binary else 32,
+            **({"alpha": conv.alpha} if conv.is_binary else {})}
 
 
 def _bn_record(name: str, bn: _BN) -> dict:
@@ -84,7 +104,7 @@ def pack_wrn(model: PackableNet, kwargs: dict, data: dict | None = None,
             layers.append(_conv_record(name, module))
             w = module.weight.detach().cpu()
             tensors[f"{name}.weight"] = (
-                np.where(w.numpy() >= 0, 1, -1).astype(np.int8) if module.bits == 1
+                np.where(w.numpy() >= 0, 1, -1).astype(np.int8) if module.is_binary
                 else _float32(w))
         elif isinstance(module, _BN):
             layers.append(_bn_record(name, module))
@@ -93,14 +113,15 @@ def pack_wrn(model: PackableNet, kwargs: dict, data: dict | None = None,
             if module.affine:
                 tensors[f"{name}.weight"] = _float32(module.weight)
                 tensors[f"{name}.bias"] = _float32(module.bias)
-    header = {"topology": topology_of(model), "model": dict(kwargs), "data": data or {},
-              "source": source or {}, "layers": layers}
+    header = {"topology": topology_of(model), "model": header_model(kwargs),
+              "data": data or {}, "source": source or {}, "layers": layers}
     return PackedModel(header, tensors)
 
 
 def zero_weights(model: PackableNet) -> int:
     """Latent 1-bit weights that are exactly 0 (stored as +1; see the module docstring)."""
-    return sum(int((conv.weight == 0).sum()) for _, conv in model.conv_layers() if conv.bits == 1)
+    return sum(int((conv.weight == 0).sum()) for _, conv in model.conv_layers()
+               if conv.is_binary)
 
 
 def rebuild_wrn(packed: PackedModel) -> PackableNet:
@@ -122,6 +143,8 @@ def rebuild_wrn(packed: PackedModel) -> PackableNet:
             weight = packed.tensors[layer["weight"]].astype(np.float32)
             if layer["bits"] == 1:
                 weight = weight * np.float32(layer["alpha"])
+            elif conv.bits == 1:  # not binarized when training stopped: computes in fp32
+                state[f"{layer['name']}.binary_active"] = torch.tensor(False)
             state[layer["weight"]] = torch.from_numpy(weight)
         else:
             for key in ("mean", "var", "weight", "bias"):

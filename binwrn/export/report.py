@@ -47,6 +47,8 @@ def show_size_report(summary: SizeSummary, layout: FileLayout | None, title: str
     console.print(table)
     console.print(f"compression x{summary.compression:.2f} (fp32 bytes / packed bytes); BN "
                   f"side-car {summary.sidecar_floats:,} floats ({summary.sidecar_bytes:,} bytes)")
+    if summary.pending_layers:
+        console.print(summary.pending_note(), soft_wrap=True)
     if layout is not None:
         parts = Table(show_header=False)
         parts.add_column(style="bold")

@@ -22,6 +22,7 @@ from binwrn.config import model_arguments
 from binwrn.errors import ConfigError, DataError
 from binwrn.models.resnet18_wide import WideResNet18
 from binwrn.models.wrn import WideResNet
+from binwrn.tracking.metrics import final_value
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 PACKABLE_NETS = {  # model._target_ -> class: the nets that have a .bwn topology
@@ -50,7 +51,8 @@ class Source:
     label: str
     run_id: str | None = None
     tracking_uri: str | None = None
-    recorded: dict[str, float] = field(default_factory=dict)  # the run's test/acc
+    recorded: dict[str, float] = field(default_factory=dict)  # the run's final test/acc
+    run_metrics: dict[str, float] = field(default_factory=dict)  # the run's latest values
 
     def model_kwargs(self) -> dict:
         """The net's arguments from `model:` (without Hydra's `_target_` and the label)."""
@@ -115,9 +117,10 @@ def from_run(run_id: str, tracking_uri: str | None, overrides: list[str]) -> Sou
         if config is None or ckpt is None:
             raise DataError(f"Run {run_id} has no stored config/resolved.yaml or final.ckpt: "
                             "export its checkpoint file with --config instead.")
-        recorded = {k: v for k, v in run.data.metrics.items() if k == "test/acc"}
+        final = final_value(run.data.metrics, "acc")  # the model as saved, BN recomputed
+        recorded = {} if final is None else {"test/acc": final}
         return Source(load_config(config, overrides), load_state_dict(ckpt), f"run {run_id}",
-                      run_id, uri, recorded)
+                      run_id, uri, recorded, dict(run.data.metrics))
 
 
 def load_source(spec: str, tracking_uri: str | None = None, config: str | None = None,

@@ -16,7 +16,9 @@ official code's `clip_weights` is a no-op.
 
 Paper 3 binarizes one layer at a time (spec 3.3): `binary_active` says whether this 1-bit
 layer is binary yet. It is True unless a schedule (binwrn.train.iterative) switches it; an
-inactive layer computes with its fp32 latent weight.
+inactive layer computes with its fp32 latent weight. It is part of the model's state
+(checkpoints, and so the export, which stores an inactive layer's weights as fp32); a
+checkpoint from before it existed loads as all binary, what paper 1's nets are.
 
 Paper 3's networks (spec 3.4) also binarize fully connected layers (`BinaryLinear`, the same
 binarizer), keep their biases fp32 (spec 3.2: only `weight` tensors are binarized) and start
@@ -85,10 +87,22 @@ class BinaryWeight:
                 nn.init.zeros_(self.bias)
         # init == "torch": the layer's own reset_parameters() already ran (paper 3, spec 3.4)
         # A 0-d tensor, not a Python bool: torch.compile guards on Python attributes and
-        # would recompile at every switch (then give up after 8). Not persistent: the state
-        # follows from the epoch, so checkpoints keep paper 1's keys and a resume recomputes it.
-        self.register_buffer("binary_active", torch.tensor(True), persistent=False)
+        # would recompile at every switch (then give up after 8). Persistent: a net stopped
+        # before its schedule binarized every layer is exported as it was trained.
+        self.register_buffer("binary_active", torch.tensor(True))
         self.progressive = False  # True once a layer-by-layer schedule drives binary_active
+
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        # Checkpoints from before the state was stored lack the key: all binary (paper 1).
+        state_dict.setdefault(prefix + "binary_active", torch.tensor(True))
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        if not bool(self.binary_active):
+            self.progressive = True  # an fp32 layer computes with its latent weight
+
+    @property
+    def is_binary(self) -> bool:
+        """One bit per weight as the layer stands: 1-bit, and binary already."""
+        return self.bits == 1 and bool(self.binary_active)
 
     def effective_scale(self) -> float | torch.Tensor:
         """The scale multiplying sign(W): the constant (a Python float, so no host-device

@@ -1,7 +1,9 @@
 """Model size in the style of Larq's summary: weights per layer, bits, 1-bit vs fp32 bytes.
 
 Paper-spec 1.7: each binary weight is one bit on disk; alpha is recomputed from the shape, so
-it costs nothing. BN moments (and any affine parameters) are the float side-car.
+it costs nothing. BN moments (and any affine parameters) are the float side-car. A 1-bit layer
+that paper 3's layer-by-layer schedule had not binarized yet still holds fp32 weights: it
+counts as 32 bits, marked pending.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class LayerSize:
     shape: tuple[int, ...]
     weights: int
     bits: int
+    pending: bool = False  # a 1-bit layer the iterative schedule had not binarized: fp32
 
     @property
     def packed_bytes(self) -> int:
@@ -42,6 +45,10 @@ class SizeSummary:
     @property
     def binary_weights(self) -> int:
         return sum(layer.weights for layer in self.layers if layer.bits == 1)
+
+    @property
+    def pending_layers(self) -> list[LayerSize]:
+        return [layer for layer in self.layers if layer.pending]
 
     @property
     def packed_bytes(self) -> int:
@@ -75,7 +82,8 @@ class SizeSummary:
         return {
             "layers": [
                 {"name": x.name, "shape": list(x.shape), "weights": x.weights, "bits": x.bits,
-                 "packed_bytes": x.packed_bytes, "fp32_bytes": x.fp32_bytes}
+                 "packed_bytes": x.packed_bytes, "fp32_bytes": x.fp32_bytes,
+                 **({"pending": True} if x.pending else {})}
                 for x in self.layers
             ],
             "totals": self.metrics(),
@@ -94,14 +102,25 @@ class SizeSummary:
             f"fp32 (x{self.compression:.1f}); BN float side-car: {self.sidecar_floats:,} floats "
             f"({self.sidecar_bytes:,} bytes).",
         ]
+        if self.pending_layers:
+            lines += ["", self.pending_note()]
         return "\n".join(lines) + "\n"
+
+    def pending_note(self) -> str:
+        pending = self.pending_layers
+        return (f"Partly binary: {len(pending)} of the 1-bit layers "
+                f"({', '.join(x.name for x in pending)}) had not been binarized when training "
+                f"stopped (iterative.order), so their {sum(x.weights for x in pending):,} "
+                "weights are counted, and stored, as fp32.")
 
 
 def size_summary(model: nn.Module) -> SizeSummary:
-    """Count the weights of the conv and linear layers by bit width (`conv_weights` keeps
-    its name from paper 1's all-conv nets), and the floats BN layers need at inference."""
+    """Count the weights of the conv and linear layers by bit width as the model stands
+    (`conv_weights` keeps its name from paper 1's all-conv nets), and the floats BN layers
+    need at inference."""
     layers = [
-        LayerSize(name, tuple(m.weight.shape), m.weight.numel(), m.bits)
+        LayerSize(name, tuple(m.weight.shape), m.weight.numel(), 1 if m.is_binary else 32,
+                  pending=m.bits == 1 and not m.is_binary)
         for name, m in model.named_modules()
         if isinstance(m, BINARY_LAYERS)
     ]

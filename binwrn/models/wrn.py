@@ -17,6 +17,12 @@ small; the official code sets T per run without saying how it was chosen (spec 2
 The skip path carries the un-normalised stream. The downsampling shortcut is 3x3 average
 pooling, stride 2, pad 1, excluding the padding from the average (as TF 'same' and
 MatConvNet do; spec 1.2.2 and open question 12), then concatenation with zero channels.
+
+skip=False is paper 1 Appendix B's plain net (spec 1.2.4, `model=plain`): the same layers
+without the shortcuts, so each block is BN-ReLU-conv twice and nothing is added; the
+appendix scales it with alpha = init std = 2/sqrt(F^2 C_in), `init_gain=4` (He's is 2).
+final_bn_affine=True learns scale and offset in the BN on the logits, the [SZ] choice that
+spec 4 item 6(c) ablates (the paper: never, spec 1.2.3).
 """
 
 from __future__ import annotations
@@ -77,44 +83,49 @@ def shifted_relu(x: torch.Tensor) -> torch.Tensor:
 
 
 class PreActBlock(nn.Module):
-    """BN-ReLU-conv, BN-ReLU-conv, plus the identity or downsampling shortcut."""
+    """BN-ReLU-conv, BN-ReLU-conv, plus the identity or downsampling shortcut (none when
+    `skip` is False: Appendix B's plain net)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, conv, bn_affine: bool, bn_momentum):
+    def __init__(self, c_in: int, c_out: int, stride: int, conv, bn_affine: bool, bn_momentum,
+                 skip: bool = True):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(c_in, affine=bn_affine, momentum=bn_momentum)
         self.conv1 = conv(c_in, c_out, 3, stride)
         self.bn2 = nn.BatchNorm2d(c_out, affine=bn_affine, momentum=bn_momentum)
         self.conv2 = conv(c_out, c_out, 3, 1)
-        self.shortcut = shortcut(c_in, c_out, stride)
+        self.shortcut = shortcut(c_in, c_out, stride) if skip else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.relu(self.bn1(x)))
         h = self.conv2(F.relu(self.bn2(h)))
-        return self.shortcut(x) + h
+        return h if self.shortcut is None else self.shortcut(x) + h
 
 
 class ShiftedReLUBlock(nn.Module):
     """sReLU-conv, sReLU-conv, plus the shortcut: paper 2's block, no BN (spec 2.2)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, conv):
+    def __init__(self, c_in: int, c_out: int, stride: int, conv, skip: bool = True):
         super().__init__()
         self.conv1 = conv(c_in, c_out, 3, stride)
         self.conv2 = conv(c_out, c_out, 3, 1)
-        self.shortcut = shortcut(c_in, c_out, stride)
+        self.shortcut = shortcut(c_in, c_out, stride) if skip else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(shifted_relu(x))
         h = self.conv2(shifted_relu(h))
-        return self.shortcut(x) + h
+        return h if self.shortcut is None else self.shortcut(x) + h
 
 
 NORMS = ("batchnorm", "shifted_relu")
 
 
-def check_norm(norm: str, temperature: float | None) -> None:
+def check_norm(norm: str, temperature: float | None, final_bn_affine: bool = False) -> None:
     """Refuse a norm we do not build, and a temperature that cannot scale the logits."""
     if norm not in NORMS:
         raise ConfigError(f"model.norm={norm} is not supported: use one of {NORMS}.")
+    if norm == "shifted_relu" and final_bn_affine:
+        raise ConfigError("model.final_bn_affine=true needs the BN on the logits, which "
+                          "model.norm=shifted_relu does not have: drop it.")
     if norm == "batchnorm" and temperature is not None:
         raise ConfigError(f"model.temperature={temperature} only applies to "
                           "model.norm=shifted_relu (with batchnorm the BN on the logits undoes "
@@ -139,6 +150,9 @@ class WideResNet(nn.Module):
     internal BN, so bn_affine does not apply to it, and bn_momentum only to the input BN.
     Its paper value of input_relu is False (the config picks it). The batchnorm net keeps
     paper 1's module names, so its checkpoints load unchanged.
+
+    skip=False and init_gain=4 make Appendix B's plain net (module docstring);
+    final_bn_affine=True the ablation of spec 4 item 6(c).
     """
 
     def __init__(
@@ -156,17 +170,25 @@ class WideResNet(nn.Module):
         bn_momentum: float | None = 0.1,
         norm: str = "batchnorm",
         temperature: float | None = None,
+        skip: bool = True,
+        init_gain: float = 2.0,
+        final_bn_affine: bool = False,
     ) -> None:
         super().__init__()
         n = blocks_per_stage(depth)
-        check_norm(norm, temperature)
+        check_norm(norm, temperature, final_bn_affine)
+        if not (isinstance(init_gain, int | float) and not isinstance(init_gain, bool)
+                and math.isfinite(init_gain) and init_gain > 0):
+            raise ConfigError(f"model.init_gain={init_gain} is not allowed: give a positive "
+                              "number (2: He's scale, paper 1; 4: Appendix B's plain net).")
         self.norm = norm
         self.temperature = None if temperature is None else float(temperature)
         if not isinstance(width, int) or width < 1:
             raise ConfigError(f"model.width={width} is not allowed: use a whole number >= 1.")
 
         def conv(c_in: int, c_out: int, k: int, stride: int, layer_bits: int = bits):
-            return BinaryConv2d(c_in, c_out, k, stride, bits=layer_bits, scale=scale, grad=grad)
+            return BinaryConv2d(c_in, c_out, k, stride, bits=layer_bits, scale=scale, grad=grad,
+                                init_gain=float(init_gain))
 
         edge_bits = 32 if first_last_fp32 else bits
         widths = [16 * width, 32 * width, 64 * width]
@@ -178,8 +200,8 @@ class WideResNet(nn.Module):
             for i in range(n):
                 stride = 2 if stage > 0 and i == 0 else 1
                 blocks.append(
-                    PreActBlock(c_in, c_out, stride, conv, bn_affine, bn_momentum)
-                    if norm == "batchnorm" else ShiftedReLUBlock(c_in, c_out, stride, conv))
+                    PreActBlock(c_in, c_out, stride, conv, bn_affine, bn_momentum, skip)
+                    if norm == "batchnorm" else ShiftedReLUBlock(c_in, c_out, stride, conv, skip))
                 c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         # Registration order is forward order (the exporter walks it); paper 1's names stay.
@@ -188,8 +210,9 @@ class WideResNet(nn.Module):
         self.conv_out = conv(c_in, num_classes, 1, 1, edge_bits)
         if norm == "batchnorm":
             # No affine on the logits' BN: their spread cannot grow, like label smoothing
-            # (spec 1.2.3).
-            self.bn_out = nn.BatchNorm2d(num_classes, affine=False, momentum=bn_momentum)
+            # (spec 1.2.3); final_bn_affine=True is the ablation.
+            self.bn_out = nn.BatchNorm2d(num_classes, affine=final_bn_affine,
+                                         momentum=bn_momentum)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_bn(x)

@@ -41,7 +41,7 @@ class Report:
 
 def build_report(selection: Selection) -> Report:
     if not selection.runs:
-        raise DataError(f"None of the runs of {selection.title} has a test/error_pct to "
+        raise DataError(f"None of the runs of {selection.title} has a test_final/error_pct to "
                         "report: they did not finish a test.")
     rows = group_rows(selection.runs, selection.row_keys)
     pairs = bits_pairs(selection.runs)

@@ -36,8 +36,9 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def error_vs_epoch(rows: list[Row], title: str, path: Path) -> Path:
-    """Every run's test error by epoch: colour per row, solid fp32, dashed 1-bit, dotted
-    verticals after the epochs where SGDR restarted, crosses for the official curves."""
+    """Every run's test error by epoch: colour per row, solid fp32, dashed 1-bit (running BN
+    averages), dots where BN statistics were recomputed first (the points set beside the
+    official curves, crosses), dotted verticals after the epochs where SGDR restarted."""
     fig, ax = _axes(10, 5.5)
     handles, referenced = [], set()
     for i, row in enumerate(rows):
@@ -47,6 +48,8 @@ def error_vs_epoch(rows: list[Row], title: str, path: Path) -> Path:
             epochs = sorted(run.curve)
             ax.plot(epochs, [run.curve[e] for e in epochs], color=colour, linewidth=1.3,
                     linestyle="--" if run.bits == 1 else "-")
+            points = sorted(run.recomputed_curve)
+            ax.plot(points, [run.recomputed_curve[e] for e in points], "o", color=colour, ms=4)
             for (source, curve), marker in zip(reference_curves(run).items(), "x+", strict=True):
                 if curve and (source, i) not in referenced:  # a row's runs share settings
                     referenced.add((source, i))
@@ -56,6 +59,8 @@ def error_vs_epoch(rows: list[Row], title: str, path: Path) -> Path:
         ax.axvline(epoch, color="0.55", linestyle=":", linewidth=1)
     handles += [Line2D([], [], color="k", label="fp32"),
                 Line2D([], [], color="k", linestyle="--", label="1-bit"),
+                Line2D([], [], color="k", marker="o", linestyle="", ms=4,
+                       label="BN statistics recomputed"),
                 Line2D([], [], color="0.55", linestyle=":", label="SGDR warm restart")]
     if referenced:
         handles += [Line2D([], [], color="k", marker=m, linestyle="", label=f"{s} (paper)")

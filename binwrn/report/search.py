@@ -101,7 +101,7 @@ def runs_selection(client: MlflowClient, uri: str, experiment: str | None,
     results.sort(key=lambda r: [_natural(r.value(k)) for k in (*row_keys, "seed")])
     kind = ("table1" if looks_like(paper_entry, TABLE1_KEYS, results, row_keys) else
             "table2" if looks_like(table2_cell, TABLE2_KEYS, results, row_keys) else "generic")
-    notes = tuple(f"Run {r.run_id} ({r.name}) has no test/error_pct and is left out."
+    notes = tuple(f"Run {r.run_id} ({r.name}) has no test_final/error_pct and is left out."
                   for r in results if r.final_error is None)
     source = (f"{len(found)} finished run{'' if len(found) == 1 else 's'} of {where}"
               + (f" matching `{filter_string}`" if filter_string else "")

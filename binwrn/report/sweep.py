@@ -95,7 +95,7 @@ def _job_results(client: MlflowClient, jobs: tuple[Job, ...]) -> tuple[list[RunR
             notes.append(f"{job.name}: its run {job.run_id} is not in this store; left out.")
             continue
         if result.final_error is None:
-            notes.append(f"{job.name}: run {job.run_id} has no test/error_pct; left out.")
+            notes.append(f"{job.name}: run {job.run_id} has no test_final/error_pct; left out.")
             continue
         results.append(result)
     return results, notes
@@ -124,7 +124,7 @@ def sweep_selection(client: MlflowClient, uri: str, parent: Run) -> Selection:
         failed = [job for job in jobs if job.status == "failed"]
         why = (f"all {len(jobs)} of its jobs failed (first: {failed[0].name}: "
                f"{failed[0].reason})" if failed and len(failed) == len(jobs)
-               else f"none of its {len(jobs)} jobs has a finished run with test/error_pct")
+               else f"none of its {len(jobs)} jobs has a finished run with test_final/error_pct")
         raise DataError(f"Sweep {name} (parent run {run_id}) has nothing to report: {why}.")
     return Selection(
         title=name, kind=kind, row_keys=row_keys, runs=tuple(results), jobs=jobs,

@@ -23,6 +23,7 @@ from binwrn.errors import ConfigError
 from binwrn.sweeps.plan import GROUP, write_plan
 from binwrn.sweeps.spec import Job, SweepSpec
 from binwrn.tracking.credentials import move_credentials_to_env, redact_uri
+from binwrn.tracking.metrics import final_value
 
 PARENT_ROLE_TAG = "binwrn.sweep_role"
 
@@ -75,7 +76,7 @@ def _finished_runs(client, experiment_id: str, hashes: set[str]) -> dict[str, tu
             filter_string=f"tags.`binwrn.config_hash` = '{digest}' and "
                           "attributes.status = 'FINISHED'")
         if runs:
-            found[digest] = (runs[0].info.run_id, runs[0].data.metrics.get("test/error_pct"))
+            found[digest] = (runs[0].info.run_id, final_value(runs[0].data.metrics))
     return found
 
 

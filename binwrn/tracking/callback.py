@@ -1,9 +1,12 @@
 """Per-epoch metrics to MLflow, with step = number of epochs completed.
 
 train/*, iterative/* (paper 3's schedule) and lr (of the epoch's last step) are logged once
-per epoch; test/* whenever the test set was evaluated (every epoch by default).
-test/error_pct is the paper's unit: 100 * (1 - test/acc); test/top5_error_pct likewise from
-test/top5_acc, logged where a data set has more than 5 classes.
+per epoch; test/* whenever the test set was evaluated (every epoch by default), and
+test_recomputed/* where a `RecomputedStatisticsTest` handed them over (tracking/metrics.py has
+the three test views). test/error_pct is the paper's unit: 100 * (1 - test/acc);
+test/top5_error_pct likewise from test/top5_acc, logged where a data set has more than 5
+classes. The test after training goes to test_final/* (and test_recomputed/* when BN was
+recomputed for it) at the last epoch's step.
 
 Resuming never repeats or drops a step: a step the run already holds is not logged again
 (a killed attempt may have logged it before its checkpoint was written), and the last
@@ -17,18 +20,12 @@ from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
 
+from binwrn.tracking.metrics import FINAL, RECOMPUTED, TEST, as_view, with_error_pct
+
 if TYPE_CHECKING:  # only rank zero has a run; the other DDP ranks need not import MLflow
     from binwrn.tracking.run import TrackedRun
 
-ERROR_PCT = {"test/acc": "test/error_pct", "test/top5_acc": "test/top5_error_pct"}
-
-
-def with_error_pct(metrics: dict[str, float]) -> dict[str, float]:
-    """`metrics` with the paper's error in percent beside each test accuracy it holds."""
-    for accuracy, error in ERROR_PCT.items():
-        if accuracy in metrics:
-            metrics[error] = 100.0 * (1.0 - metrics[accuracy])
-    return metrics
+__all__ = ["EpochMetricsToMlflow", "with_error_pct"]
 
 
 def _read(trainer: pl.Trainer, prefixes: tuple[str, ...]) -> dict[str, float]:
@@ -41,11 +38,16 @@ class EpochMetricsToMlflow(pl.Callback):
     Under DDP only rank zero has a run. Every rank still reads the epoch's metrics at the same
     hook: reading them is what averages them across processes (a collective), and a read on
     rank zero alone would pair with a different collective on the others.
+
+    `final_views`: where the test after training goes: test_final, and test_recomputed too
+    when that test follows a recomputation of the BN statistics.
     """
 
-    def __init__(self, run: TrackedRun | None = None) -> None:
-        self.run = run
+    def __init__(self, run: TrackedRun | None = None,
+                 final_views: tuple[str, ...] = (FINAL,)) -> None:
+        self.run, self.final_views = run, final_views
         self._test: dict[str, float] = {}
+        self._more: dict[str, float] = {}  # this epoch's test_recomputed/*
         self._last_epoch: dict[str, float] = {}  # with "step"; saved in checkpoints
 
     def state_dict(self) -> dict:
@@ -53,6 +55,10 @@ class EpochMetricsToMlflow(pl.Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self._last_epoch = dict(state.get("last_epoch", {}))
+
+    def add_epoch_metrics(self, metrics: dict[str, float]) -> None:
+        """More metrics of the current epoch, logged with it (called before its end)."""
+        self._more.update(metrics)
 
     def _log_once(self, metrics: dict[str, float], step: int) -> None:
         if self.run is not None and step not in self._logged_steps:
@@ -68,20 +74,28 @@ class EpochMetricsToMlflow(pl.Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._test = _read(trainer, ("test/",))
+            self._test = _read(trainer, (f"{TEST}/",))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         lr = trainer.optimizers[0].param_groups[0]["lr"]  # the rate of the epoch's last step
         metrics = with_error_pct({**_read(trainer, ("train/", "iterative/")), "lr": lr,
-                                  **self._test})
-        self._test = {}
+                                  **self._test, **self._more})
+        self._test, self._more = {}, {}
         step = trainer.current_epoch + 1
         self._last_epoch = {**metrics, "step": step}
         self._log_once(metrics, step)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # After fit, current_epoch is the number of epochs trained: the same step as the
-        # last epoch's evaluation, logged later, so MLflow shows it as the latest value.
-        metrics = with_error_pct(_read(trainer, ("test/",)))
-        if self.run is not None:
-            self.run.log_metrics(metrics, trainer.current_epoch)
+        # After fit, current_epoch is the number of epochs trained: the last epoch's step,
+        # under keys of its own (tracking/metrics.py), logged once even if a resumed run's
+        # earlier attempt got this far.
+        scores = _read(trainer, (f"{TEST}/",))  # on every rank: reading is a collective
+        step = trainer.current_epoch
+        if self.run is None or step in self.run.logged_steps(f"{FINAL}/acc"):
+            return
+        metrics = {}
+        for view in self.final_views:
+            if view == RECOMPUTED and step in self.run.logged_steps(f"{RECOMPUTED}/acc"):
+                continue
+            metrics.update(with_error_pct(as_view(scores, view)))
+        self.run.log_metrics(metrics, step)

@@ -1,8 +1,9 @@
-"""The switches of the fast path (`speed.*`, `trainer.precision=auto`), resolved for a device.
+"""The switches of the fast path (`speed.*`, `trainer.precision`), resolved for a device.
 
 Each is on where it helps and off where it does not (README, "Speed"):
-- bf16 autocast with fp32 master weights on a CUDA GPU that supports bf16 (a deviation from
-  the paper's fp32 arithmetic; `trainer.precision=32-true` restores it), fp32 elsewhere;
+- `trainer.precision=auto`: bf16 autocast with fp32 master weights on a CUDA GPU that supports
+  bf16, fp32 elsewhere. Not the default: bf16 is a deviation from the paper's fp32 arithmetic
+  (the default `32-true`), and so is TF32 (`trainer.tf32`, off by default, `set_tf32`);
 - channels-last memory format on CUDA (tensor-core convolutions want NHWC), not on a CPU,
   where oneDNN is as fast or faster with NCHW at these sizes (measured by `make bench`);
 - `torch.compile` of the network on CUDA; on a CPU the compile time (minutes on 2 cores)
@@ -40,6 +41,16 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     if on_cuda(accelerator) and torch.cuda.is_bf16_supported():
         return "bf16-mixed"
     return "32-true"
+
+
+def set_tf32(enabled: bool) -> None:
+    """Whether CUDA convolutions and matmuls may round fp32 inputs to TF32 (10-bit mantissa) on
+    Ampere and later GPUs. PyTorch allows it for cuDNN convolutions by default and not for
+    matmuls; binwrn sets both, false unless `trainer.tf32=true`. The legacy flags, as
+    torch.compile's kernels read those (mixing them with the newer fp32_precision API
+    raises)."""
+    torch.backends.cudnn.allow_tf32 = bool(enabled)
+    torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from binwrn.config import Prepared
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.errors import ConfigError
 from binwrn.tracking.callback import EpochMetricsToMlflow
+from binwrn.tracking.metrics import FINAL, RECOMPUTED
 from binwrn.train.bn_stats import recompute_bn_statistics
 from binwrn.train.checkpoints import EpochCheckpoints, RandomState
 from binwrn.train.data_parallel import DDP, step_batch
@@ -30,10 +31,11 @@ from binwrn.train.ddp import (
     align_streams_for_bn_recompute,
     ddp_trainer_settings,
 )
-from binwrn.train.fast_path import resolve_precision
+from binwrn.train.fast_path import resolve_precision, set_tf32
 from binwrn.train.iterative import LayerByLayerBinarization
 from binwrn.train.module import WRNClassifier
 from binwrn.train.multi_crop import evaluate_multi_crop
+from binwrn.train.recomputed_test import RecomputedStatisticsTest
 from binwrn.train.startup import FirstStepClock
 
 if TYPE_CHECKING:  # imported where used: torchvision costs every CIFAR run seconds at start-up
@@ -99,6 +101,10 @@ def make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: b
     try:
         settings = OmegaConf.to_container(cfg.trainer, resolve=True)
         settings["precision"] = resolve_precision(settings["precision"], cfg.trainer.accelerator)
+        tf32 = settings.pop("tf32", False)  # absent in older runs' configs
+        if not isinstance(tf32, bool):
+            raise ConfigError(f"trainer.tf32={tf32} is not allowed: use true or false.")
+        set_tf32(tf32)
         # The data module splits the data between DDP processes itself (data/shards.py).
         settings["use_distributed_sampler"] = False
         if plan is not None:
@@ -126,11 +132,19 @@ def build(cfg: DictConfig, prepared: Prepared, work_dir: Path, show_progress: bo
     classifier = WRNClassifier(model, prepared.schedule, prepared.optimizer,
                                step_batch=step_batch(cfg))
     data = _datamodule(cfg, prepared)
-    to_mlflow, clock = EpochMetricsToMlflow(), FirstStepClock()
+    # The test after training follows a BN recomputation when bn.recompute_stats: it is then
+    # also the last test_recomputed/* point (tracking/metrics.py).
+    final_views = (FINAL, RECOMPUTED) if cfg.bn.recompute_stats else (FINAL,)
+    to_mlflow, clock = EpochMetricsToMlflow(final_views=final_views), FirstStepClock()
     # A cycle ends after `n` epochs when the next (0-based index n) restarts.
     callbacks = [to_mlflow, clock, RandomState(), RankRandomStreams(cfg.seed),
                  EpochCheckpoints(work_dir / "checkpoints", prepared.schedule.restarts_at,
                                   cfg.checkpoints.keep_cycle_ends)]
+    if prepared.recomputed_tests:  # first: its scores join the epoch's, BN restored first
+        callbacks.insert(0, RecomputedStatisticsTest(
+            prepared.recomputed_tests,
+            lambda trainer: recompute_bn(cfg, classifier, data, trainer),
+            data.test_batches, to_mlflow.add_epoch_metrics, cfg.bn.recompute_stats))
     if prepared.binarization_order:  # paper 3: convs turn binary one at a time (spec 3.3)
         callbacks.append(LayerByLayerBinarization(list(prepared.binarization_order),
                                                   cfg.iterative.epochs_per_layer))

@@ -35,7 +35,16 @@ from torch import nn
 from binwrn.errors import ConfigError
 from binwrn.models.binary import BINARY_LAYERS, BinaryWeight
 
-NAMED_ORDERS = ("none", "forward", "reverse", "random", "ascend", "descend", "single")
+NAMED_ORDERS = ("none", "forward", "reverse", "random", "random_official", "ascend", "descend",
+                "single")
+# Paper 3's "random" orders as its official code ships them ([IT], spec 3.6), as 1-based
+# layer numbers in forward order, by net (model.label). The spec lists none for the MLPs (the
+# code runs all 6 orders of their 3 layers) or for the ImageNet ResNet-21, so none is made up.
+PAPER3_RANDOM = {
+    "vgg5": (2, 5, 1, 3, 4),
+    "vgg9": (3, 8, 1, 5, 6, 9, 2, 4, 7),
+    "resnet20": (4, 14, 10, 11, 13, 6, 9, 2, 15, 8, 17, 7, 18, 16, 20, 5, 1, 19, 12, 3),
+}
 
 
 def binarizable_layers(model: nn.Module) -> list[tuple[str, BinaryWeight]]:
@@ -95,12 +104,24 @@ def read_ranking(ranking: str | Path | dict, direction: str, layers: list[str]) 
     return check_complete(list(order), layers, f"The '{direction}' list of {path}")
 
 
+def official_random_order(net: str | None, layers: list[str]) -> list[str]:
+    """Paper 3's shipped random list for `net`, as layer names (spec 3.6)."""
+    numbers = PAPER3_RANDOM.get(net or "")
+    if numbers is None or len(numbers) != len(layers):
+        raise ConfigError(f"iterative.order=random_official exists for paper 3's "
+                          f"{', '.join(PAPER3_RANDOM)} only (the lists its code ships, spec "
+                          f"3.6), not for {net} with {len(layers)} 1-bit layers: use "
+                          "iterative.order=random to draw one with the seed.")
+    return [layers[n - 1] for n in numbers]
+
+
 def resolve_order(order, layers: list[str], seed: int, ranking: str | dict | None,
-                  layer: str | None = None) -> list[str] | None:
+                  layer: str | None = None, net: str | None = None) -> list[str] | None:
     """The layer names in the order they turn binary; None for paper 1's all-at-once.
 
     "single" is `layer` alone: binary from the first epoch to the last, every other 1-bit
-    layer fp32 throughout (a sensitivity run, spec 3.6)."""
+    layer fp32 throughout (a sensitivity run, spec 3.6). "random_official" is paper 3's
+    shipped list for `net` (its label: vgg5, vgg9, resnet20)."""
     if not isinstance(order, str):  # an explicit list of names
         return check_complete([str(n) for n in order], layers, f"iterative.order={list(order)}")
     if order not in NAMED_ORDERS:
@@ -120,8 +141,10 @@ def resolve_order(order, layers: list[str], seed: int, ranking: str | dict | Non
             raise ConfigError(f"iterative.order={order} needs iterative.ranking=<path to the "
                               "JSON binwrn-sensitivity writes> or iterative.ranking=store.")
         return read_ranking(ranking, order, layers)
-    if order == "random":  # paper 3 ships one fixed random list; here `seed` draws it
+    if order == "random":  # one drawn with `seed`; random_official is paper 3's own list
         return random.Random(seed).sample(layers, len(layers))
+    if order == "random_official":
+        return official_random_order(net, layers)
     return list(layers) if order == "forward" else list(layers)[::-1]
 
 

@@ -26,8 +26,8 @@ from binwrn.config import (
     run_name,
 )
 from binwrn.models import size_summary
-from binwrn.tracking.callback import with_error_pct
 from binwrn.tracking.credentials import redact_uri
+from binwrn.tracking.metrics import FINAL, as_view, with_error_pct
 from binwrn.tracking.provenance import provenance_tags
 from binwrn.tracking.run import TrackedRun, find_resumable_run
 from binwrn.tracking.sensitivity_runs import LAYER_NUMBER_TAG, NET_TAG, NETWORK_TAG
@@ -86,7 +86,6 @@ def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, P
 def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
     """Fit (or resume), recompute BN statistics, test on the whole test set."""
     started = time.perf_counter()
-    sizes = size_summary(prepared.model)
     digest = config_hash(cfg)
     resume_id, checkpoint = _resume_point(cfg, prepared.tracking_uri, digest)
     # A resumed run keeps writing checkpoints where it started; this invocation's own Hydra
@@ -114,9 +113,6 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
                 run.client.set_tag(run.run_id, key, value)  # e.g. nests under a new sweep
         else:
             _log_config(run, cfg, output_dir)
-            run.log_metrics(sizes.metrics(), step=0)
-            run.log_json(sizes.as_dict(), "model_summary.json")
-            run.log_text(sizes.as_markdown(), "model_summary.md")
             if prepared.binarization_order:  # the resolved order (random, ranked or given)
                 run.log_json({"order": list(prepared.binarization_order),
                               "layers": binarizable_names(prepared.model),  # forward order
@@ -124,6 +120,12 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
                              "iterative/order.json")
         with ddp_session(parts.trainer) if plan else nullcontext():
             scores, extra, final = fit_and_test(cfg, prepared, parts, checkpoint, work_dir)
+        # Sized as trained: a layer-by-layer schedule stopped early leaves fp32 layers.
+        sizes = size_summary(parts.classifier.model)
+        if not run.logged_steps("model/binary_weights"):  # a resumed run may hold them
+            run.log_metrics(sizes.metrics(), step=0)
+        run.log_json(sizes.as_dict(), "model_summary.json")
+        run.log_text(sizes.as_markdown(), "model_summary.md")
         if extra:  # 25-crop test, held-out split
             run.log_metrics(extra, step=parts.trainer.current_epoch)
         if t.log_checkpoint:
@@ -132,7 +134,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         run.log_metrics({"time/wall_s": wall, **parts.clock.metrics()},
                         step=parts.trainer.current_epoch)
     return {
-        **sizes.metrics(), **with_error_pct(dict(scores)),
+        **sizes.metrics(), **with_error_pct(as_view(dict(scores), FINAL)),
         "test_images": len(parts.data.test_set),
         "run_name": run.run_name, "run_id": run.run_id, "tracking_uri": redact_uri(run.uri),
         "output_dir": str(work_dir), "wall_s": wall, "resumed": run.resumed,

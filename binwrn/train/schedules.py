@@ -11,6 +11,9 @@ A schedule that does not fit `trainer.max_epochs` is trained as asked, with a wa
 (`mismatch`): stopping mid-cycle is a legitimate short run, but rarely what a user meant.
 cosine: one cosine cycle over the whole run (paper 2's recipe).
 constant: lr_max throughout (paper 3's Adam runs: "no schedule", spec 3.3).
+sgdr and cosine take `per_batch` (default true, [K] and [M]); false holds each epoch at the
+rate the cosine has at the epoch's start, as [SZ]'s per-epoch scheduler (spec 1.5.2, 1.8; the
+ablation of spec 4 item 6(j)): a cycle's first epoch at lr_max, its last above lr_min.
 """
 
 from __future__ import annotations
@@ -26,12 +29,18 @@ def _cosine(lr_max: float, lr_min: float, progress: float) -> float:
     return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + math.cos(math.pi * progress))
 
 
+def _epoch_of(t: float) -> int:
+    """The 0-based epoch a step belongs to: t counts epochs done after the step, in (e, e+1]."""
+    return math.ceil(t) - 1 if t > 0 else 0
+
+
 @dataclass(frozen=True)
 class SGDR:
     lr_max: float = 0.1
     lr_min: float = 1e-5
     first_cycle: int = 2
     cycle_mult: int = 2
+    per_batch: bool = True
 
     def __post_init__(self) -> None:
         if self.first_cycle <= 0 or self.cycle_mult < 1:
@@ -48,6 +57,10 @@ class SGDR:
         return start, length
 
     def lr(self, t: float) -> float:
+        if not self.per_batch:  # the epoch's start, inside the epoch's own cycle
+            epoch = _epoch_of(t)
+            start, length = self.cycle_at(epoch + 0.5)
+            return _cosine(self.lr_max, self.lr_min, (epoch - start) / length)
         start, length = self.cycle_at(t)
         return _cosine(self.lr_max, self.lr_min, (t - start) / length)
 
@@ -79,7 +92,7 @@ class StepDecay:
 
     def lr(self, t: float) -> float:
         # An epoch runs at one rate: count the milestones passed when the epoch began.
-        epoch = math.ceil(t) - 1 if t > 0 else 0
+        epoch = _epoch_of(t)
         return self.lr_max * self.factor ** bisect.bisect_right(self.milestones, epoch)
 
     def restarts_at(self, epoch: int) -> bool:
@@ -98,12 +111,15 @@ class Cosine:
     lr_max: float = 0.1
     lr_min: float = 1e-5
     epochs: int = 300
+    per_batch: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
             raise ConfigError(f"schedule.epochs={self.epochs} must be positive.")
 
     def lr(self, t: float) -> float:
+        if not self.per_batch:
+            t = _epoch_of(t)
         return _cosine(self.lr_max, self.lr_min, min(t / self.epochs, 1.0))
 
     def restarts_at(self, epoch: int) -> bool:
