@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from binwrn.config import Prepared
 from binwrn.data.datamodule import DeviceAugmentedData
+from binwrn.data.shards import BN_RECOMPUTE, stream_seed
 from binwrn.errors import ConfigError
 from binwrn.tracking.callback import EpochMetricsToMlflow
 from binwrn.train.bn_stats import recompute_bn_statistics
@@ -46,8 +47,10 @@ def recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> None
     classifier.to(device)
     align_streams_for_bn_recompute(trainer, cfg.seed)
     batches = islice(data.augmented_train_batches(device), cfg.bn.recompute_batches)
+    # Seeded: the same statistics after a resume from the checkpoint (bn_stats.py).
+    seed = stream_seed(cfg.seed, BN_RECOMPUTE, trainer.current_epoch)
     with trainer.strategy.precision_plugin.forward_context():  # same precision as training
-        recompute_bn_statistics(classifier.model, batches)
+        recompute_bn_statistics(classifier.model, batches, seed=seed)
 
 
 def validation_scores(cfg: DictConfig, prepared: Prepared, classifier, trainer: pl.Trainer
@@ -147,7 +150,8 @@ def fit_and_test(cfg: DictConfig, prepared: Prepared, parts: Parts, checkpoint: 
     Returns the test scores, the further metrics (25-crop test, the held-out split of
     data.val_size) and the final checkpoint."""
     p = parts
-    p.trainer.fit(p.classifier, datamodule=p.data, ckpt_path=checkpoint)
+    # weights_only=True passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot undo it.
+    p.trainer.fit(p.classifier, datamodule=p.data, ckpt_path=checkpoint, weights_only=True)
     if cfg.bn.recompute_stats:
         recompute_bn(cfg, p.classifier, p.data, p.trainer)
     (scores,) = p.trainer.test(p.classifier, datamodule=p.data, verbose=False)
