@@ -71,7 +71,7 @@ def test_kill_at_five_moments_then_the_same_command_ends_as_an_uninterrupted_run
     client, (ghost, run) = _runs(last.store)
     assert (ghost.info.status, run.info.status) == ("KILLED", "FINISHED")
     assert "ended without recording an end" in ghost.data.tags[FAILURE_TAG]
-    assert not ghost.data.metrics  # killed in its first epoch, before any checkpoint
+    assert not [k for k in ghost.data.metrics if k.startswith(("train/", "test/"))]  # epoch 1
     folder = Path(run.data.tags["binwrn.output_dir"])
     assert folder == work / "attempt2"  # every later attempt resumed it there
     checkpoints = folder / "checkpoints"

@@ -6,7 +6,7 @@ SQLite schema or the experiment. Jobs nest under the parent through `sweep.paren
 Skipping is decided here, from the config hash of each composed job, so a sweep whose jobs
 all finished launches nothing and ends in seconds.
 
-SIGTERM or SIGINT (Ctrl-C) of the sweep, once its parent run exists, is passed on to the
+SIGTERM, SIGINT (Ctrl-C) or SIGHUP of the sweep, once its parent run exists, is passed to the
 jobs' process group (a job in training saves `last.ckpt` and records KILLED); what is left
 after `STOP_GRACE_S` is SIGKILLed, then the parent and every child still RUNNING are marked
 KILLED and the sweep ends with one sentence. The same command resumes them. Jobs on SLURM
@@ -47,10 +47,14 @@ class SweepInterrupted(BinwrnError):
         self.signum = signum
 
 
+# SIGHUP too: the jobs' own process group no longer gets the terminal's hang-up.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 @contextmanager
 def _signals_raise():
-    """Inside, SIGTERM and SIGINT raise SweepInterrupted (the default SIGTERM ends Python
-    without a word, leaving the parent RUNNING forever)."""
+    """Inside, SIGTERM, SIGINT and SIGHUP raise SweepInterrupted (the default SIGTERM ends
+    Python without a word, leaving the parent RUNNING forever)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -58,7 +62,7 @@ def _signals_raise():
     def handler(signum, frame):
         raise SweepInterrupted(signum)
 
-    saved = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    saved = {s: signal.signal(s, handler) for s in _STOP_SIGNALS}
     try:
         yield
     finally:
@@ -68,8 +72,9 @@ def _signals_raise():
 
 def _stop_jobs(proc: subprocess.Popen, signum: int) -> None:
     """Pass `signum` to the jobs' process group until it exits, then SIGKILL what is left."""
-    for s in (signal.SIGTERM, signal.SIGINT):
+    for s in _STOP_SIGNALS:
         signal.signal(s, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+    signum = signal.SIGTERM if signum == signal.SIGHUP else signum  # a job saves on SIGTERM
     deadline = time.monotonic() + STOP_GRACE_S
     while proc.poll() is None and time.monotonic() < deadline:
         with suppress(ProcessLookupError):
@@ -310,7 +315,7 @@ def _interrupted(request: SweepRequest, parent: SweepRun, experiment_id: str,
                  stop: SweepInterrupted) -> SweepInterrupted:
     """Record a stopped sweep: children still RUNNING (local launchers) and the parent
     KILLED; the error whose message says so."""
-    for s in (signal.SIGTERM, signal.SIGINT):
+    for s in _STOP_SIGNALS:
         signal.signal(s, signal.SIG_IGN)  # recording the end must not be cut short
     name = signal.Signals(stop.signum).name
     reason = f"the sweep was stopped by {name}"

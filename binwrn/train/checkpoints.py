@@ -168,7 +168,6 @@ class EpochCheckpoints(pl.Callback):
                 f"{trainer.global_step}; checkpoint saved, the same command resumes it"
             )
 
-
     def on_test_batch_end(self, *args) -> None:
         kill_point("final_test")  # a test hook (binwrn/kill_points.py)
 

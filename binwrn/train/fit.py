@@ -7,6 +7,7 @@ Rank zero wraps them in its MLflow run (train/run.py); the other ranks run them 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -39,6 +40,12 @@ from binwrn.train.startup import FirstStepClock
 
 if TYPE_CHECKING:  # imported where used: torchvision costs every CIFAR run seconds at start-up
     from binwrn.data.imagenet_loader import StreamingImageData
+
+
+# Passed explicitly, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot undo it (Lightning 2.6 takes it;
+# an older one without the argument loads a file rank zero has verified that way first).
+_WEIGHTS_ONLY = ({"weights_only": True}
+                 if "weights_only" in inspect.signature(pl.Trainer.fit).parameters else {})
 
 
 def recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> None:
@@ -150,8 +157,7 @@ def fit_and_test(cfg: DictConfig, prepared: Prepared, parts: Parts, checkpoint: 
     Returns the test scores, the further metrics (25-crop test, the held-out split of
     data.val_size) and the final checkpoint."""
     p = parts
-    # weights_only=True passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot undo it.
-    p.trainer.fit(p.classifier, datamodule=p.data, ckpt_path=checkpoint, weights_only=True)
+    p.trainer.fit(p.classifier, datamodule=p.data, ckpt_path=checkpoint, **_WEIGHTS_ONLY)
     if cfg.bn.recompute_stats:
         recompute_bn(cfg, p.classifier, p.data, p.trainer)
     (scores,) = p.trainer.test(p.classifier, datamodule=p.data, verbose=False)
