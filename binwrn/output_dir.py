@@ -1,4 +1,5 @@
-"""A Hydra callback that checks the output directory is writable before a job starts.
+"""Output folders: a Hydra callback that checks the output directory is writable before a
+job starts, and the output root, the only place checkpoints are resumed from.
 
 Hydra creates the run (or sweep) directory itself, outside binwrn's error handling, and
 answers an unwritable one with a traceback; this check answers it with one sentence.
@@ -15,6 +16,18 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from binwrn.terminal import show_error
+
+
+def output_root() -> Path:
+    """The folder binwrn-run starts in: Hydra's `outputs/` and a relative `hydra.run.dir` lie
+    under it. A resume loads checkpoints from under it only (the store's `binwrn.output_dir`
+    tag could name any file)."""
+    return Path.cwd().resolve()
+
+
+def under_output_root(folder: str | Path) -> bool:
+    """Whether `folder`, symbolic links resolved, lies inside `output_root()`."""
+    return Path(folder).resolve().is_relative_to(output_root())
 
 
 def unwritable_reason(folder: Path) -> str | None:

@@ -1,70 +1,168 @@
-"""A run killed with SIGKILL mid-training and started again with the same command continues
-into the same MLflow run and ends exactly where an uninterrupted run ends (CPU, deterministic)."""
+"""Crash semantics end to end (CPU, deterministic, real SIGKILLs; issue 15):
+
+- one run killed with SIGKILL at each of five moments in turn (store creation, mid-epoch,
+  checkpoint write, BN recompute, final test), the same command started again after each:
+  one FINISHED run whose every metric equals an uninterrupted run's, no RUNNING ghost;
+- a crafted last.ckpt (whose unpickling runs code) offered through the store's tags, with
+  TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1: nothing runs, the run is refused or marked FAILED, a
+  new run trains;
+- SIGTERM of binwrn-sweep: the parent and its unfinished job KILLED, one sentence.
+
+The kills use the test hook BINWRN_TEST_KILL_AT (binwrn/kill_points.py).
+"""
 
 from __future__ import annotations
 
-import os
+import hashlib
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from e2e import BINWRN_RUN, binwrn_run
+from e2e import binwrn_run
 from mlflow import MlflowClient
+from test_crash_semantics import crafted_checkpoint
+
+from binwrn.conf_files import compose
+from binwrn.config import config_hash
+from binwrn.tracking.run import DIGEST_TAG, FAILURE_TAG, TrackedRun
 
 pytestmark = pytest.mark.slow
 
-SETTINGS = ("experiment=smoke", "dataset=digits", "data.train_limit=600",
-            "trainer.max_epochs=4", "deterministic=true", "seed=3",
-            "tracking.system_metrics_interval=0")
-METRICS = ("train/loss", "train/acc", "test/acc", "test/loss", "lr")
+SETTINGS = ("experiment=smoke", "dataset=digits", "trainer.max_epochs=3",
+            "deterministic=true", "seed=3", "tracking.system_metrics_interval=0")
+# The five moments of the acceptance, in the order one run's life reaches them; mid_epoch:1
+# first kills a run before its first checkpoint (a ghost), mid_epoch:2 one with a checkpoint.
+KILLS = ("store", "mid_epoch:1", "mid_epoch:2", "checkpoint_write:1", "bn_recompute",
+         "final_test")
 
 
-def _history(store: Path) -> tuple[str, dict[str, list[tuple[int, float]]], str]:
+def _runs(store: Path):
     client = MlflowClient(f"sqlite:///{store}")
-    (run,) = client.search_runs([client.get_experiment_by_name("binwrn").experiment_id])
-    history = {k: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, k)]
-               for k in METRICS}
-    return run.info.status, history, run.info.run_id
+    experiment = client.get_experiment_by_name("binwrn")
+    return client, (client.search_runs([experiment.experiment_id],
+                                       order_by=["attributes.start_time"])
+                    if experiment else [])
 
 
-def _kill_after_second_epoch(tmp: Path) -> None:
-    """Start the run and SIGKILL it once epoch 2's checkpoint exists (during epoch 3)."""
-    args = [str(BINWRN_RUN), *SETTINGS, f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
-            f"data.cache_dir={tmp / 'cache'}", f"hydra.run.dir={tmp / 'first'}"]
-    proc = subprocess.Popen(args, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = tmp / "first" / "checkpoints" / "cycle-end-epoch0002.ckpt"
-    deadline = time.monotonic() + 300
-    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    time.sleep(0.2)  # into epoch 3 (12 steps of ~50 ms)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+def _history(client: MlflowClient, run) -> dict[str, list[tuple[int, float]]]:
+    """Every metric's (step, value) history; time/* are wall-clock times, not results."""
+    return {k: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, k)]
+            for k in sorted(run.data.metrics) if not k.startswith("time/")}
 
 
-def test_sigkill_then_same_command_resumes_into_the_same_run(tmp_path: Path) -> None:
-    (tmp_path / "killed").mkdir()
+def test_kill_at_five_moments_then_the_same_command_ends_as_an_uninterrupted_run(
+        tmp_path: Path) -> None:
+    work = tmp_path / "killed"
+    work.mkdir()
+    for attempt, moment in enumerate(KILLS):
+        killed = binwrn_run(work, *SETTINGS, f"hydra.run.dir={work / f'attempt{attempt}'}",
+                            env={"BINWRN_TEST_KILL_AT": moment})
+        assert killed.returncode == -signal.SIGKILL, (moment, killed.stderr[-3000:])
+        if moment == "store":  # killed before the new store was renamed into place
+            assert not killed.store.exists() and list(work.glob(".mlflow.db.*.creating"))
+    last = binwrn_run(work, *SETTINGS, f"hydra.run.dir={work / 'last'}")
+    assert last.returncode == 0, last.stderr[-3000:]
+    assert "Traceback" not in last.stderr
+
+    client, (ghost, run) = _runs(last.store)
+    assert (ghost.info.status, run.info.status) == ("KILLED", "FINISHED")
+    assert "ended without recording an end" in ghost.data.tags[FAILURE_TAG]
+    assert not [k for k in ghost.data.metrics if k.startswith(("train/", "test/"))]  # epoch 1
+    folder = Path(run.data.tags["binwrn.output_dir"])
+    assert folder == work / "attempt2"  # every later attempt resumed it there
+    checkpoints = folder / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == [
+        "cycle-end-epoch0002.ckpt", "final.ckpt", "last.ckpt"]  # no .partial left
+    assert not list(work.glob(".mlflow.db.*.creating"))
+    assert hashlib.sha256((checkpoints / "last.ckpt").read_bytes()).hexdigest() == \
+        run.data.tags[DIGEST_TAG]
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"] == 2
+
     (tmp_path / "whole").mkdir()
-    _kill_after_second_epoch(tmp_path / "killed")
-    status, partial, run_id = _history(tmp_path / "killed" / "mlflow.db")
-    assert status == "RUNNING"  # what a SIGKILL leaves behind
-    assert [s for s, _ in partial["train/loss"]] == [1, 2]
-    last = tmp_path / "killed" / "first" / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["epoch"] == 1  # 0-based: epoch 2 completed
-
-    resumed = binwrn_run(tmp_path / "killed", *SETTINGS)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    status, history, resumed_id = _history(tmp_path / "killed" / "mlflow.db")
-    assert (status, resumed_id) == ("FINISHED", run_id)
-    for key in ("train/loss", "lr"):
-        assert [s for s, _ in history[key]] == [1, 2, 3, 4]  # none repeated, none missing
-
     whole = binwrn_run(tmp_path / "whole", *SETTINGS)
     assert whole.returncode == 0, whole.stderr[-3000:]
-    _, uninterrupted, _ = _history(tmp_path / "whole" / "mlflow.db")
-    assert history == uninterrupted
-    kept = sorted(p.name for p in last.parent.glob("*.ckpt"))
-    assert kept == ["cycle-end-epoch0002.ckpt", "final.ckpt", "last.ckpt"]
+    reference_client, (reference,) = _runs(whole.store)
+    history = _history(client, run)
+    assert history == _history(reference_client, reference)
+    assert [s for s, _ in history["train/loss"]] == [1, 2, 3]  # none repeated, none missing
+    assert len(history["test/acc"]) == 4  # each epoch's, then the final one (BN recomputed)
+
+
+def _plant(store: Path, artifacts: Path, folder: Path, marker: Path) -> str:
+    """A RUNNING run of SETTINGS' config whose output folder holds a crafted last.ckpt, as
+    anyone who can write to the store could make; its id."""
+    cfg = compose([*SETTINGS, "trainer.max_epochs=1"])
+    digest = crafted_checkpoint(folder / "checkpoints" / "last.ckpt", marker)
+    run = TrackedRun(f"sqlite:///{store}", "binwrn", str(artifacts), "planted",
+                     {"binwrn.config_hash": config_hash(cfg), "binwrn.output_dir": str(folder),
+                      DIGEST_TAG: digest}, {})
+    run.__enter__()
+    return run.run_id
+
+
+def test_a_crafted_checkpoint_chosen_through_the_store_runs_nothing(tmp_path: Path) -> None:
+    """TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 makes torch.load unpickle anything wherever
+    weights_only is not passed; the marker file proves that nothing ran."""
+    work = tmp_path / "work"
+    work.mkdir()
+    marker = tmp_path / "code-ran"
+    env = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    store, artifacts = work / "mlflow.db", work / "artifacts"
+    args = (*SETTINGS, "trainer.max_epochs=1")
+
+    outside = _plant(store, artifacts, tmp_path / "elsewhere", marker)
+    first = binwrn_run(work, *args, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert f"Not resuming run {outside}" in first.stderr and "is outside" in first.stderr
+
+    inside = _plant(store, artifacts, work / "outputs" / "planted", marker)
+    second = binwrn_run(work, *args, env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"Run {inside} is now marked FAILED" in second.stderr
+    assert "weights_only=True" in second.stderr and "Traceback" not in second.stderr
+
+    assert not marker.exists()
+    client, runs = _runs(store)
+    status = {r.info.run_id: r.info.status for r in runs}
+    assert status[inside] == "FAILED" and status[outside] == "RUNNING"  # not ours: untouched
+    assert "does not load with weights_only=True" in \
+        client.get_run(inside).data.tags[FAILURE_TAG]
+    assert sorted(status.values()) == ["FAILED", "FINISHED", "FINISHED", "RUNNING"]
+
+
+SWEEP = """
+name: long
+overrides: [experiment=smoke, dataset=digits, trainer.max_epochs=30,
+            tracking.system_metrics_interval=0]
+blocks:
+  - grid: {model.bits: [1, 32]}
+report: {kind: generic, rows: [model.bits]}
+"""
+
+
+def test_sigterm_of_a_sweep_marks_the_parent_and_its_unfinished_jobs_killed(
+        tmp_path: Path) -> None:
+    (tmp_path / "long.yaml").write_text(SWEEP)
+    store = tmp_path / "mlflow.db"
+    sweep = subprocess.Popen(
+        [str(Path(sys.executable).with_name("binwrn-sweep")), str(tmp_path / "long.yaml"),
+         "--no-report", f"tracking.uri=sqlite:///{store}",
+         f"tracking.artifact_root={tmp_path / 'artifacts'}", f"data.cache_dir={tmp_path / 'c'}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not list(tmp_path.glob("outputs/sweeps/long/*/jobs/0/checkpoints/last.ckpt")):
+        assert sweep.poll() is None and time.monotonic() < deadline, sweep.communicate()
+        time.sleep(0.2)
+    sweep.send_signal(signal.SIGTERM)
+    out, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 2, err[-3000:]
+    assert "Stopped by SIGTERM" in err and "Traceback" not in err + out
+    client, runs = _runs(store)
+    parent = next(r for r in runs if r.data.tags.get("binwrn.sweep_role") == "parent")
+    children = [r for r in runs if r is not parent]
+    assert parent.info.status == "KILLED"
+    assert children and {r.info.status for r in children} == {"KILLED"}

@@ -83,7 +83,7 @@ def test_only_unfinished_runs_of_the_same_config_are_resumable(tmp_path: Path) -
     assert find_resumable_run(uri, "exp", "abc") is None  # FINISHED is never resumed
     with pytest.raises(RuntimeError), TrackedRun(uri, "exp", str(tmp_path), "x", tags, {}) as run:
         raise RuntimeError("crash")
-    assert find_resumable_run(uri, "exp", "abc") == (run.run_id, "/somewhere")
+    assert find_resumable_run(uri, "exp", "abc") == (run.run_id, "/somewhere", set())
     assert find_resumable_run(uri, "exp", "other-config") is None
     assert find_resumable_run(uri, "no-such-experiment", "abc") is None
     with TrackedRun(uri, "exp", str(tmp_path), "x", tags, {}, resume_run_id=run.run_id) as again:

@@ -5,27 +5,87 @@ sweep's parent run are created before any job starts, so parallel jobs never rac
 SQLite schema or the experiment. Jobs nest under the parent through `sweep.parent_run_id`.
 Skipping is decided here, from the config hash of each composed job, so a sweep whose jobs
 all finished launches nothing and ends in seconds.
+
+SIGTERM, SIGINT (Ctrl-C) or SIGHUP of the sweep, once its parent run exists, is passed to the
+jobs' process group (a job in training saves `last.ckpt` and records KILLED); what is left
+after `STOP_GRACE_S` is SIGKILLed, then the parent and every child still RUNNING are marked
+KILLED and the sweep ends with one sentence. The same command resumes them. Jobs on SLURM
+run on the cluster, out of reach: they keep running, and only the parent is marked.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from binwrn.conf_files import compose, conf_dir
 from binwrn.config import config_hash
-from binwrn.errors import ConfigError
+from binwrn.errors import BinwrnError, ConfigError
 from binwrn.sweeps.plan import GROUP, write_plan
 from binwrn.sweeps.spec import Job, SweepSpec
 from binwrn.tracking.credentials import move_credentials_to_env, redact_uri
 from binwrn.tracking.metrics import final_value
 
 PARENT_ROLE_TAG = "binwrn.sweep_role"
+STOP_GRACE_S = 120  # after a SIGTERM/SIGINT, seconds the jobs get to save and record KILLED
+RESEND_S = 2  # the signal again every this many seconds: it also stops the next job, if any
+
+
+class SweepInterrupted(BinwrnError):
+    """The sweep was stopped by a signal; the message says what was recorded."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# SIGHUP too: the jobs' own process group no longer gets the terminal's hang-up.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+@contextmanager
+def _signals_raise():
+    """Inside, SIGTERM, SIGINT and SIGHUP raise SweepInterrupted (the default SIGTERM ends
+    Python without a word, leaving the parent RUNNING forever)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise SweepInterrupted(signum)
+
+    saved = {s: signal.signal(s, handler) for s in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, previous in saved.items():
+            signal.signal(s, previous)
+
+
+def _stop_jobs(proc: subprocess.Popen, signum: int) -> None:
+    """Pass `signum` to the jobs' process group until it exits, then SIGKILL what is left."""
+    for s in _STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+    signum = signal.SIGTERM if signum == signal.SIGHUP else signum  # a job saves on SIGTERM
+    deadline = time.monotonic() + STOP_GRACE_S
+    while proc.poll() is None and time.monotonic() < deadline:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signum)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=RESEND_S)
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # joblib or submitit workers still there
+    proc.wait()
 
 
 @dataclass
@@ -92,7 +152,12 @@ def _launch(request: SweepRequest, pending: list[Job], plan_dir: Path, jobs_dir:
         *shared, *(request.launcher or []),
     ]
     (jobs_dir.parent / "launch_command.txt").write_text(redact_uri(" ".join(command)) + "\n")
-    return subprocess.run(command).returncode
+    proc = subprocess.Popen(command, process_group=0)  # its own group: signals reach all jobs
+    try:
+        return proc.wait()
+    except SweepInterrupted as stop:
+        _stop_jobs(proc, stop.signum)
+        raise
 
 
 def _read_outcomes(jobs_dir: Path) -> dict[str, dict]:
@@ -136,6 +201,16 @@ class SweepRun:
     def abort(self, status: str, reason: str) -> None:
         self.client.set_tag(self.run_id, "binwrn.failure_reason", reason)
         self.client.set_terminated(self.run_id, status)
+
+    def kill_children(self, experiment_id: str, reason: str) -> list[str]:
+        """Mark this sweep's jobs still RUNNING (their processes are gone) KILLED."""
+        runs = self.client.search_runs(
+            [experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{self.run_id}' and "
+                                           "attributes.status = 'RUNNING'", max_results=10000)
+        for run in runs:
+            self.client.set_tag(run.info.run_id, "binwrn.failure_reason", reason)
+            self.client.set_terminated(run.info.run_id, "KILLED")
+        return [r.info.run_id for r in runs]
 
 
 def _duplicates(jobs: list[Job], hashes: dict[str, str]) -> dict[str, str]:
@@ -208,17 +283,25 @@ def run_sweep(
         artifact_location(uri, tracking.artifact_root, tracking.experiment))
     done = {} if request.force else _finished_runs(client, experiment_id, set(hashes.values()))
     skipped = {j.job_id: done[hashes[j.job_id]] for j in jobs if hashes[j.job_id] in done}
-    parent = SweepRun(client, experiment_id, spec, request.smoke, len(jobs))
+    with _signals_raise():
+        parent = SweepRun(client, experiment_id, spec, request.smoke, len(jobs))
+        try:
+            outcomes = _run_jobs(request, parent, jobs, hashes, skipped, plan_dir, sweep_dir,
+                                 shared, uri, before_close)
+        except SweepInterrupted as stop:
+            raise _interrupted(request, parent, experiment_id, stop) from None
+    return parent.run_id, outcomes, sweep_dir
+
+
+def _run_jobs(request: SweepRequest, parent: SweepRun, jobs: list[Job], hashes: dict,
+              skipped: dict, plan_dir: Path, sweep_dir: Path, shared: list[str], uri: str,
+              before_close: Callable[[str, str], None] | None) -> list[JobOutcome]:
     duplicates = _duplicates(jobs, hashes)
     pending = [j for j in jobs if j.job_id not in skipped and j.job_id not in duplicates]
     jobs_dir = sweep_dir / "jobs"
     launch_rc = None
-    try:
-        if pending:
-            launch_rc = _launch(request, pending, plan_dir, jobs_dir, parent.run_id, shared)
-    except KeyboardInterrupt:
-        parent.abort("KILLED", "interrupted by the user")
-        raise
+    if pending:
+        launch_rc = _launch(request, pending, plan_dir, jobs_dir, parent.run_id, shared)
     outcomes = _settle(jobs, hashes, skipped, duplicates, _read_outcomes(jobs_dir), launch_rc,
                        jobs_dir)
     parent.record(outcomes)
@@ -227,7 +310,28 @@ def run_sweep(
             before_close(uri, parent.run_id)
     finally:
         parent.finish(outcomes)
-    return parent.run_id, outcomes, sweep_dir
+    return outcomes
+
+
+def _interrupted(request: SweepRequest, parent: SweepRun, experiment_id: str,
+                 stop: SweepInterrupted) -> SweepInterrupted:
+    """Record a stopped sweep: children still RUNNING (local launchers) and the parent
+    KILLED; the error whose message says so."""
+    for s in _STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)  # recording the end must not be cut short
+    name = signal.Signals(stop.signum).name
+    reason = f"the sweep was stopped by {name}"
+    on_slurm = any(o == "hydra/launcher=slurm" for o in request.launcher or [])
+    if not on_slurm:
+        parent.kill_children(experiment_id, reason)
+    parent.abort("KILLED", reason)
+    done = (f"the parent run {parent.run_id} is marked KILLED and its SLURM jobs keep "
+            "running (scancel stops them)" if on_slurm else
+            f"the parent run {parent.run_id} and every unfinished job's run are marked "
+            "KILLED, and the same command resumes those jobs")
+    error = SweepInterrupted(stop.signum)
+    error.args = (f"Stopped by {name}: {done}.",)
+    return error
 
 
 def check_request(request: SweepRequest) -> None:

@@ -12,10 +12,12 @@ MlflowClient is built by `open_client`. URIs in messages pass through `redact_ur
 from __future__ import annotations
 
 import fcntl
+import os
 from pathlib import Path
 from urllib.parse import urlparse
 
 from binwrn.errors import ConfigError
+from binwrn.kill_points import kill_point
 from binwrn.tracking.credentials import redact_uri
 
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
@@ -119,12 +121,36 @@ def ui_link(port: int = 5000, experiment_id: str | None = None) -> str:
     return f"{base}#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
+def _create_sqlite_store(database: Path) -> None:
+    """Create and migrate a new SQLite store under a temporary name, then rename it into
+    place. MLflow's migrations take seconds and commit step by step: a process killed among
+    them left a store that no later process could open ("duplicate column name: step").
+    Called under the init lock, so a leftover temporary file is a dead process's."""
+    import sqlalchemy
+
+    try:
+        from mlflow.store.db.utils import _initialize_tables
+    except ImportError:  # a later MLflow without it: it creates the store in place
+        return
+    for stale in database.parent.glob(f".{database.name}.*.creating"):
+        stale.unlink(missing_ok=True)
+    temporary = database.with_name(f".{database.name}.{os.getpid()}.creating")
+    engine = sqlalchemy.create_engine(f"sqlite:///{temporary}")
+    try:
+        _initialize_tables(engine)
+    finally:
+        engine.dispose()
+    kill_point("store")  # a test hook (binwrn/kill_points.py)
+    os.replace(temporary, database)
+
+
 def open_client(uri: str):
     """An MlflowClient on `uri` whose store exists and is migrated.
 
     MLflow creates and migrates a SQLite store on first use; several processes doing that at
     once collide ("table ... already exists", alembic version mismatch). The first use is
     therefore serialised with a lock file beside the database; later writes need no lock.
+    A new store appears whole or not at all (`_create_sqlite_store`).
     """
     from mlflow import MlflowClient
 
@@ -134,6 +160,8 @@ def open_client(uri: str):
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{database}.init-lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if not database.exists():
+            _create_sqlite_store(database)
         client = MlflowClient(uri)
         client.search_experiments(max_results=1)  # creates and migrates the schema if needed
     return client

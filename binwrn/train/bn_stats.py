@@ -3,21 +3,47 @@
 Every training minibatch, built with the training augmentation, is forwarded in training
 mode; each BN layer's per-batch mean and standard deviation sqrt(var + eps) are averaged over
 batches (MatConvNet stores and averages the std), then written back as running statistics.
+
+With a `seed`, the batches are drawn (order, flips, crops, cutout: whatever the iterable
+draws from torch's generators) from generators seeded with it, inside a fork of torch's
+random state: the statistics are a function of the weights and the seed alone, so a run
+killed after fit and resumed from its checkpoint gets the uninterrupted run's numbers, and
+the training stream is left as it was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
+from binwrn.kill_points import kill_point
+
 _BN = nn.modules.batchnorm._BatchNorm
 
 
+@contextmanager
+def _seeded(model: nn.Module, seed: int | None):
+    """Inside: torch's CPU generator and the model's CUDA device's, forked and seeded."""
+    if seed is None:
+        yield
+        return
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    cuda = [torch.device(device).index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
+
+
 @torch.no_grad()
-def recompute_bn_statistics(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
-    """Replace every BN layer's running mean/var with averages over `batches`; returns count."""
+def recompute_bn_statistics(model: nn.Module, batches: Iterable[torch.Tensor],
+                            seed: int | None = None) -> int:
+    """Replace every BN layer's running mean/var with averages over `batches`; returns count.
+    `seed`: draw the batches from seeded generators (module docstring)."""
     layers = [m for m in model.modules() if isinstance(m, _BN)]
     sums = {m: [0.0, 0.0] for m in layers}
 
@@ -33,9 +59,12 @@ def recompute_bn_statistics(model: nn.Module, batches: Iterable[torch.Tensor]) -
     model.train()
     count = 0
     try:
-        for images in batches:
-            model(images)
-            count += 1
+        with _seeded(model, seed):  # the batches are drawn inside, as they are iterated
+            for images in batches:
+                model(images)
+                count += 1
+                if count == 1:
+                    kill_point("bn_recompute")  # a test hook (binwrn/kill_points.py)
     finally:
         for hook in hooks:
             hook.remove()

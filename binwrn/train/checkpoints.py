@@ -14,34 +14,69 @@
   streams are functions of seed, epoch and rank instead: data/shards.py, train/ddp.py).
 - Under DDP every rank takes part in each save (Lightning gathers and synchronises) and rank
   zero alone writes; the ranks agree on a SIGTERM at a step boundary and stop together.
+- Trust: each new `last.ckpt`'s SHA-256 is recorded on the run (tag
+  `binwrn.checkpoint_sha256`, the one it replaces in `binwrn.checkpoint_sha256_previous`)
+  before it is renamed into place. A resume reads a checkpoint only from under the output
+  root, only when its digest is one of those two, and only with `weights_only=True`
+  (`verify_checkpoint`); an unreadable one marks its run FAILED and a new run starts.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import random
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from binwrn.errors import Interrupted
+from binwrn.errors import ConfigError, Interrupted
+from binwrn.kill_points import kill_point
 
 LAST = "last.ckpt"
+# What a Lightning checkpoint binwrn resumes from holds (a foreign file need not).
+CHECKPOINT_KEYS = ("state_dict", "loops", "callbacks", "optimizer_states", "epoch")
 # Under DDP the ranks agree on a SIGTERM every this many steps: seconds, well inside the two
 # minutes SLURM grants between its signal and the kill (signal_delay_s).
 SIGTERM_CHECK_STEPS = 10
 
 
-def atomic_save(trainer: pl.Trainer, path: Path) -> None:
-    """Every rank takes part (Lightning gathers and synchronises); rank zero writes."""
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_save(trainer: pl.Trainer, path: Path,
+                record: Callable[[str], None] | None = None) -> str | None:
+    """Every rank takes part (Lightning gathers and synchronises); rank zero writes, calls
+    `record(sha256)` before renaming the file into place, and returns the digest."""
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    trainer.save_checkpoint(partial)
-    if trainer.is_global_zero:
-        os.replace(partial, path)
+    trainer.save_checkpoint(partial, weights_only=False)  # the whole state, said explicitly
+    if not trainer.is_global_zero:
+        return None
+    digest = sha256_of(partial)
+    if record is not None:
+        record(digest)
+    kill_point("checkpoint_write")
+    os.replace(partial, path)
+    return digest
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Half-written checkpoints a killed process left (`.last.ckpt.<pid>.partial`, ...); call
+    it holding the folder's OutputLock, so that none of them can still be in use."""
+    stale = sorted(Path(folder).glob(".*.partial")) if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 class RandomState(pl.Callback):
@@ -76,6 +111,19 @@ class EpochCheckpoints(pl.Callback):
         self.folder, self.ends_cycle = Path(folder), ends_cycle
         self.keep_cycle_ends = keep_cycle_ends
         self._sigterm = False  # under DDP: noted here, not by Lightning (on_train_start)
+        # Rank zero's MLflow run sets these: `record_digests(new, replaced)` logs the digests,
+        # `on_disk` is the digest of the last.ckpt now in the folder (the one resumed from).
+        self.record_digests: Callable[[str, str | None], None] | None = None
+        self.on_disk: str | None = None
+
+    def _save_last(self, trainer: pl.Trainer) -> None:
+        if trainer.is_global_zero:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        record = self.record_digests
+        digest = atomic_save(trainer, self.folder / LAST,
+                             None if record is None else lambda new: record(new, self.on_disk))
+        if digest is not None:
+            self.on_disk = digest
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Under DDP, replace Lightning's SIGTERM handling: its handler forwards the signal and
@@ -88,10 +136,8 @@ class EpochCheckpoints(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Callbacks run before the module's own epoch-end hook, so check divergence here.
         getattr(pl_module, "raise_if_diverged", lambda: None)()
-        if trainer.is_global_zero:
-            self.folder.mkdir(parents=True, exist_ok=True)
+        self._save_last(trainer)
         last = self.folder / LAST
-        atomic_save(trainer, last)
         epochs_done = trainer.current_epoch + 1
         if self.ends_cycle(epochs_done) and trainer.is_global_zero:
             kept = self.folder / f"cycle-end-epoch{epochs_done:04d}.ckpt"
@@ -111,28 +157,46 @@ class EpochCheckpoints(pl.Callback):
             return False
         return trainer.strategy.reduce_boolean_decision(self._sigterm, all=False)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, *args) -> None:
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs,
+                           batch, batch_idx: int) -> None:
+        if batch_idx == trainer.num_training_batches // 2:
+            kill_point("mid_epoch")  # a test hook (binwrn/kill_points.py)
         if self._stop_requested(trainer):
-            if trainer.is_global_zero:
-                self.folder.mkdir(parents=True, exist_ok=True)
-            atomic_save(trainer, self.folder / LAST)
+            self._save_last(trainer)
             raise Interrupted(
                 f"stopped by SIGTERM at epoch {trainer.current_epoch + 1}, step "
                 f"{trainer.global_step}; checkpoint saved, the same command resumes it"
             )
 
+    def on_test_batch_end(self, *args) -> None:
+        kill_point("final_test")  # a test hook (binwrn/kill_points.py)
+
 
 class OutputLock:
     """An exclusive lock on an output folder while a process trains into it, so a resume
-    never picks a run that is still alive (the OS drops the lock when a process dies)."""
+    never picks a run that is still alive (the OS drops the lock when a process dies).
+    The file holds the pid of the process that holds it, for the message of a second one."""
 
     def __init__(self, folder: Path) -> None:
         self.path = Path(folder) / ".binwrn.lock"
 
     def __enter__(self) -> OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("w")
-        fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._file = self.path.open("a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip()
+            self._file.close()
+            raise ConfigError(
+                f"The output folder {self.path.parent} is in use by another binwrn process"
+                f"{f' (pid {holder})' if holder else ''}: wait for it to end, or give this "
+                "run a folder of its own (hydra.run.dir=...)."
+            ) from None
+        self._file.truncate(0)
+        self._file.write(f"{os.getpid()}\n")
+        self._file.flush()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -158,3 +222,38 @@ def resumable_checkpoint(output_dir: str | Path) -> Path | None:
     if not last.is_file() or OutputLock(folder).held_elsewhere():
         return None
     return last
+
+
+class UnusableCheckpoint(Exception):
+    """A checkpoint a resume must not (or cannot) load; the message says why."""
+
+
+def verify_checkpoint(path: Path, digests: set[str]) -> str:
+    """The SHA-256 of `path` once it is one of the run's recorded `digests` and loads as a
+    Lightning checkpoint with `weights_only=True` (passed explicitly, so that
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot turn it off); else UnusableCheckpoint.
+
+    The file is read once: the bytes hashed are the bytes unpickled, and bytes that do not
+    match a recorded digest are never unpickled at all."""
+    import io
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise UnusableCheckpoint(f"cannot be read ({err.strerror})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if not digests:
+        raise UnusableCheckpoint("the run records no digest of it (binwrn.checkpoint_sha256)")
+    if digest not in digests:
+        raise UnusableCheckpoint(f"its SHA-256 {digest[:12]}... is not the one the run "
+                                 "recorded when it wrote it (replaced or altered)")
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, foreign pickle, a global weights_only refuses
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise UnusableCheckpoint(f"it does not load with weights_only=True "
+                                 f"({type(err).__name__}: {first[:200]})") from None
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise UnusableCheckpoint(f"it is not a binwrn training checkpoint (no {missing[0]})")
+    return digest

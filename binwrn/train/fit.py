@@ -7,6 +7,7 @@ Rank zero wraps them in its MLflow run (train/run.py); the other ranks run them 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from binwrn.config import Prepared
 from binwrn.data.datamodule import DeviceAugmentedData
+from binwrn.data.shards import BN_RECOMPUTE, stream_seed
 from binwrn.errors import ConfigError
 from binwrn.tracking.callback import EpochMetricsToMlflow
 from binwrn.tracking.metrics import FINAL, RECOMPUTED
@@ -42,14 +44,22 @@ if TYPE_CHECKING:  # imported where used: torchvision costs every CIFAR run seco
     from binwrn.data.imagenet_loader import StreamingImageData
 
 
+# Passed explicitly, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot undo it (Lightning 2.6 takes it;
+# an older one without the argument loads a file rank zero has verified that way first).
+_WEIGHTS_ONLY = ({"weights_only": True}
+                 if "weights_only" in inspect.signature(pl.Trainer.fit).parameters else {})
+
+
 def recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> None:
     # Lightning moves the module back to the CPU when fit ends; recompute on the device.
     device = trainer.strategy.root_device
     classifier.to(device)
     align_streams_for_bn_recompute(trainer, cfg.seed)
     batches = islice(data.augmented_train_batches(device), cfg.bn.recompute_batches)
+    # Seeded: the same statistics after a resume from the checkpoint (bn_stats.py).
+    seed = stream_seed(cfg.seed, BN_RECOMPUTE, trainer.current_epoch)
     with trainer.strategy.precision_plugin.forward_context():  # same precision as training
-        recompute_bn_statistics(classifier.model, batches)
+        recompute_bn_statistics(classifier.model, batches, seed=seed)
 
 
 def validation_scores(cfg: DictConfig, prepared: Prepared, classifier, trainer: pl.Trainer
@@ -161,7 +171,7 @@ def fit_and_test(cfg: DictConfig, prepared: Prepared, parts: Parts, checkpoint: 
     Returns the test scores, the further metrics (25-crop test, the held-out split of
     data.val_size) and the final checkpoint."""
     p = parts
-    p.trainer.fit(p.classifier, datamodule=p.data, ckpt_path=checkpoint)
+    p.trainer.fit(p.classifier, datamodule=p.data, ckpt_path=checkpoint, **_WEIGHTS_ONLY)
     if cfg.bn.recompute_stats:
         recompute_bn(cfg, p.classifier, p.data, p.trainer)
     (scores,) = p.trainer.test(p.classifier, datamodule=p.data, verbose=False)

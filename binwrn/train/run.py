@@ -16,6 +16,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from rich.markup import escape
 
 from binwrn.config import (
     Prepared,
@@ -26,13 +27,27 @@ from binwrn.config import (
     run_name,
 )
 from binwrn.models import size_summary
+from binwrn.output_dir import output_root, under_output_root
+from binwrn.terminal import console_note, show_warning
 from binwrn.tracking.credentials import redact_uri
 from binwrn.tracking.metrics import FINAL, as_view, with_error_pct
 from binwrn.tracking.provenance import provenance_tags
-from binwrn.tracking.run import TrackedRun, find_resumable_run
+from binwrn.tracking.run import (
+    TrackedRun,
+    find_resumable_run,
+    mark_dead_runs_killed,
+    mark_unresumable,
+)
 from binwrn.tracking.sensitivity_runs import LAYER_NUMBER_TAG, NET_TAG, NETWORK_TAG
 from binwrn.tracking.store import ui_link
-from binwrn.train.checkpoints import OutputLock, resumable_checkpoint
+from binwrn.train.checkpoints import (
+    EpochCheckpoints,
+    OutputLock,
+    UnusableCheckpoint,
+    remove_stale_partials,
+    resumable_checkpoint,
+    verify_checkpoint,
+)
 from binwrn.train.data_parallel import batch_rule, world_size
 from binwrn.train.ddp import Plan, ddp_session
 from binwrn.train.fit import build, fit_and_test, uses_ddp
@@ -74,20 +89,52 @@ def _ddp_tags(cfg: DictConfig) -> dict[str, str]:
             "binwrn.sync_batchnorm": str(bool(cfg.trainer.get("sync_batchnorm"))).lower()}
 
 
-def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, Path | None]:
-    """The unfinished run of this exact config and its last checkpoint, when `resume` is on."""
+def _resume_point(cfg: DictConfig, uri: str, digest: str
+                  ) -> tuple[str | None, Path | None, str | None]:
+    """The unfinished run of this exact config, its last checkpoint and that file's SHA-256,
+    when `resume` is on and the checkpoint may be loaded: under the output root, not in use,
+    its digest the one the run recorded, loadable with weights_only=True. A run whose
+    checkpoint fails the last two is marked FAILED; either way a new run starts, saying so."""
     if not cfg.resume:
-        return None, None
+        return None, None, None
     found = find_resumable_run(uri, cfg.tracking.experiment, digest)
-    checkpoint = resumable_checkpoint(found[1]) if found else None
-    return (found[0], checkpoint) if checkpoint else (None, None)
+    if found is None:
+        return None, None, None
+    if not under_output_root(found.output_dir):
+        show_warning(escape(
+            f"Not resuming run {found.run_id}: its output folder {found.output_dir} (tag "
+            f"binwrn.output_dir) is outside {output_root()}, the folder this command started "
+            "in, and checkpoints are resumed only from under it; starting a new run."))
+        return None, None, None
+    checkpoint = resumable_checkpoint(found.output_dir)
+    if checkpoint is None:
+        return None, None, None
+    try:
+        sha256 = verify_checkpoint(checkpoint, found.digests)
+    except UnusableCheckpoint as err:
+        reason = f"its checkpoint {checkpoint} cannot be resumed: {err}"
+        mark_unresumable(uri, found.run_id, reason)
+        show_warning(escape(f"Run {found.run_id} is now marked FAILED because {reason}; "
+                            "starting a new run of this config instead."))
+        return None, None, None
+    return found.run_id, checkpoint, sha256
+
+
+def _mark_ghosts(cfg: DictConfig, uri: str, digest: str, keep: str | None) -> None:
+    """RUNNING runs of this config left by a process that is gone become KILLED."""
+    killed = mark_dead_runs_killed(uri, cfg.tracking.experiment, digest,
+                                   lambda folder: OutputLock(folder).held_elsewhere(), keep)
+    if killed:
+        console_note(f"Marked {len(killed)} earlier run(s) of this config KILLED, their "
+                     f"process gone without recording an end: {', '.join(killed)}.")
 
 
 def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
     """Fit (or resume), recompute BN statistics, test on the whole test set."""
     started = time.perf_counter()
     digest = config_hash(cfg)
-    resume_id, checkpoint = _resume_point(cfg, prepared.tracking_uri, digest)
+    resume_id, checkpoint, on_disk = _resume_point(cfg, prepared.tracking_uri, digest)
+    _mark_ghosts(cfg, prepared.tracking_uri, digest, keep=resume_id)
     # A resumed run keeps writing checkpoints where it started; this invocation's own Hydra
     # folder still gets its log and config.
     work_dir = checkpoint.parent.parent if checkpoint else output_dir
@@ -107,6 +154,10 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         curated_params(cfg), t.system_metrics_interval, resume_run_id=resume_id,
     ) as run:
         parts.to_mlflow.run = run
+        remove_stale_partials(work_dir / "checkpoints")  # the lock is ours: all are stale
+        for callback in parts.trainer.callbacks:
+            if isinstance(callback, EpochCheckpoints):  # each new last.ckpt's digest
+                callback.record_digests, callback.on_disk = run.record_checkpoint_digests, on_disk
         if run.resumed:
             run.client.set_tag(run.run_id, "binwrn.resumed_by", str(output_dir))
             for key, value in {**_sweep_tags(cfg), **_ddp_tags(cfg)}.items():
