@@ -89,7 +89,8 @@ def test_kill_at_five_moments_then_the_same_command_ends_as_an_uninterrupted_run
     history = _history(client, run)
     assert history == _history(reference_client, reference)
     assert [s for s, _ in history["train/loss"]] == [1, 2, 3]  # none repeated, none missing
-    assert len(history["test/acc"]) == 4  # each epoch's, then the final one (BN recomputed)
+    assert [s for s, _ in history["test/acc"]] == [1, 2, 3]  # each epoch's, running BN stats
+    assert [s for s, _ in history["test_final/acc"]] == [3]  # the final one, BN recomputed
 
 
 def _plant(store: Path, artifacts: Path, folder: Path, marker: Path) -> str:
