@@ -1,6 +1,12 @@
 # binwrn: `make demo` and `make test` are all a fresh clone needs (uv is installed if missing).
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+# Work with or without .venv activated: its python3 has neither pip nor uv, so look for
+# python3 on PATH without .venv/bin; uv is on PATH, or where `pip install --user uv` put it
+# (~/.local/bin, often not on PATH), or a module of that python3.
+PY := $(shell PATH="$$(printf %s "$$PATH" | tr : '\n' | grep -vxF '$(CURDIR)/.venv/bin' | \
+  paste -sd: -)" command -v python3 || echo python3)
+UV := $(shell command -v uv 2>/dev/null || ls $(HOME)/.local/bin/uv 2>/dev/null || \
+  echo "$(PY) -m uv")
 RUN := $(UV) run --frozen
 PORT ?= 5000
 STORE ?= mlflow.db
@@ -15,10 +21,9 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 install:  ## create .venv from uv.lock (Python 3.11, torch, Lightning, Hydra, MLflow)
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
-	  python3 -m pip install --quiet --user uv || \
-	  python3 -m pip install --quiet --user --break-system-packages uv
-	$(UV) sync --frozen
+	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet --user uv || \
+	  $(PY) -m pip install --quiet --user --break-system-packages uv
+	@$(UV) sync --frozen --quiet
 
 demo: install  ## train fp32 and 1-bit WRN-10-1 on the embedded digits, then show where the runs are
 	$(RUN) binwrn-run -m experiment=demo model.bits=32,1

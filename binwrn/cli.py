@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -20,53 +21,89 @@ from binwrn.terminal import (
     show_config,
     show_error,
     show_result,
+    show_settings,
     show_sweep_summary,
     show_warning,
 )
 
 _failed_jobs: list[str] = []
+_jobs_in_process = 0  # a multirun's later jobs time their first step from their own start
+
+# Libraries whose INFO lines (devices found, tables created, monitors started, checkpoint
+# defaults) say nothing a user acts on: WARNING and above still show; verbose=true shows all.
+CHATTY_LOGGERS = ("lightning.pytorch", "lightning.fabric", "mlflow", "alembic")
 
 
-def _quiet_libraries() -> None:
-    """Lightning logs through its own handler and Hydra's: keep one copy, drop the ads."""
+def _quiet_libraries(verbose: bool) -> None:
+    """Lightning logs through its own handler and Hydra's: keep one copy, drop the ads and,
+    unless verbose, Lightning's and MLflow's INFO chatter (set where they log, after import:
+    each sets its level when imported)."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage()
     )
+    if not verbose:
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*treespec.*")
 
 
 def _write_outcome(output_dir: Path, cfg: DictConfig, status: str, reason: str | None = None,
-                   result: dict | None = None) -> None:
-    """outcome.json in the job's folder: what binwrn-sweep reads back after its launcher."""
+                   result: dict | None = None, job: dict | None = None) -> None:
+    """outcome.json in the job's folder: what binwrn-sweep and the multirun table read back
+    after the launcher (`job`: its number, overrides and seconds)."""
     outcome = {"job": cfg.sweep.job, "status": status, "reason": reason,
                "run_id": (result or {}).get("run_id"),
-               "test_error_pct": (result or {}).get("test/error_pct")}
+               "run_name": (result or {}).get("run_name"),
+               "test_error_pct": (result or {}).get("test/error_pct"), **(job or {})}
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "outcome.json").write_text(json.dumps(outcome, indent=2))
 
 
+def _clock_start(job_started: float) -> float:
+    """When this job's command-to-first-step clock starts: the process start for the first
+    job of a process (its imports are the user's wait), the job's own start for later ones."""
+    global _jobs_in_process
+    _jobs_in_process += 1
+    if _jobs_in_process > 1:
+        return job_started
+    import psutil
+
+    return psutil.Process().create_time()
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _run_job(cfg: DictConfig) -> float | None:
-    from binwrn.config import prepare
+    from binwrn.config import prepare, run_name
 
+    started = time.time()
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode.name == "MULTIRUN"
-    show_config(OmegaConf.to_yaml(cfg, resolve=True))
+    verbose = bool(cfg.get("verbose", False))
+    job = {"number": hydra_cfg.job.num if in_sweep else None,
+           "overrides": list(hydra_cfg.overrides.task)}
+    if verbose:
+        show_config(OmegaConf.to_yaml(cfg, resolve=True))
     try:
         prepared = prepare(cfg)  # bad values and data are refused before the slow imports
+        from binwrn.train.fast_path import resolve_precision
+
+        show_settings(run_name(cfg), cfg, resolve_precision(cfg.trainer.precision,
+                                                            cfg.trainer.accelerator),
+                      output_dir, job["number"])
         for warning in prepared.warnings:
             show_warning(warning)
-        from binwrn.train.run import train  # Lightning + MLflow: ~20 s on 2 cores
+        from binwrn.train.run import train  # Lightning + MLflow: ~10 s on 2 cores
 
-        _quiet_libraries()
-        result = train(cfg, prepared, output_dir)
+        _quiet_libraries(verbose)
+        result = train(cfg, prepared, output_dir, started_at=_clock_start(started))
     except (BinwrnError, Diverged, Interrupted) as err:
         show_error(str(err))
-        _write_outcome(output_dir, cfg, "failed", str(err))
+        _write_outcome(output_dir, cfg, "failed", str(err),
+                       job={**job, "seconds": time.time() - started})
         if not in_sweep:
             sys.exit(2)
         _failed_jobs.append(f"job {hydra_cfg.job.num}: {err}")
@@ -77,16 +114,41 @@ def _run_job(cfg: DictConfig) -> float | None:
         logging.getLogger("binwrn").exception("job %s crashed", hydra_cfg.job.num)
         reason = f"{type(err).__name__}: {err}"
         show_error(f"{reason} (traceback in {output_dir})")
-        _write_outcome(output_dir, cfg, "failed", reason)
+        _write_outcome(output_dir, cfg, "failed", reason,
+                       job={**job, "seconds": time.time() - started})
         _failed_jobs.append(f"job {hydra_cfg.job.num}: {reason}")
         return None
-    _write_outcome(output_dir, cfg, "finished", result=result)
+    _write_outcome(output_dir, cfg, "finished", result=result,
+                   job={**job, "seconds": time.time() - started})
     show_result(result)
     return result["test/error_pct"]
 
 
+def _check_first(argv: list[str]) -> None:
+    """`--help`, and every check of the command line's jobs, before torch loads: a typo or a
+    bad value costs a second, not the ~10 s of imports before the first job starts."""
+    from hydra._internal.utils import get_args_parser
+
+    from binwrn.checks import check_command_line
+    from binwrn.run_help import run_help
+
+    args = get_args_parser().parse_args(argv)  # Hydra's own flags, as hydra.main reads them
+    if args.help:
+        print(run_help(conf_dir()))
+        sys.exit(0)
+    if (args.hydra_help or args.shell_completion or args.info or args.config_path
+            or args.config_name or args.config_dir or args.experimental_rerun):
+        return  # Hydra's business (another config tree, or no job at all)
+    try:  # --cfg only prints: its keys must exist, its values need not be runnable
+        check_command_line(args.overrides, args.multirun, values=args.cfg is None)
+    except BinwrnError as err:
+        show_error(str(err))
+        sys.exit(2)
+
+
 def run() -> None:
     """`binwrn-run [overrides]`: train and track one config, or a Hydra `-m` sweep."""
+    _check_first(sys.argv[1:])
     _run_job()
     if _failed_jobs:
         show_error(f"{len(_failed_jobs)} job(s) failed: " + "; ".join(_failed_jobs))
@@ -291,7 +353,7 @@ def sensitivity() -> None:
         cfg = compose(args.overrides)
         from binwrn.train.sensitivity import sensitivity as rank_layers  # Lightning: slow
 
-        _quiet_libraries()
+        _quiet_libraries(bool(cfg.get("verbose", False)))
         record = rank_layers(cfg, args.val_size, args.out)
     except BinwrnError as err:
         show_error(str(err), "binwrn-sensitivity")

@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from binwrn.checks import check_config
 from binwrn.data import Augment, ImageSplit, load_splits
 from binwrn.data.arrays import check_batch_size
 from binwrn.data.imagenet import FileSplit, list_imagenet
@@ -66,7 +67,7 @@ CURATED_PARAMS = (
     "dataset.use_extra",  # SVHN's configs only: absent keys are not logged
 )
 # Keys that change where things are stored or how fast, not what is trained.
-HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
+HASH_EXCLUDED = ("tracking", "verbose", "data.root", "data.cache_dir", "data.download",
                  "data.verify_checksums", "data.eval_batch_size", "trainer.accelerator",
                  "trainer.devices", "resume", "checkpoints", "speed", "sweep.name",
                  "sweep.parent_run_id", "sweep.job", "sweep.smoke",
@@ -306,6 +307,7 @@ def seed_all(seed: int) -> None:
 
 def prepare(cfg: DictConfig) -> Prepared:
     """Build and check config values and data, cheapest first; raises BinwrnError."""
+    check_config(cfg)  # what the config alone decides (binwrn-run checked it before torch)
     uri = absolute_uri(cfg.tracking.uri)
     check_reachable(uri)  # before anything asks the store (MLflow retries for minutes)
     seed_all(cfg.seed)

@@ -120,13 +120,13 @@ class Parts:
 
 
 def build(cfg: DictConfig, prepared: Prepared, work_dir: Path, show_progress: bool,
-           plan: Path | None) -> Parts:
+          plan: Path | None, started_at: float | None = None) -> Parts:
     """The same module, data, callbacks and Trainer on every rank."""
     model = prepared.fast_path.apply(prepared.model)
     classifier = WRNClassifier(model, prepared.schedule, prepared.optimizer,
                                step_batch=step_batch(cfg))
     data = _datamodule(cfg, prepared)
-    to_mlflow, clock = EpochMetricsToMlflow(), FirstStepClock()
+    to_mlflow, clock = EpochMetricsToMlflow(), FirstStepClock(started_at)
     # A cycle ends after `n` epochs when the next (0-based index n) restarts.
     callbacks = [to_mlflow, clock, RandomState(), RankRandomStreams(cfg.seed),
                  EpochCheckpoints(work_dir / "checkpoints", prepared.schedule.restarts_at,

@@ -79,8 +79,10 @@ def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, P
     return (found[0], checkpoint) if checkpoint else (None, None)
 
 
-def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
-    """Fit (or resume), recompute BN statistics, test on the whole test set."""
+def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True,
+          started_at: float | None = None):
+    """Fit (or resume), recompute BN statistics, test on the whole test set. `started_at`
+    (epoch seconds): where time/to_first_step_s counts from (default: the process start)."""
     started = time.perf_counter()
     sizes = size_summary(prepared.model)
     digest = config_hash(cfg)
@@ -92,7 +94,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
     if uses_ddp(cfg):  # what the other ranks need, decided once, here
         plan = Plan(OmegaConf.to_container(cfg, resolve=True),
                     str(checkpoint) if checkpoint else None, str(work_dir)).write(work_dir)
-    parts = build(cfg, prepared, work_dir, show_progress, plan)  # before the run exists
+    parts = build(cfg, prepared, work_dir, show_progress, plan, started_at)  # before the run
     tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": digest,
             **_network_tags(cfg, prepared),
             "binwrn.output_dir": str(work_dir), **_sweep_tags(cfg), **_ddp_tags(cfg),
