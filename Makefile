@@ -37,8 +37,8 @@ sweep-ablations:  ## paper 1 Fig. 6: {fp32, 1-bit} x {SGDR, step} x {BN learned,
 report: install  ## tables and figures of the newest run of sweep $(SWEEP) (binwrn-report)
 	$(RUN) binwrn-report --sweep $(SWEEP)
 
-bench: install  ## binwrn vs plain PyTorch, 1-bit vs fp32 step times (QUICK=1: a CPU subset) -> docs/benchmarks.md
-	$(RUN) binwrn-bench $(if $(call yes,$(QUICK)),--quick) $(ARGS)
+bench: install  ## step times, binwrn vs plain PyTorch, and command to first step (QUICK=1: a CPU subset; STARTUP=1: first step only) -> docs/benchmarks.md
+	$(RUN) binwrn-bench $(if $(call yes,$(QUICK)),--quick) $(if $(call yes,$(STARTUP)),--startup-only) $(ARGS)
 
 test: install  ## the whole test suite (CPU, under 15 minutes), two workers (pytest-xdist)
 	$(RUN) pytest -q -n 2

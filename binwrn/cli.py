@@ -96,7 +96,10 @@ def _run_job(cfg: DictConfig) -> float | None:
                       output_dir, job["number"])
         for warning in prepared.warnings:
             show_warning(warning)
-        from binwrn.train.run import train  # Lightning + MLflow: ~10 s on 2 cores
+        from binwrn.train.lean_imports import import_lightning
+
+        import_lightning()  # without torchmetrics' torchvision, scipy and matplotlib
+        from binwrn.train.run import train  # Lightning + MLflow: most of the start-up
 
         _quiet_libraries(verbose)
         result = train(cfg, prepared, output_dir, started_at=_clock_start(started))
@@ -313,7 +316,7 @@ def sweep() -> None:
         show_error(str(err), "binwrn-sweep")
         sys.exit(2)
     show_sweep_summary(request.spec.name, outcomes, parent_id, ui_link())
-    if any(o.status == "failed" for o in outcomes):
+    if any(o.status in ("failed", "not run") for o in outcomes):
         sys.exit(1)
 
 
@@ -351,6 +354,9 @@ def sensitivity() -> None:
     args = parser.parse_args()
     try:
         cfg = compose(args.overrides)
+        from binwrn.train.lean_imports import import_lightning
+
+        import_lightning()
         from binwrn.train.sensitivity import sensitivity as rank_layers  # Lightning: slow
 
         _quiet_libraries(bool(cfg.get("verbose", False)))

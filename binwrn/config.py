@@ -90,13 +90,18 @@ PAPER1_VALUES = {"model.norm": "batchnorm", "model.temperature": None,
 PAPER1_GROUPS = {"iterative": ("order", "none")}
 
 
+# Params left out where unset: a BN net has no temperature (paper 2's shifted-ReLU nets do).
+UNSET_HIDDEN = ("model.temperature",)
+
+
 def curated_params(cfg: DictConfig) -> dict[str, object]:
     # A paper-1 run (iterative.order=none, SGD, ...) shows the params it showed before paper 3.
     paper1 = OmegaConf.select(cfg, "iterative.order", default="none") == "none"
     keys = [k for k in CURATED_PARAMS if not (paper1 and k.startswith("iterative."))]
     values = {key: OmegaConf.select(cfg, key, default="__absent__") for key in keys}
     return {k: (list(v) if OmegaConf.is_list(v) else v) for k, v in values.items()
-            if v != "__absent__" and not (k in PAPER3_KEYS and v == PAPER3_KEYS[k])}
+            if v != "__absent__" and not (k in PAPER3_KEYS and v == PAPER3_KEYS[k])
+            and not (k in UNSET_HIDDEN and v is None)}
 
 
 def _parent(tree: dict, dotted: str) -> dict:

@@ -88,8 +88,9 @@ def show_job_table(outcomes: list[dict]) -> None:
     keys = [k for k in dict.fromkeys(k for s in settings for k in s)
             if len({s.get(k) for s in settings}) > 1]
     table = Table(title=f"binwrn-run: {len(outcomes)} jobs")
-    for column in ("job", *keys, "status", "test error", "time", "run name / reason"):
+    for column in ("job", *keys, "status", "test error", "time"):
         table.add_column(column, justify="right" if column in ("test error", "time") else "left")
+    table.add_column("run name / reason", overflow="fold")
     for out, setting in zip(outcomes, settings, strict=True):
         error = out.get("test_error_pct")
         failed = out["status"] != "finished"
@@ -102,20 +103,21 @@ def show_job_table(outcomes: list[dict]) -> None:
 
 def show_sweep_summary(name: str, outcomes: list, parent_id: str, link: str) -> None:
     """One row per job: what it stands for, finished / skipped / failed, and why."""
-    style = {"finished": "green", "skipped": "cyan", "failed": "bold red"}
+    style = {"finished": "green", "skipped": "cyan", "failed": "bold red", "not run": "yellow"}
     table = Table(title=f"binwrn-sweep: {name}")
     for column in ("job", "labels", "status", "test error", "run / reason"):
         table.add_column(column)
     for o in outcomes:
         labels = " ".join(f"{k}={v}" for k, v in o.labels.items())
         error = f"{o.test_error_pct:.2f} %" if o.test_error_pct is not None else ""
-        detail = o.reason if o.status == "failed" else (o.run_id or "")
+        detail = o.reason if o.status in ("failed", "not run") else (o.run_id or "")
         table.add_row(o.job, escape(labels), f"[{style[o.status]}]{o.status}[/]", error,
                       escape(detail or ""))
     console.print(table)
     counts = {s: sum(o.status == s for o in outcomes) for s in style}
+    not_run = f", {counts['not run']} not run" if counts["not run"] else ""
     console.print(f"{counts['finished']} finished, {counts['skipped']} skipped (identical "
-                  f"config already FINISHED), {counts['failed']} failed; parent run "
+                  f"config already FINISHED), {counts['failed']} failed{not_run}; parent run "
                   f"{parent_id}. Browse it: [bold]make ui[/], then open {link}", soft_wrap=True)
 
 

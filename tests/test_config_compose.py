@@ -213,6 +213,6 @@ def test_curated_params():
     assert params["trainer.max_epochs"] == 254
     assert params["optim.lr"] == 0.1
     assert params["data.cutout"] == 18
-    assert params["model.norm"] == "batchnorm" and params["model.temperature"] is None
+    assert params["model.norm"] == "batchnorm" and "model.temperature" not in params
     step = curated_params(_compose("schedule=step"))
     assert step["schedule.milestones"] == [85, 170]

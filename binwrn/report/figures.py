@@ -38,6 +38,10 @@ def _save(fig: Figure, path: Path) -> Path:
 def error_vs_epoch(rows: list[Row], title: str, path: Path) -> Path:
     """Every run's test error by epoch: colour per row, solid fp32, dashed 1-bit, dotted
     verticals after the epochs where SGDR restarted, crosses for the official curves."""
+    return _save(error_vs_epoch_figure(rows, title), path)
+
+
+def error_vs_epoch_figure(rows: list[Row], title: str) -> Figure:
     fig, ax = _axes(10, 5.5)
     handles, referenced = [], set()
     for i, row in enumerate(rows):
@@ -52,11 +56,16 @@ def error_vs_epoch(rows: list[Row], title: str, path: Path) -> Path:
                     referenced.add((source, i))
                     shown = [e for e in CYCLE_ENDS if e <= max(epochs, default=0)]
                     ax.plot(shown, [curve[e] for e in shown], marker, color=colour, ms=8)
-    for epoch in sorted({e for row in rows for run in row.runs for e in run.restarts}):
+    restarts = sorted({e for row in rows for run in row.runs for e in run.restarts})
+    for epoch in restarts:
         ax.axvline(epoch, color="0.55", linestyle=":", linewidth=1)
-    handles += [Line2D([], [], color="k", label="fp32"),
-                Line2D([], [], color="k", linestyle="--", label="1-bit"),
-                Line2D([], [], color="0.55", linestyle=":", label="SGDR warm restart")]
+    # A key for each line style drawn, and only those.
+    drawn_bits = {run.bits == 1 for row in rows for run in row.runs}
+    handles += [Line2D([], [], color="k", linestyle=style, label=label)
+                for one_bit, style, label in ((False, "-", "fp32"), (True, "--", "1-bit"))
+                if one_bit in drawn_bits]
+    if restarts:
+        handles.append(Line2D([], [], color="0.55", linestyle=":", label="SGDR warm restart"))
     if referenced:
         handles += [Line2D([], [], color="k", marker=m, linestyle="", label=f"{s} (paper)")
                     for s, m in (("Keras", "x"), ("MATLAB", "+"))]
@@ -64,7 +73,7 @@ def error_vs_epoch(rows: list[Row], title: str, path: Path) -> Path:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
-    return _save(fig, path)
+    return fig
 
 
 def gap_vs_width(pairs: list[BitsPair], title: str, path: Path) -> Path:

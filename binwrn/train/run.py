@@ -11,6 +11,7 @@ and writes (MLflow, checkpoints); the other ranks (`ddp_rank.py`) run the same s
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -70,6 +71,17 @@ def _ddp_tags(cfg: DictConfig) -> dict[str, str]:
             "binwrn.sync_batchnorm": str(bool(cfg.trainer.get("sync_batchnorm"))).lower()}
 
 
+def _log_figure(run: TrackedRun, folder: Path) -> None:
+    """figures/curves.png on the run; a figure that cannot be drawn costs a warning, never
+    the trained run."""
+    from binwrn.report.run_figure import log_curves  # matplotlib: only at the end
+
+    try:
+        log_curves(run.client, run.run_id, folder)
+    except Exception as err:  # noqa: BLE001 (matplotlib and the store fail in many types)
+        logging.getLogger("binwrn").warning("no figures/curves.png for the run: %s", err)
+
+
 def _resume_point(cfg: DictConfig, uri: str, digest: str) -> tuple[str | None, Path | None]:
     """The unfinished run of this exact config and its last checkpoint, when `resume` is on."""
     if not cfg.resume:
@@ -101,9 +113,11 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
             "binwrn.restarts": ",".join(str(e) for e in range(1, cfg.trainer.max_epochs)
                                         if prepared.schedule.restarts_at(e))}
     t = cfg.tracking
+    # The precision the Trainer runs at (auto resolved), not the config's word for it.
+    params = {**curated_params(cfg), "trainer.precision": parts.trainer.precision}
     with OutputLock(work_dir), TrackedRun(
         prepared.tracking_uri, t.experiment, t.artifact_root, run_name(cfg), tags,
-        curated_params(cfg), t.system_metrics_interval, resume_run_id=resume_id,
+        params, t.system_metrics_interval, resume_run_id=resume_id,
     ) as run:
         parts.to_mlflow.run = run
         if run.resumed:
@@ -129,6 +143,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         wall = time.perf_counter() - started
         run.log_metrics({"time/wall_s": wall, **parts.clock.metrics()},
                         step=parts.trainer.current_epoch)
+        _log_figure(run, work_dir / "figures")
     return {
         **sizes.metrics(), **with_error_pct(dict(scores)),
         "test_images": len(parts.data.test_set),
