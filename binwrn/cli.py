@@ -53,11 +53,14 @@ def _quiet_libraries(verbose: bool) -> None:
 def _write_outcome(output_dir: Path, cfg: DictConfig, status: str, reason: str | None = None,
                    result: dict | None = None, job: dict | None = None) -> None:
     """outcome.json in the job's folder: what binwrn-sweep and the multirun table read back
-    after the launcher (`job`: its number, overrides and seconds)."""
+    after the launcher (`job`: its number, overrides and start time)."""
+    job = dict(job or {})
+    seconds = time.time() - job.pop("started") if "started" in job else None
     outcome = {"job": cfg.sweep.job, "status": status, "reason": reason,
                "run_id": (result or {}).get("run_id"),
                "run_name": (result or {}).get("run_name"),
-               "test_error_pct": (result or {}).get("test/error_pct"), **(job or {})}
+               "test_error_pct": (result or {}).get("test/error_pct"), **job,
+               "seconds": seconds}
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "outcome.json").write_text(json.dumps(outcome, indent=2))
 
@@ -84,7 +87,7 @@ def _run_job(cfg: DictConfig) -> float | None:
     in_sweep = hydra_cfg.mode.name == "MULTIRUN"
     verbose = bool(cfg.get("verbose", False))
     job = {"number": hydra_cfg.job.num if in_sweep else None,
-           "overrides": list(hydra_cfg.overrides.task)}
+           "overrides": list(hydra_cfg.overrides.task), "started": started}
     if verbose:
         show_config(OmegaConf.to_yaml(cfg, resolve=True))
     try:
@@ -105,8 +108,7 @@ def _run_job(cfg: DictConfig) -> float | None:
         result = train(cfg, prepared, output_dir, started_at=_clock_start(started))
     except (BinwrnError, Diverged, Interrupted) as err:
         show_error(str(err))
-        _write_outcome(output_dir, cfg, "failed", str(err),
-                       job={**job, "seconds": time.time() - started})
+        _write_outcome(output_dir, cfg, "failed", str(err), job=job)
         if not in_sweep:
             sys.exit(2)
         _failed_jobs.append(f"job {hydra_cfg.job.num}: {err}")
@@ -117,12 +119,10 @@ def _run_job(cfg: DictConfig) -> float | None:
         logging.getLogger("binwrn").exception("job %s crashed", hydra_cfg.job.num)
         reason = f"{type(err).__name__}: {err}"
         show_error(f"{reason} (traceback in {output_dir})")
-        _write_outcome(output_dir, cfg, "failed", reason,
-                       job={**job, "seconds": time.time() - started})
+        _write_outcome(output_dir, cfg, "failed", reason, job=job)
         _failed_jobs.append(f"job {hydra_cfg.job.num}: {reason}")
         return None
-    _write_outcome(output_dir, cfg, "finished", result=result,
-                   job={**job, "seconds": time.time() - started})
+    _write_outcome(output_dir, cfg, "finished", result=result, job=job)
     show_result(result)
     return result["test/error_pct"]
 
