@@ -20,8 +20,9 @@ def _legend(rows: list[Row]) -> list[str]:
 
 
 def test_legend_names_only_the_line_styles_drawn() -> None:
-    assert _legend([Row(((BITS, 32),), (_run(32),))]) == ["fp32", "fp32"]
+    """One row (a run's own figure): no colour key; several: a colour patch per row."""
+    assert _legend([Row(((BITS, 32),), (_run(32),))]) == ["fp32"]
     one_bit = _legend([Row(((BITS, 1),), (_run(1, restarts=(2,)),))])
-    assert one_bit == ["1-bit", "1-bit", "SGDR warm restart"]
-    both = _legend([Row(((BITS, 32),), (_run(32),)), Row(((BITS, 1),), (_run(1),))])
-    assert both == ["fp32", "1-bit", "fp32", "1-bit"]
+    assert one_bit == ["1-bit", "SGDR warm restart"]
+    both = _legend([Row((("seed", 0),), (_run(32),)), Row((("seed", 1),), (_run(1),))])
+    assert both == ["seed=0", "seed=1", "fp32", "1-bit"]

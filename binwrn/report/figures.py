@@ -9,6 +9,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from binwrn.report.convergence import reference_curves
 from binwrn.report.paper import CYCLE_ENDS, FIG1_GAPS
@@ -46,7 +47,8 @@ def error_vs_epoch_figure(rows: list[Row], title: str) -> Figure:
     handles, referenced = [], set()
     for i, row in enumerate(rows):
         colour = _colour(i, len(rows))
-        handles.append(Line2D([], [], color=colour, label=row.text))
+        if len(rows) > 1:  # a colour key, without a line style of its own
+            handles.append(Patch(color=colour, label=row.text))
         for run in row.runs:
             epochs = sorted(run.curve)
             ax.plot(epochs, [run.curve[e] for e in epochs], color=colour, linewidth=1.3,
