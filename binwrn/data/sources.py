@@ -34,12 +34,10 @@ def _shrink(split: ImageSplit, limit: int | None) -> ImageSplit:
 
 
 def _download(name: str, root: Path, use_extra: bool = False) -> None:
-    """Fetch the official files with torchvision (which checks their md5)."""
+    """Fetch the official files with torchvision (which checks their md5); ImageNet32 has none
+    to fetch (check_present says so first)."""
     from torchvision import datasets
 
-    if name == "imagenet32":
-        raise DataError("ImageNet32 cannot be downloaded for you (image-net.org asks for a "
-                        f"login): put {IMAGENET32_LAYOUT} under data.root={root}.")
     try:
         if name == "svhn":
             for split in (*train_splits(use_extra), "test"):
@@ -102,7 +100,10 @@ def check_present(name: str, root: str | Path | None, download: bool = False,
         return
     if is_image_folder(root) or _has_official_files(name, root, use_extra):
         return
-    if download and name != "imagenet32":
+    if download and name == "imagenet32":
+        raise DataError("ImageNet32 cannot be downloaded for you (image-net.org asks for a "
+                        f"login): put {IMAGENET32_LAYOUT} under data.root={root}.")
+    if download:
         return
     fetch = "" if name == "imagenet32" else " or pass data.download=true"
     raise DataError(
