@@ -14,6 +14,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from binwrn.checks import check_config
 from binwrn.conf_files import compose, conf_dir
 from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
 from binwrn.terminal import (
@@ -79,8 +80,6 @@ def _clock_start(job_started: float) -> float:
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _run_job(cfg: DictConfig) -> float | None:
-    from binwrn.config import prepare, run_name
-
     started = time.time()
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
@@ -91,6 +90,9 @@ def _run_job(cfg: DictConfig) -> float | None:
     if verbose:
         show_config(OmegaConf.to_yaml(cfg, resolve=True))
     try:
+        check_config(cfg)  # before torch: a multirun's job was not checked up front
+        from binwrn.config import prepare, run_name
+
         prepared = prepare(cfg)  # bad values and data are refused before the slow imports
         from binwrn.train.fast_path import resolve_precision
 
@@ -142,8 +144,12 @@ def _check_first(argv: list[str]) -> None:
     if (args.hydra_help or args.shell_completion or args.info or args.config_path
             or args.config_name or args.config_dir or args.experimental_rerun):
         return  # Hydra's business (another config tree, or no job at all)
-    try:  # --cfg only prints: its keys must exist, its values need not be runnable
-        check_command_line(args.overrides, args.multirun, values=args.cfg is None)
+    # --cfg only prints: its keys must exist, its values need not be runnable. A multirun's
+    # values are each job's own business: one bad job fails alone while the others run
+    # (its job checks them first thing).
+    try:
+        check_command_line(args.overrides, args.multirun,
+                           values=args.cfg is None and not args.multirun)
     except BinwrnError as err:
         show_error(str(err))
         sys.exit(2)

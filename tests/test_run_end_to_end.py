@@ -4,6 +4,7 @@ CIFAR-10 PNGs of ../shared, asserting what the MLflow store holds afterwards."""
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -134,7 +135,8 @@ def test_multirun_records_one_run_per_job_and_no_secret_from_the_environment(
     assert "model.bits" in table and table.count("finished") == 2
     for r in runs:
         assert f"{r.data.metrics['test/error_pct']:.2f} %" in table
-        assert r.info.run_name.replace("-", "") in "".join(table.split()).replace("-", "")
+        # a long name folds over lines of its cell: compare letters and digits only
+        assert re.sub(r"\W", "", r.info.run_name) in re.sub(r"\W", "", table)
     # The second job's clock starts at that job's start, not the process's.
     second = json.loads((tmp_path / "out" / "1" / "outcome.json").read_text())
     (job1,) = [r for r in runs if r.info.run_id == second["run_id"]]
