@@ -81,6 +81,7 @@ def _clock_start(job_started: float) -> float:
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _run_job(cfg: DictConfig) -> float | None:
     started = time.time()
+    clock_start = _clock_start(started)
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode.name == "MULTIRUN"
@@ -107,7 +108,7 @@ def _run_job(cfg: DictConfig) -> float | None:
         from binwrn.train.run import train  # Lightning + MLflow: most of the start-up
 
         _quiet_libraries(verbose)
-        result = train(cfg, prepared, output_dir, started_at=_clock_start(started))
+        result = train(cfg, prepared, output_dir, started_at=clock_start)
     except (BinwrnError, Diverged, Interrupted) as err:
         show_error(str(err))
         _write_outcome(output_dir, cfg, "failed", str(err), job=job)
@@ -130,8 +131,8 @@ def _run_job(cfg: DictConfig) -> float | None:
 
 
 def _check_first(argv: list[str]) -> None:
-    """`--help`, and every check of the command line's jobs, before torch loads: a typo or a
-    bad value costs a second, not the ~10 s of imports before the first job starts."""
+    """`--help`, and the checks of the command line's jobs, before torch loads: a typo or a
+    bad value is answered without the imports that precede a first training step."""
     from hydra._internal.utils import get_args_parser
 
     from binwrn.checks import check_command_line
