@@ -1,6 +1,12 @@
 # binwrn: `make demo` and `make test` are all a fresh clone needs (uv is installed if missing).
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+# Work with or without .venv activated: its python3 has neither pip nor uv, so look for
+# python3 on PATH without .venv/bin; uv is on PATH, or where `pip install --user uv` put it
+# (~/.local/bin, often not on PATH), or a module of that python3.
+PY := $(shell PATH="$$(printf %s "$$PATH" | tr : '\n' | grep -vxF '$(CURDIR)/.venv/bin' | \
+  paste -sd: -)" command -v python3 || echo python3)
+UV := $(shell command -v uv 2>/dev/null || ls $(HOME)/.local/bin/uv 2>/dev/null || \
+  echo "$(PY) -m uv")
 RUN := $(UV) run --frozen
 PORT ?= 5000
 STORE ?= mlflow.db
@@ -16,10 +22,9 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 install:  ## create .venv from uv.lock (Python 3.11, torch, Lightning, Hydra, MLflow)
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
-	  python3 -m pip install --quiet --user uv || \
-	  python3 -m pip install --quiet --user --break-system-packages uv
-	$(UV) sync --frozen
+	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet --user uv || \
+	  $(PY) -m pip install --quiet --user --break-system-packages uv
+	@$(UV) sync --frozen --quiet
 
 demo: install  ## train fp32 and 1-bit WRN-10-1 on the embedded digits, then show where the runs are
 	$(RUN) binwrn-run -m experiment=demo model.bits=32,1
@@ -33,8 +38,8 @@ sweep-ablations:  ## paper 1 Fig. 6: {fp32, 1-bit} x {SGDR, step} x {BN learned,
 report: install  ## tables and figures of the newest run of sweep $(SWEEP) (binwrn-report)
 	$(RUN) binwrn-report --sweep $(SWEEP)
 
-bench: install  ## binwrn vs plain PyTorch, 1-bit vs fp32 step times (QUICK=1: a CPU subset) -> docs/benchmarks.md
-	$(RUN) binwrn-bench $(if $(call yes,$(QUICK)),--quick) $(ARGS)
+bench: install  ## step times, binwrn vs plain PyTorch, and command to first step (QUICK=1: a CPU subset; STARTUP=1: first step only) -> docs/benchmarks.md
+	$(RUN) binwrn-bench $(if $(call yes,$(QUICK)),--quick) $(if $(call yes,$(STARTUP)),--startup-only) $(ARGS)
 
 gpu-check: install  ## the GPU path proven on one GPU in < 8 min -> docs/gpu-check.md (CPU=1: shrunk, on the CPU)
 	$(RUN) binwrn-gpucheck $(if $(call yes,$(CPU)),--cpu) $(ARGS)

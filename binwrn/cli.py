@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from binwrn.checks import check_config
 from binwrn.conf_files import compose, conf_dir
 from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
 from binwrn.terminal import (
@@ -20,54 +22,97 @@ from binwrn.terminal import (
     show_config,
     show_error,
     show_result,
+    show_settings,
     show_sweep_summary,
     show_warning,
 )
 from binwrn.tracking.credentials import credentials_out_of_overrides, redact_uri
 
 _failed_jobs: list[str] = []
+_jobs_in_process = 0  # a multirun's later jobs time their first step from their own start
+
+# Libraries whose INFO lines (devices found, tables created, monitors started, checkpoint
+# defaults) say nothing a user acts on: WARNING and above still show; verbose=true shows all.
+CHATTY_LOGGERS = ("lightning.pytorch", "lightning.fabric", "mlflow", "alembic")
 
 
-def _quiet_libraries() -> None:
-    """Lightning logs through its own handler and Hydra's: keep one copy, drop the ads."""
+def _quiet_libraries(verbose: bool) -> None:
+    """Lightning logs through its own handler and Hydra's: keep one copy, drop the ads and,
+    unless verbose, Lightning's and MLflow's INFO chatter (set where they log, after import:
+    each sets its level when imported)."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage()
     )
+    if not verbose:
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*treespec.*")
 
 
 def _write_outcome(output_dir: Path, cfg: DictConfig, status: str, reason: str | None = None,
-                   result: dict | None = None) -> None:
-    """outcome.json in the job's folder: what binwrn-sweep reads back after its launcher."""
+                   result: dict | None = None, job: dict | None = None) -> None:
+    """outcome.json in the job's folder: what binwrn-sweep and the multirun table read back
+    after the launcher (`job`: its number, overrides and start time)."""
+    job = dict(job or {})
+    seconds = time.time() - job.pop("started") if "started" in job else None
     outcome = {"job": cfg.sweep.job, "status": status, "reason": reason,
                "run_id": (result or {}).get("run_id"),
-               "test_error_pct": (result or {}).get("test_final/error_pct")}
+               "run_name": (result or {}).get("run_name"),
+               "test_error_pct": (result or {}).get("test_final/error_pct"), **job,
+               "seconds": seconds}
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "outcome.json").write_text(json.dumps(outcome, indent=2))
 
 
+def _clock_start(job_started: float) -> float:
+    """When this job's command-to-first-step clock starts: the process start for the first
+    job of a process (its imports are the user's wait), the job's own start for later ones."""
+    global _jobs_in_process
+    _jobs_in_process += 1
+    if _jobs_in_process > 1:
+        return job_started
+    import psutil
+
+    return psutil.Process().create_time()
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _run_job(cfg: DictConfig) -> float | None:
-    from binwrn.config import prepare
-
+    started = time.time()
+    clock_start = _clock_start(started)
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode.name == "MULTIRUN"
-    show_config(redact_uri(OmegaConf.to_yaml(cfg, resolve=True)))
+    verbose = bool(cfg.get("verbose", False))
+    job = {"number": hydra_cfg.job.num if in_sweep else None,
+           "overrides": list(hydra_cfg.overrides.task), "started": started}
+    if verbose:
+        show_config(redact_uri(OmegaConf.to_yaml(cfg, resolve=True)))
     try:
+        check_config(cfg)  # before torch: a multirun's job was not checked up front
+        from binwrn.config import prepare, run_name
+
         prepared = prepare(cfg)  # bad values and data are refused before the slow imports
+        from binwrn.train.fast_path import resolve_precision
+
+        show_settings(run_name(cfg), cfg, resolve_precision(cfg.trainer.precision,
+                                                            cfg.trainer.accelerator),
+                      output_dir, job["number"])
         for warning in prepared.warnings:
             show_warning(warning)
-        from binwrn.train.run import train  # Lightning + MLflow: ~20 s on 2 cores
+        from binwrn.train.lean_imports import import_lightning
 
-        _quiet_libraries()
-        result = train(cfg, prepared, output_dir)
+        import_lightning()  # without torchmetrics' torchvision, scipy and matplotlib
+        from binwrn.train.run import train  # Lightning + MLflow: most of the start-up
+
+        _quiet_libraries(verbose)
+        result = train(cfg, prepared, output_dir, started_at=clock_start)
     except (BinwrnError, Diverged, Interrupted) as err:
         show_error(str(err))
-        _write_outcome(output_dir, cfg, "failed", str(err))
+        _write_outcome(output_dir, cfg, "failed", str(err), job=job)
         if not in_sweep:
             sys.exit(2)
         _failed_jobs.append(f"job {hydra_cfg.job.num}: {err}")
@@ -78,17 +123,44 @@ def _run_job(cfg: DictConfig) -> float | None:
         logging.getLogger("binwrn").exception("job %s crashed", hydra_cfg.job.num)
         reason = redact_uri(f"{type(err).__name__}: {err}")
         show_error(f"{reason} (traceback in {output_dir})")
-        _write_outcome(output_dir, cfg, "failed", reason)
+        _write_outcome(output_dir, cfg, "failed", reason, job=job)
         _failed_jobs.append(f"job {hydra_cfg.job.num}: {reason}")
         return None
-    _write_outcome(output_dir, cfg, "finished", result=result)
+    _write_outcome(output_dir, cfg, "finished", result=result, job=job)
     show_result(result)
     return result["test_final/error_pct"]
+
+
+def _check_first(argv: list[str]) -> None:
+    """`--help`, and the checks of the command line's jobs, before torch loads: a typo or a
+    bad value is answered without the imports that precede a first training step."""
+    from hydra._internal.utils import get_args_parser
+
+    from binwrn.checks import check_command_line
+    from binwrn.run_help import run_help
+
+    args = get_args_parser().parse_args(argv)  # Hydra's own flags, as hydra.main reads them
+    if args.help:
+        print(run_help(conf_dir()))
+        sys.exit(0)
+    if (args.hydra_help or args.shell_completion or args.info or args.config_path
+            or args.config_name or args.config_dir or args.experimental_rerun):
+        return  # Hydra's business (another config tree, or no job at all)
+    # --cfg only prints: its keys must exist, its values need not be runnable. A multirun's
+    # values are each job's own business: one bad job fails alone while the others run
+    # (its job checks them first thing).
+    try:
+        check_command_line(args.overrides, args.multirun,
+                           values=args.cfg is None and not args.multirun)
+    except BinwrnError as err:
+        show_error(str(err))
+        sys.exit(2)
 
 
 def run() -> None:
     """`binwrn-run [overrides]`: train and track one config, or a Hydra `-m` sweep."""
     sys.argv[1:] = credentials_out_of_overrides(sys.argv[1:])  # before Hydra records them
+    _check_first(sys.argv[1:])
     _run_job()
     if _failed_jobs:
         show_error(f"{len(_failed_jobs)} job(s) failed: " + "; ".join(_failed_jobs))
@@ -254,7 +326,7 @@ def sweep() -> None:
         show_error(str(err), "binwrn-sweep")
         sys.exit(2)
     show_sweep_summary(request.spec.name, outcomes, parent_id, ui_link())
-    if any(o.status == "failed" for o in outcomes):
+    if any(o.status in ("failed", "not run") for o in outcomes):
         sys.exit(1)
 
 
@@ -292,9 +364,12 @@ def sensitivity() -> None:
     args = parser.parse_args()
     try:
         cfg = compose(credentials_out_of_overrides(args.overrides))
+        from binwrn.train.lean_imports import import_lightning
+
+        import_lightning()
         from binwrn.train.sensitivity import sensitivity as rank_layers  # Lightning: slow
 
-        _quiet_libraries()
+        _quiet_libraries(bool(cfg.get("verbose", False)))
         record = rank_layers(cfg, args.val_size, args.out)
     except BinwrnError as err:
         show_error(str(err), "binwrn-sensitivity")

@@ -6,8 +6,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from binwrn.errors import ConfigError
-
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -27,16 +25,18 @@ def sweeps_dir() -> Path:
     return _shipped("sweeps", "sweep_files", "p1_fig6_ablation.yaml")
 
 
-def compose(overrides: list[str]) -> DictConfig:
-    """The real config under conf/ with Hydra-style overrides (hydra.searchpath included)."""
-    from hydra import compose as hydra_compose
+def hydra_compose(overrides: list[str]) -> DictConfig:
+    """The real config under conf/ with Hydra-style overrides (hydra.searchpath included);
+    raises Hydra's own errors."""
+    from hydra import compose as compose_config
     from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
 
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return hydra_compose(config_name="config", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(f"The overrides {' '.join(overrides)} do not compose "
-                          f"({str(err).splitlines()[0]}): fix or drop them.") from None
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose_config(config_name="config", overrides=overrides)
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """`hydra_compose`, an unknown key or option refused with a "did you mean" (ConfigError)."""
+    from binwrn.checks import compose_checked
+
+    return compose_checked(overrides)

@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from binwrn.checks import check_config
 from binwrn.data import Augment, ImageSplit, load_splits
 from binwrn.data.arrays import check_batch_size
 from binwrn.data.imagenet import FileSplit, list_imagenet
@@ -69,7 +70,7 @@ CURATED_PARAMS = (
     "schedule.per_batch",
 )
 # Keys that change where things are stored or how fast, not what is trained.
-HASH_EXCLUDED = ("tracking", "data.root", "data.cache_dir", "data.download",
+HASH_EXCLUDED = ("tracking", "verbose", "data.root", "data.cache_dir", "data.download",
                  "data.verify_checksums", "data.eval_batch_size", "trainer.accelerator",
                  "trainer.devices", "resume", "checkpoints", "speed", "sweep.name",
                  "sweep.parent_run_id", "sweep.job", "sweep.smoke",
@@ -101,13 +102,18 @@ QUIET_PARAMS = {**PAPER3_KEYS, **FIDELITY_KEYS}
 PAPER1_GROUPS = {"iterative": ("order", "none")}
 
 
+# Params left out where unset: a BN net has no temperature (paper 2's shifted-ReLU nets do).
+UNSET_HIDDEN = ("model.temperature",)
+
+
 def curated_params(cfg: DictConfig) -> dict[str, object]:
     # A paper-1 run (iterative.order=none, SGD, ...) shows the params it showed before paper 3.
     paper1 = OmegaConf.select(cfg, "iterative.order", default="none") == "none"
     keys = [k for k in CURATED_PARAMS if not (paper1 and k.startswith("iterative."))]
     values = {key: OmegaConf.select(cfg, key, default="__absent__") for key in keys}
     return {k: (list(v) if OmegaConf.is_list(v) else v) for k, v in values.items()
-            if v != "__absent__" and not (k in QUIET_PARAMS and v == QUIET_PARAMS[k])}
+            if v != "__absent__" and not (k in QUIET_PARAMS and v == QUIET_PARAMS[k])
+            and not (k in UNSET_HIDDEN and v is None)}
 
 
 def _parent(tree: dict, dotted: str) -> dict:
@@ -319,6 +325,7 @@ def seed_all(seed: int) -> None:
 
 def prepare(cfg: DictConfig) -> Prepared:
     """Build and check config values and data, cheapest first; raises BinwrnError."""
+    check_config(cfg)  # what the config alone decides (binwrn-run checked it before torch)
     # Normalised once, here; its password (if any) moves to the environment (credentials.py)
     uri = absolute_uri(move_credentials_to_env(cfg.tracking.uri))
     check_reachable(uri)  # before anything asks the store (MLflow retries for minutes)

@@ -1,4 +1,5 @@
-"""What a person sees: the config at start, a closing table at the end (rich)."""
+"""What a person sees: a line of settings at start (the whole config with verbose=true), a
+closing table at the end (rich), and a table of a multirun's jobs side by side."""
 
 from __future__ import annotations
 
@@ -14,6 +15,17 @@ errors = Console(stderr=True)
 def show_config(yaml_text: str) -> None:
     console.rule("[bold]binwrn-run: resolved config")
     console.print(Syntax(yaml_text, "yaml", theme="ansi_dark", background_color="default"))
+
+
+def show_settings(name: str, cfg, precision: str, output_dir, job: int | None) -> None:
+    """One line per run: what trains, for how long, how, and where its files go."""
+    epochs, o = cfg.trainer.max_epochs, cfg.optim
+    how = [f"{epochs} epoch{'s' * (epochs != 1)}", f"batch {cfg.data.batch_size}",
+           f"{o.get('name', 'sgd')} lr {o.lr:g}", f"seed {cfg.seed}",
+           "deterministic" if cfg.deterministic else "not deterministic", f"precision {precision}"]
+    prefix = f"job {job}: " if job is not None else ""
+    console.print(f"[bold]{prefix}{escape(name)}[/]: {', '.join(how)}; files in {output_dir}",
+                  soft_wrap=True, highlight=False)
 
 
 def show_error(message: str, prog: str = "binwrn-run") -> None:
@@ -62,22 +74,50 @@ def show_result(result: dict) -> None:
     console.print(f"Browse it: [bold]make ui[/], then open {result['ui_link']}", soft_wrap=True)
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def show_job_table(outcomes: list[dict]) -> None:
+    """A multirun's jobs side by side: the settings that differ between them, status, test
+    error, time and run name (outcome.json of each job)."""
+    settings = [dict(o.split("=", 1) for o in out.get("overrides", []) if "=" in o)
+                for out in outcomes]
+    keys = [k for k in dict.fromkeys(k for s in settings for k in s)
+            if len({s.get(k) for s in settings}) > 1]
+    table = Table(title=f"binwrn-run: {len(outcomes)} jobs")
+    for column in ("job", *keys, "status", "test error", "time"):
+        table.add_column(column, justify="right" if column in ("test error", "time") else "left")
+    table.add_column("run name / reason", overflow="fold")
+    for out, setting in zip(outcomes, settings, strict=True):
+        error = out.get("test_error_pct")
+        failed = out["status"] != "finished"
+        table.add_row(str(out.get("number", "")), *(escape(setting.get(k, "")) for k in keys),
+                      f"[bold red]{out['status']}[/]" if failed else "[green]finished[/]",
+                      "" if error is None else f"{error:.2f} %", _duration(out.get("seconds")),
+                      escape((out.get("reason") if failed else out.get("run_name")) or ""))
+    console.print(table)
+
+
 def show_sweep_summary(name: str, outcomes: list, parent_id: str, link: str) -> None:
     """One row per job: what it stands for, finished / skipped / failed, and why."""
-    style = {"finished": "green", "skipped": "cyan", "failed": "bold red"}
+    style = {"finished": "green", "skipped": "cyan", "failed": "bold red", "not run": "yellow"}
     table = Table(title=f"binwrn-sweep: {name}")
     for column in ("job", "labels", "status", "test error", "run / reason"):
         table.add_column(column)
     for o in outcomes:
         labels = " ".join(f"{k}={v}" for k, v in o.labels.items())
         error = f"{o.test_error_pct:.2f} %" if o.test_error_pct is not None else ""
-        detail = o.reason if o.status == "failed" else (o.run_id or "")
+        detail = o.reason if o.status in ("failed", "not run") else (o.run_id or "")
         table.add_row(o.job, escape(labels), f"[{style[o.status]}]{o.status}[/]", error,
                       escape(detail or ""))
     console.print(table)
     counts = {s: sum(o.status == s for o in outcomes) for s in style}
+    not_run = f", {counts['not run']} not run" if counts["not run"] else ""
     console.print(f"{counts['finished']} finished, {counts['skipped']} skipped (identical "
-                  f"config already FINISHED), {counts['failed']} failed; parent run "
+                  f"config already FINISHED), {counts['failed']} failed{not_run}; parent run "
                   f"{parent_id}. Browse it: [bold]make ui[/], then open {link}", soft_wrap=True)
 
 

@@ -3,6 +3,8 @@ CIFAR-10 PNGs of ../shared, asserting what the MLflow store holds afterwards."""
 
 from __future__ import annotations
 
+import json
+import re
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,8 +55,14 @@ def _check_run(run, client: MlflowClient, expected_params: dict[str, str], epoch
     acc = run.data.metrics["test_final/acc"]
     assert run.data.metrics["test_final/error_pct"] == pytest.approx(100 * (1 - acc))
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    expected = {"config", "hydra", "checkpoints", "model_summary.json", "model_summary.md"}
+    expected = {"config", "hydra", "checkpoints", "model_summary.json", "model_summary.md",
+                "figures"}
     assert expected <= artifacts
+    figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert figures == {"figures/curves.png"}
+    # The precision the Trainer ran at (auto resolved), and no temperature on a BN net.
+    assert run.data.params["trainer.precision"] == "32-true"
+    assert "model.temperature" not in run.data.params
     hydra_files = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "hydra")}
     assert {"config.yaml", "overrides.yaml", "hydra.yaml"} <= hydra_files
 
@@ -124,6 +132,17 @@ def test_multirun_records_one_run_per_job_and_no_secret_from_the_environment(
     assert sorted(r.data.params["model.bits"] for r in runs) == ["1", "32"]
     assert len({r.data.tags["binwrn.config_hash"] for r in runs}) == 2
     assert all(r.info.status == "FINISHED" for r in runs)
+    # One table of the jobs side by side: the setting that differs, error, run names.
+    table = out.stdout[out.stdout.index("binwrn-run: 2 jobs"):]
+    assert "model.bits" in table and table.count("finished") == 2
+    for r in runs:
+        assert f"{r.data.metrics['test/error_pct']:.2f} %" in table
+        # a long name folds over lines of its cell: compare letters and digits only
+        assert re.sub(r"\W", "", r.info.run_name) in re.sub(r"\W", "", table)
+    # The second job's clock starts at that job's start, not the process's.
+    second = json.loads((tmp_path / "out" / "1" / "outcome.json").read_text())
+    (job1,) = [r for r in runs if r.info.run_id == second["run_id"]]
+    assert job1.data.metrics["time/to_first_step_s"] < second["seconds"]
 
 
 def test_same_seed_with_deterministic_switch_repeats_exactly(tmp_path: Path) -> None:

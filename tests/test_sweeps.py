@@ -193,3 +193,21 @@ def test_p2_grid_smoke_keeps_each_jobs_norm_and_temperature(tmp_path):
         assert cfg.model.norm == full[job_id].model.norm
         if "model.temperature" in spec.jobs()[int(job_id[4:])].labels:
             assert cfg.model.temperature == full[job_id].model.temperature
+
+
+def test_jobs_the_launcher_never_started_are_not_run_not_failed(tmp_path):
+    """job_000 finished, job_001 started and died without an outcome (failed), job_002 was
+    never started (Hydra made no folder for it): not run; job_003 repeats job_002's config."""
+    from binwrn.sweeps.driver import NOT_RUN, _settle
+    from binwrn.sweeps.spec import Job
+
+    jobs = [Job(f"job_00{i}", {"i": i}, []) for i in range(4)]
+    hashes = {"job_000": "a", "job_001": "b", "job_002": "c", "job_003": "c"}
+    (tmp_path / "0").mkdir()
+    (tmp_path / "1").mkdir()
+    reported = {"job_000": {"status": "finished", "run_id": "r0", "reason": None,
+                            "test_error_pct": 5.0}}
+    outcomes = _settle(jobs, hashes, {}, {"job_003": "job_002"}, reported, 1, tmp_path)
+    assert [o.status for o in outcomes] == ["finished", "failed", NOT_RUN, NOT_RUN]
+    assert "never started" in outcomes[2].reason
+    assert "left no outcome" in outcomes[1].reason

@@ -31,6 +31,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--no-startup", action="store_true",
                         help="skip the command-to-first-step measurement")
+    parser.add_argument("--startup-only", action="store_true",
+                        help="only the command-to-first-step measurement (seconds)")
     return parser.parse_args()
 
 
@@ -49,6 +51,9 @@ def main() -> None:
     from binwrn.bench.flops import measured_peak_tflops
     from binwrn.terminal import console
 
+    if args.startup_only:
+        _startup_only(args, run.environment(torch.device("cpu")), console)
+        return
     grid = run.QUICK if args.quick else run.FULL
     depths, widths = args.depths or grid["depths"], args.widths or grid["widths"]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -75,4 +80,16 @@ def main() -> None:
     command = "binwrn-bench " + shlex.join(sys.argv[1:])
     _record(args.out, report.markdown(results, run.environment(device), command, peak,
                                       first_step))
+    console.print(f"recorded in {args.out}")
+
+
+def _startup_only(args: argparse.Namespace, env: dict, console) -> None:
+    from binwrn.bench import run
+    from binwrn.bench.report import startup_line
+
+    first_step = run.time_to_first_step(Path(tempfile.mkdtemp(prefix="binwrn-bench-")))
+    line = startup_line(first_step)
+    console.print(line)
+    command = "binwrn-bench " + shlex.join(sys.argv[1:])
+    _record(args.out, f"## {env['device']}, {env['date']}\n\nCommand: `{command}`\n\n{line}\n")
     console.print(f"recorded in {args.out}")

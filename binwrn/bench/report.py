@@ -36,7 +36,11 @@ def markdown(results: list[Result], env: dict, command: str, peak: float | None,
     lines += ["| " + " | ".join(row) + " |" for row in rows(results, peak)]
     lines += ["", "| net | 1-bit / fp32 step time (binwrn path) |", "|---|---|"]
     lines += [f"| {d}-{w} | {ratio:.3f} |" for (d, w), ratio in one_bit_over_fp32(results).items()]
-    startup = f"{first_step_s:.1f} s" if first_step_s is not None else "not measured"
-    lines += ["", f"Command to first training step (`binwrn-run experiment=smoke "
-                  f"dataset=digits`, data cache warm): {startup}.", ""]
+    lines += ["", startup_line(first_step_s), ""]
     return "\n".join(lines)
+
+
+def startup_line(first_step_s: float | None) -> str:
+    startup = f"{first_step_s:.1f} s" if first_step_s is not None else "not measured"
+    return (f"Command to first training step (`binwrn-run experiment=smoke dataset=digits`, "
+            f"data cache warm): {startup}.")

@@ -118,6 +118,18 @@ def _extract_official_tarballs(root: Path) -> None:
         raise DataError(f"Extracting the ImageNet tarballs in {root} failed ({err}).") from None
 
 
+def check_folders(root: Path, extract: bool = False) -> None:
+    """Raise the DataError naming the missing train/ or val/ folder (unless `extract`: the
+    official tarballs are unpacked first); lists no file."""
+    missing = [split for split in SPLITS if not (root / split).is_dir()]
+    if missing and not extract:
+        tarballs = [name for name, _ in TARBALLS.values() if (root / name).is_file()]
+        hint = (f"; data.download=true extracts {', '.join(tarballs)} found there into it, "
+                "checking their MD5s" if tarballs else "")
+        raise DataError(f"No ImageNet {' or '.join(missing)} folder under data.root={root}: "
+                        f"expected {LAYOUT.format(root=root)}{hint}.")
+
+
 def list_imagenet(
     root: str | Path | None, num_classes: int, train_limit: int | None = None,
     test_limit: int | None = None, extract: bool = False,
@@ -127,16 +139,9 @@ def list_imagenet(
         raise DataError(f"No data.root is set for imagenet: set data.root to a folder holding "
                         f"{LAYOUT.format(root='<root>')}.")
     root = Path(root).expanduser()
-    missing = [split for split in SPLITS if not (root / split).is_dir()]
-    if missing and extract:
+    if extract and any(not (root / split).is_dir() for split in SPLITS):
         _extract_official_tarballs(root)
-        missing = []
-    if missing:
-        tarballs = [name for name, _ in TARBALLS.values() if (root / name).is_file()]
-        hint = (f"; data.download=true extracts {', '.join(tarballs)} found there into it, "
-                "checking their MD5s" if tarballs else "")
-        raise DataError(f"No ImageNet {' or '.join(missing)} folder under data.root={root}: "
-                        f"expected {LAYOUT.format(root=root)}{hint}.")
+    check_folders(root)
     train = _list_split(root, "train", num_classes, train_limit)
     val = _list_split(root, "val", num_classes, test_limit)
     if train.classes != val.classes:

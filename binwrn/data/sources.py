@@ -34,12 +34,10 @@ def _shrink(split: ImageSplit, limit: int | None) -> ImageSplit:
 
 
 def _download(name: str, root: Path, use_extra: bool = False) -> None:
-    """Fetch the official files with torchvision (which checks their md5)."""
+    """Fetch the official files with torchvision (which checks their md5); ImageNet32 has none
+    to fetch (check_present says so first)."""
     from torchvision import datasets
 
-    if name == "imagenet32":
-        raise DataError("ImageNet32 cannot be downloaded for you (image-net.org asks for a "
-                        f"login): put {IMAGENET32_LAYOUT} under data.root={root}.")
     try:
         if name == "svhn":
             for split in (*train_splits(use_extra), "test"):
@@ -81,6 +79,40 @@ def _read_official(name: str, root: Path, use_extra: bool,
             read_cifar_batches(folder, name, "test", verify_checksums))
 
 
+def check_present(name: str, root: str | Path | None, download: bool = False,
+                  use_extra: bool = False, streaming: bool = False) -> None:
+    """Raise the DataError that says where `name`'s files should be, when they are not under
+    `root` and no download was asked for. Reads no file and imports no torch, so
+    `binwrn-run` looks here before it loads anything (and `load_splits` does too)."""
+    if name == "digits":
+        return
+    if not root:
+        raise DataError(f"No data.root is set for {name}: set data.root=<folder with the data>.")
+    root = Path(root).expanduser()
+    if streaming:  # ImageNet's JPEG folders (data.download extracts its tarballs)
+        from binwrn.data.imagenet import check_folders
+
+        check_folders(root, extract=download)
+        return
+    if name == "mnist":
+        if mnist_folder(root) is None and not download:
+            read_mnist(root)  # raises the sentence naming the missing files, reading none
+        return
+    if is_image_folder(root) or _has_official_files(name, root, use_extra):
+        return
+    if download and name == "imagenet32":
+        raise DataError("ImageNet32 cannot be downloaded for you (image-net.org asks for a "
+                        f"login): put {IMAGENET32_LAYOUT} under data.root={root}.")
+    if download:
+        return
+    fetch = "" if name == "imagenet32" else " or pass data.download=true"
+    raise DataError(
+        f"No {name} data under data.root={root}: expected {_official_layout(name, root)}, "
+        f"or an ImageFolder tree {root}/train/<class>/ and {root}/test/<class>/; set "
+        f"data.root to it{fetch}."
+    )
+
+
 def load_splits(
     name: str,
     root: str | Path | None,
@@ -104,8 +136,7 @@ def load_splits(
         train, test = read_digits()
         return _shrink(train, train_limit), _shrink(test, test_limit)
 
-    if not root:
-        raise DataError(f"No data.root is set for {name}: set data.root=<folder with the data>.")
+    check_present(name, root, download, use_extra)
     root = Path(root).expanduser()
     if name == "mnist":  # grey images, so never an (RGB) ImageFolder tree
         if mnist_folder(root) is None and download:
@@ -124,13 +155,7 @@ def load_splits(
         return train, test
     if not _has_official_files(name, root, use_extra) and download:
         _download(name, root, use_extra)
-    if not _has_official_files(name, root, use_extra):
-        fetch = "" if name == "imagenet32" else " or pass data.download=true"
-        raise DataError(
-            f"No {name} data under data.root={root}: expected {_official_layout(name, root)}, "
-            f"or an ImageFolder tree {root}/train/<class>/ and {root}/test/<class>/; set "
-            f"data.root to it{fetch}."
-        )
+    check_present(name, root, False, use_extra)  # also after a download that fetched nothing
     train, test = _read_official(name, root, use_extra, verify_checksums)
     if int(max(train.labels.max(), test.labels.max())) >= num_classes:
         raise DataError(f"{root} has labels beyond the {num_classes} classes of {name}.")

@@ -9,6 +9,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from binwrn.report.convergence import reference_curves
 from binwrn.report.paper import CYCLE_ENDS, FIG1_GAPS
@@ -39,11 +40,16 @@ def error_vs_epoch(rows: list[Row], title: str, path: Path) -> Path:
     """Every run's test error by epoch: colour per row, solid fp32, dashed 1-bit (running BN
     averages), dots where BN statistics were recomputed first (the points set beside the
     official curves, crosses), dotted verticals after the epochs where SGDR restarted."""
+    return _save(error_vs_epoch_figure(rows, title), path)
+
+
+def error_vs_epoch_figure(rows: list[Row], title: str) -> Figure:
     fig, ax = _axes(10, 5.5)
     handles, referenced = [], set()
     for i, row in enumerate(rows):
         colour = _colour(i, len(rows))
-        handles.append(Line2D([], [], color=colour, label=row.text))
+        if len(rows) > 1:  # a colour key, without a line style of its own
+            handles.append(Patch(color=colour, label=row.text))
         for run in row.runs:
             epochs = sorted(run.curve)
             ax.plot(epochs, [run.curve[e] for e in epochs], color=colour, linewidth=1.3,
@@ -55,13 +61,19 @@ def error_vs_epoch(rows: list[Row], title: str, path: Path) -> Path:
                     referenced.add((source, i))
                     shown = [e for e in CYCLE_ENDS if e <= max(epochs, default=0)]
                     ax.plot(shown, [curve[e] for e in shown], marker, color=colour, ms=8)
-    for epoch in sorted({e for row in rows for run in row.runs for e in run.restarts}):
+    restarts = sorted({e for row in rows for run in row.runs for e in run.restarts})
+    for epoch in restarts:
         ax.axvline(epoch, color="0.55", linestyle=":", linewidth=1)
-    handles += [Line2D([], [], color="k", label="fp32"),
-                Line2D([], [], color="k", linestyle="--", label="1-bit"),
-                Line2D([], [], color="k", marker="o", linestyle="", ms=4,
-                       label="BN statistics recomputed"),
-                Line2D([], [], color="0.55", linestyle=":", label="SGDR warm restart")]
+    # A key for each line style drawn, and only those.
+    drawn_bits = {run.bits == 1 for row in rows for run in row.runs}
+    handles += [Line2D([], [], color="k", linestyle=style, label=label)
+                for one_bit, style, label in ((False, "-", "fp32"), (True, "--", "1-bit"))
+                if one_bit in drawn_bits]
+    if any(run.recomputed_curve for row in rows for run in row.runs):
+        handles.append(Line2D([], [], color="k", marker="o", linestyle="", ms=4,
+                              label="BN statistics recomputed"))
+    if restarts:
+        handles.append(Line2D([], [], color="0.55", linestyle=":", label="SGDR warm restart"))
     if referenced:
         handles += [Line2D([], [], color="k", marker=m, linestyle="", label=f"{s} (paper)")
                     for s, m in (("Keras", "x"), ("MATLAB", "+"))]
@@ -69,7 +81,7 @@ def error_vs_epoch(rows: list[Row], title: str, path: Path) -> Path:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
-    return _save(fig, path)
+    return fig
 
 
 def gap_vs_width(pairs: list[BitsPair], title: str, path: Path) -> Path:

@@ -86,6 +86,8 @@ def _stop_jobs(proc: subprocess.Popen, signum: int) -> None:
     with suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # joblib or submitit workers still there
     proc.wait()
+NOT_RUN = "not run"
+STATUSES = ("finished", "skipped", "failed", NOT_RUN)
 
 
 @dataclass
@@ -94,7 +96,7 @@ class JobOutcome:
     labels: dict
     overrides: list[str]
     config_hash: str
-    status: str  # finished | skipped | failed
+    status: str  # finished | skipped | failed | not run (the launcher never started it)
     run_id: str | None = None
     reason: str | None = None
     test_error_pct: float | None = None
@@ -189,14 +191,14 @@ class SweepRun:
                              "sweep/jobs.json")
 
     def finish(self, outcomes: list[JobOutcome]) -> None:
-        counts = {s: sum(o.status == s for o in outcomes)
-                  for s in ("finished", "skipped", "failed")}
+        counts = {s: sum(o.status == s for o in outcomes) for s in STATUSES}
         for status, n in counts.items():
-            self.client.log_metric(self.run_id, f"sweep/{status}", n)
-        if counts["failed"]:
-            self.client.set_tag(self.run_id, "binwrn.failure_reason",
-                                f"{counts['failed']} of {len(outcomes)} jobs failed")
-        self.client.set_terminated(self.run_id, "FAILED" if counts["failed"] else "FINISHED")
+            self.client.log_metric(self.run_id, f"sweep/{status.replace(' ', '_')}", n)
+        unfinished = [f"{counts[s]} of {len(outcomes)} jobs {s}" for s in ("failed", NOT_RUN)
+                      if counts[s]]
+        if unfinished:
+            self.client.set_tag(self.run_id, "binwrn.failure_reason", "; ".join(unfinished))
+        self.client.set_terminated(self.run_id, "FAILED" if unfinished else "FINISHED")
 
     def abort(self, status: str, reason: str) -> None:
         self.client.set_tag(self.run_id, "binwrn.failure_reason", reason)
@@ -225,6 +227,8 @@ def _duplicates(jobs: list[Job], hashes: dict[str, str]) -> dict[str, str]:
 def _settle(jobs: list[Job], hashes: dict[str, str], skipped: dict[str, tuple],
             duplicates: dict[str, str], reported: dict[str, dict], launch_rc: int | None,
             jobs_dir: Path) -> list[JobOutcome]:
+    # Hydra numbers the launched jobs 0, 1, ... and makes a job's folder when it starts it.
+    launched = [j.job_id for j in jobs if j.job_id not in skipped and j.job_id not in duplicates]
     outcomes = []
     for job in (j for j in jobs if j.job_id not in duplicates):
         outcome = JobOutcome(job.job_id, job.labels, job.overrides, hashes[job.job_id],
@@ -236,6 +240,9 @@ def _settle(jobs: list[Job], hashes: dict[str, str], skipped: dict[str, tuple],
             got = reported[job.job_id]
             outcome.status, outcome.run_id = got["status"], got["run_id"]
             outcome.reason, outcome.test_error_pct = got["reason"], got["test_error_pct"]
+        elif not (jobs_dir / str(launched.index(job.job_id))).is_dir():
+            outcome.status = NOT_RUN
+            outcome.reason = f"never started (launcher exit {launch_rc})"
         else:
             outcome.reason = (f"the job left no outcome (launcher exit {launch_rc}; its log "
                               f"is under {jobs_dir})")
@@ -243,7 +250,7 @@ def _settle(jobs: list[Job], hashes: dict[str, str], skipped: dict[str, tuple],
     by_id = {o.job: o for o in outcomes}
     for job in (j for j in jobs if j.job_id in duplicates):
         original = by_id[duplicates[job.job_id]]
-        status = "failed" if original.status == "failed" else "skipped"
+        status = original.status if original.status in ("failed", NOT_RUN) else "skipped"
         outcomes.append(JobOutcome(job.job_id, job.labels, job.overrides, hashes[job.job_id],
                                    status, original.run_id,
                                    f"same config as {original.job}", original.test_error_pct))

@@ -136,7 +136,7 @@ class Parts:
 
 
 def build(cfg: DictConfig, prepared: Prepared, work_dir: Path, show_progress: bool,
-           plan: Path | None) -> Parts:
+          plan: Path | None, started_at: float | None = None) -> Parts:
     """The same module, data, callbacks and Trainer on every rank."""
     model = prepared.fast_path.apply(prepared.model)
     classifier = WRNClassifier(model, prepared.schedule, prepared.optimizer,
@@ -145,7 +145,7 @@ def build(cfg: DictConfig, prepared: Prepared, work_dir: Path, show_progress: bo
     # The test after training follows a BN recomputation when bn.recompute_stats: it is then
     # also the last test_recomputed/* point (tracking/metrics.py).
     final_views = (FINAL, RECOMPUTED) if cfg.bn.recompute_stats else (FINAL,)
-    to_mlflow, clock = EpochMetricsToMlflow(final_views=final_views), FirstStepClock()
+    to_mlflow, clock = EpochMetricsToMlflow(final_views=final_views), FirstStepClock(started_at)
     # A cycle ends after `n` epochs when the next (0-based index n) restarts.
     callbacks = [to_mlflow, clock, RandomState(), RankRandomStreams(cfg.seed),
                  EpochCheckpoints(work_dir / "checkpoints", prepared.schedule.restarts_at,

@@ -11,6 +11,7 @@ and writes (MLflow, checkpoints); the other ranks (`ddp_rank.py`) run the same s
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -89,6 +90,17 @@ def _ddp_tags(cfg: DictConfig) -> dict[str, str]:
             "binwrn.sync_batchnorm": str(bool(cfg.trainer.get("sync_batchnorm"))).lower()}
 
 
+def _log_figure(run: TrackedRun, folder: Path) -> None:
+    """figures/curves.png on the run; a figure that cannot be drawn costs a warning, never
+    the trained run."""
+    from binwrn.report.run_figure import log_curves  # matplotlib: only at the end
+
+    try:
+        log_curves(run.client, run.run_id, folder)
+    except Exception as err:  # noqa: BLE001 (matplotlib and the store fail in many types)
+        logging.getLogger("binwrn").warning("no figures/curves.png for the run: %s", err)
+
+
 def _resume_point(cfg: DictConfig, uri: str, digest: str
                   ) -> tuple[str | None, Path | None, str | None]:
     """The unfinished run of this exact config, its last checkpoint and that file's SHA-256,
@@ -129,8 +141,10 @@ def _mark_ghosts(cfg: DictConfig, uri: str, digest: str, keep: str | None) -> No
                      f"process gone without recording an end: {', '.join(killed)}.")
 
 
-def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True):
-    """Fit (or resume), recompute BN statistics, test on the whole test set."""
+def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True,
+          started_at: float | None = None):
+    """Fit (or resume), recompute BN statistics, test on the whole test set. `started_at`
+    (epoch seconds): where time/to_first_step_s counts from (default: the process start)."""
     started = time.perf_counter()
     digest = config_hash(cfg)
     resume_id, checkpoint, on_disk = _resume_point(cfg, prepared.tracking_uri, digest)
@@ -142,16 +156,18 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
     if uses_ddp(cfg):  # what the other ranks need, decided once, here
         plan = Plan(OmegaConf.to_container(cfg, resolve=True),
                     str(checkpoint) if checkpoint else None, str(work_dir)).write(work_dir)
-    parts = build(cfg, prepared, work_dir, show_progress, plan)  # before the run exists
+    parts = build(cfg, prepared, work_dir, show_progress, plan, started_at)  # before the run
     tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": digest,
             **_network_tags(cfg, prepared),
             "binwrn.output_dir": str(work_dir), **_sweep_tags(cfg), **_ddp_tags(cfg),
             "binwrn.restarts": ",".join(str(e) for e in range(1, cfg.trainer.max_epochs)
                                         if prepared.schedule.restarts_at(e))}
     t = cfg.tracking
+    # The precision the Trainer runs at (auto resolved), not the config's word for it.
+    params = {**curated_params(cfg), "trainer.precision": parts.trainer.precision}
     with OutputLock(work_dir), TrackedRun(
         prepared.tracking_uri, t.experiment, t.artifact_root, run_name(cfg), tags,
-        curated_params(cfg), t.system_metrics_interval, resume_run_id=resume_id,
+        params, t.system_metrics_interval, resume_run_id=resume_id,
     ) as run:
         parts.to_mlflow.run = run
         remove_stale_partials(work_dir / "checkpoints")  # the lock is ours: all are stale
@@ -184,6 +200,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         wall = time.perf_counter() - started
         run.log_metrics({"time/wall_s": wall, **parts.clock.metrics()},
                         step=parts.trainer.current_epoch)
+        _log_figure(run, work_dir / "figures")
     return {
         **sizes.metrics(), **with_error_pct(as_view(dict(scores), FINAL)),
         "test_images": len(parts.data.test_set),
