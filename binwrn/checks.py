@@ -29,7 +29,8 @@ GRADS = ("pass_through", "alpha_scaled")  # models/binary.py
 INITS = ("he", "torch")  # models/binary.py
 NORMS = ("batchnorm", "shifted_relu")  # models/wrn.py
 PAD_FILLS = ("random", "zero", "reflect")  # data/augment.py
-NAMED_ORDERS = ("none", "forward", "reverse", "random", "ascend", "descend", "single")
+NAMED_ORDERS = ("none", "forward", "reverse", "random", "random_official", "ascend", "descend",
+                "single")
 SCHEDULES = ("sgdr", "step", "cosine", "constant")  # train/schedules.py
 OPTIMIZERS = ("sgd", "adam")  # train/optimizers.py
 DECAY_SCOPES = ("weights", "all")
