@@ -7,7 +7,9 @@ files directly in `<root>`, compressed or not.
 IDX format (http://yann.lecun.com/exdb/mnist/): big-endian int32 magic number 0x00000803
 (uint8 images, 3 dimensions) or 0x00000801 (uint8 labels, 1 dimension), then one int32 per
 dimension (count, rows, columns), then the bytes row-major. Both are checked, and the file
-must hold exactly the bytes its header announces.
+must hold exactly the bytes its header announces; the sizes are checked against the file's
+length before anything is allocated (a header is untrusted: negative or huge sizes are one
+sentence, not a traceback or a memory error).
 
 Where a `.gz` archive is present it is the file read, after its MD5 matched the official one
 (torchvision's table), so what is verified is what is read; a decompressed file alone is read
@@ -18,8 +20,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
+import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -36,6 +41,8 @@ OFFICIAL_MD5 = {
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
+MAX_GZIP_RATIO = 1032  # deflate's most: 258 bytes from one 2-bit code, plus headers
+CHUNK = 1 << 20
 
 
 def _found(folder: Path, name: str) -> Path | None:
@@ -66,31 +73,62 @@ def _check_official_md5(path: Path) -> None:
                         "data.verify_checksums=false for files you made yourself.")
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, zlib.error) as err:
-        raise DataError(f"{path} cannot be read ({err}): replace it with the official "
-                        "file.") from None
+def _open(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def _read_exactly(file: BinaryIO, count: int) -> bytes:
+    """Up to `count` bytes, a chunk at a time: memory grows with the data that is there,
+    never with what a header claims."""
+    chunks = []
+    while count > 0 and (chunk := file.read(min(count, CHUNK))):
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
 
 
 def _idx_array(path: Path, magic: int, dims: int) -> np.ndarray:
-    """The uint8 array of an IDX file whose header must carry `magic` and `dims` sizes."""
-    blob = _read_bytes(path)
+    """The uint8 array of an IDX file whose header must carry `magic` and `dims` sizes.
+
+    The header is read first and its sizes checked against the file's length before any
+    data is read: a raw file must hold exactly the bytes it announces, an archive no more
+    than deflate can expand its length to."""
     header = 4 * (1 + dims)
-    if len(blob) < header:
-        raise DataError(f"{path} is too short to be an MNIST IDX file: replace it with the "
-                        "official file.")
-    found_magic, *shape = np.frombuffer(blob[:header], dtype=">i4").tolist()
-    if found_magic != magic:
-        raise DataError(f"{path} starts with magic number {found_magic:#010x}, not "
-                        f"{magic:#010x}: it is not an MNIST {'image' if dims == 3 else 'label'} "
-                        "file; replace it with the official one.")
-    expected = header + int(np.prod(shape))
-    if len(blob) != expected:
-        raise DataError(f"{path} holds {len(blob)} bytes but its header announces {expected} "
+    try:
+        size = path.stat().st_size
+        with _open(path) as file:
+            head = file.read(header)
+            if len(head) < header:
+                raise DataError(f"{path} is too short to be an MNIST IDX file: replace it "
+                                "with the official file.")
+            found_magic, *shape = struct.unpack(f">{1 + dims}i", head)
+            if found_magic != magic:
+                raise DataError(
+                    f"{path} starts with magic number {found_magic:#010x}, not {magic:#010x}: "
+                    f"it is not an MNIST {'image' if dims == 3 else 'label'} file; replace it "
+                    "with the official one.")
+            if min(shape) < 0:
+                raise DataError(f"{path} has a negative size in its header (shape "
+                                f"{tuple(shape)}): replace it with the official file.")
+            count = math.prod(shape)
+            if path.suffix != ".gz" and header + count != size:
+                raise DataError(f"{path} holds {size} bytes but its header announces "
+                                f"{header + count} (shape {tuple(shape)}): replace it with "
+                                "the official file.")
+            if path.suffix == ".gz" and header + count > MAX_GZIP_RATIO * size:
+                raise DataError(f"{path} announces {header + count:,} bytes (shape "
+                                f"{tuple(shape)}), more than a {size:,}-byte gzip archive "
+                                "can hold: replace it with the official file.")
+            data = _read_exactly(file, count)
+            trailing = file.read(1)
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{path} cannot be read ({err}): replace it with the official "
+                        "file.") from None
+    if len(data) != count or trailing:
+        found = "more" if trailing else len(data)
+        raise DataError(f"{path} holds {found} bytes of data but its header announces {count} "
                         f"(shape {tuple(shape)}): replace it with the official file.")
-    return np.frombuffer(blob, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
 
 def _read_split(folder: Path, split: str, verify_checksums: bool) -> ImageSplit:

@@ -62,6 +62,11 @@ def evaluate_packed(packed: PackedModel, cfg: DictConfig, runtime: str = "torch"
         raise ConfigError(f"The packed model has {classes} classes but "
                           f"dataset={cfg.dataset.name} has {cfg.dataset.num_classes}: pass "
                           "the data set it was trained on.")
+    channels = packed.header["model"].get("in_channels", 3)
+    if cfg.dataset.get("channels", 3) != channels:
+        raise ConfigError(f"The packed model takes {channels}-channel images but "
+                          f"dataset={cfg.dataset.name} has {cfg.dataset.get('channels', 3)}: "
+                          "pass the data set it was trained on.")
     run = packed_runner(packed, runtime, device)
     _, test = load_data(cfg)
     # A chunk at a time: ImageNet's val set is decoded as it is scored, never whole.

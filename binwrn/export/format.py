@@ -9,7 +9,9 @@ Layout (docs/packed-format.md has the byte-level description for writers of othe
 Tensors are either `sign_bits` (one bit per weight, b=1 for +1, paper-spec 1.7, packed most
 significant bit first in row-major order) or little-endian `float32`. Reading never unpickles
 anything: the header is JSON, arrays come from `np.frombuffer`, so a file cannot run code.
-Every check a damaged file can fail raises `DataError` with one sentence.
+Every check a damaged file can fail raises `DataError` with one sentence; a file whose
+checksum is valid but whose header does not describe one consistent net is refused the same
+way (`format_checks`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from binwrn.errors import DataError
+from binwrn.export.format_checks import check_packed, check_tensor_records
 
 MAGIC = b"\x89BWN\r\n\x1a\n"  # PNG-style: non-ASCII first byte, catches text-mode transfers
 VERSION = 1
@@ -132,7 +135,7 @@ def _read_prefix(blob: bytes, name: str) -> tuple[int, dict | None]:
                 "binwrn that wrote it")
     try:
         header = json.loads(blob[PREFIX.size:PREFIX.size + header_len].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: [[[[...
         header = None  # damaged: the checksum below names the problem
     return header_len, header if isinstance(header, dict) else None
 
@@ -181,11 +184,10 @@ def decode(blob: bytes, name: str = "the packed model") -> PackedModel:
     """Check signature, version, length and checksum, then read header and tensors."""
     header_len, header = _read_prefix(blob, name)
     data_start = _check_length_and_checksum(blob, name, header_len, header)
-    records = header.get("tensors")
-    if not isinstance(records, list) or not isinstance(header.get("data_bytes"), int):
-        _refuse(name, "is malformed (its header has no tensor list)")
+    check_tensor_records(header, name)  # a valid checksum over a hand-made header
     tensors = dict(_read_tensor(blob, name, data_start, header["data_bytes"], r)
-                   for r in records)
+                   for r in header["tensors"])
+    check_packed(header, tensors, name)  # model block, layers and tensors: one net
     return PackedModel({k: v for k, v in header.items() if k not in OWNED_KEYS}, tensors)
 
 
