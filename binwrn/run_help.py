@@ -34,6 +34,7 @@ SIBLINGS = (
     ("binwrn-server", "a shared tracking server: MLflow on PostgreSQL (make server)"),
     ("binwrn-migrate", "copy every run of one tracking store into another"),
     ("binwrn-sensitivity", "paper 3's per-layer sensitivity ranking"),
+    ("binwrn-gpucheck", "the GPU check: correctness, speed and accuracy (make gpu-check)"),
 )
 
 ABOUT = (

@@ -116,7 +116,9 @@ def test_weight_decay_scopes() -> None:
 
 def test_paper1_configs_keep_their_hash_name_and_params() -> None:
     default = compose([])
-    assert config_hash(default) == "bb26442466369516"  # as before paper 3's nets
+    # as before paper 3's nets; issue 16 made 32-true the default precision, a new hash
+    assert config_hash(compose(["trainer.precision=auto"])) == "bb26442466369516"
+    assert config_hash(default) == "b41f151c9c9a7c00"
     assert run_name(default) == "cifar10-wrn20-10-1bit-sgdr-bn-fixed-cutout18"
     params = curated_params(default)
     assert not {"optim.name", "optim.decay_scope", "data.val_size"} & set(params)

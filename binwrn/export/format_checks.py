@@ -245,7 +245,8 @@ def expected_layers(topology: str, m: dict) -> list[dict]:
         layers.append(_bn("bn_head", c_in, affine))
     layers.append(_conv("conv_out", c_in, m["num_classes"], 1, 1))
     if batchnorm:
-        layers.append(_bn("bn_out", m["num_classes"], False))
+        # the BN on the logits learns scale and offset only with model.final_bn_affine
+        layers.append(_bn("bn_out", m["num_classes"], m.get("final_bn_affine") is True))
     return layers
 
 
