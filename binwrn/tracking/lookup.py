@@ -10,11 +10,10 @@ import os
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Run
+from mlflow.entities import Run, RunTag
 from mlflow.exceptions import MlflowException
 
 from binwrn.errors import ConfigError
-from binwrn.tracking.run import now_ms
 from binwrn.tracking.store import absolute_uri, check_reachable
 
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -48,12 +47,11 @@ def fetch_artifact(uri: str, run_id: str, artifact: str, folder: Path) -> Path |
         return None
 
 
-def log_on_run(uri: str, run_id: str, metrics: dict[str, float], texts: dict[str, str],
+def log_on_run(uri: str, run_id: str, tags: dict[str, str], texts: dict[str, str],
                files: list[tuple[Path, str]]) -> None:
-    """Metrics (step 0), text artifacts by artifact path, and files into artifact folders."""
+    """Tags, text artifacts by artifact path, and files into artifact folders."""
     client = MlflowClient(uri)
-    client.log_batch(run_id, metrics=[Metric(k, float(v), now_ms(), 0)
-                                      for k, v in metrics.items()])
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     for artifact_file, text in texts.items():
         client.log_text(run_id, text, artifact_file)
     for path, folder in files:

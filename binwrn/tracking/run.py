@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
 from binwrn.errors import BinwrnError, ConfigError, Interrupted
@@ -106,6 +106,9 @@ class TrackedRun:
             self.run_id,
             metrics=[Metric(k, float(v), now_ms(), step) for k, v in metrics.items()],
         )
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)

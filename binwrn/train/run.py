@@ -110,7 +110,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
                 run.client.set_tag(run.run_id, key, value)  # e.g. nests under a new sweep
         else:
             _log_config(run, cfg, output_dir)
-            run.log_metrics(sizes.metrics(), step=0)
+            run.set_tags(sizes.tags())  # constants, not curves: no one-point charts
             run.log_json(sizes.as_dict(), "model_summary.json")
             run.log_text(sizes.as_markdown(), "model_summary.md")
             if prepared.binarization_order:  # the resolved order (random, ranked or given)
