@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import hydra
@@ -48,6 +49,23 @@ def _write_outcome(output_dir: Path, cfg: DictConfig, status: str, reason: str |
     (output_dir / "outcome.json").write_text(json.dumps(outcome, indent=2))
 
 
+def _cluster_rank(cfg: DictConfig, in_sweep: bool):
+    """This process as one of the ranks srun or torchrun started (train/cluster.py), its
+    process group open and the config agreed on by all ranks; None for a lone process."""
+    from binwrn.train.cluster import check_launch, launched_processes
+
+    launched = launched_processes()
+    check_launch(cfg, launched)
+    if launched is not None:
+        if in_sweep and "submitit" not in str(HydraConfig.get().launcher.get("_target_")):
+            raise ConfigError(f"binwrn-run -m under {launched.kind} would run the whole sweep "
+                              "in every process: start one config per launch, or use "
+                              "binwrn-sweep --launcher slurm.")
+        launched.connect(cfg)
+        launched.agree_on_config(cfg)
+    return launched
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _run_job(cfg: DictConfig) -> float | None:
     from binwrn.config import prepare
@@ -55,16 +73,37 @@ def _run_job(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode.name == "MULTIRUN"
-    show_config(OmegaConf.to_yaml(cfg, resolve=True))
+    from binwrn.train.cluster import rank_from_environment
+
+    leader = rank_from_environment() == 0  # under srun/torchrun rank zero writes, says it all
+    launched = None
     try:
-        prepared = prepare(cfg)  # bad values and data are refused before the slow imports
-        for warning in prepared.warnings:
+        launched = _cluster_rank(cfg, in_sweep)
+        if leader:
+            show_config(OmegaConf.to_yaml(cfg, resolve=True))
+        if launched is None:
+            prepared = prepare(cfg)  # bad values and data are refused before the slow imports
+        else:  # refused on every rank when any rank cannot build it
+            prepared = launched.run_together(lambda: prepare(cfg), "Preparing the config")
+        for warning in prepared.warnings if leader else ():
             show_warning(warning)
+        if not leader:  # learns the run from rank zero and trains with it; writes nothing
+            from binwrn.train.cluster import follow
+
+            _quiet_libraries()
+            follow(cfg, prepared, launched)
+            return None
         from binwrn.train.run import train  # Lightning + MLflow: ~20 s on 2 cores
 
         _quiet_libraries()
-        result = train(cfg, prepared, output_dir)
+        with launched.leading() if launched is not None else nullcontext():
+            result = train(cfg, prepared, output_dir, launched=launched)
     except (BinwrnError, Diverged, Interrupted) as err:
+        if not leader:
+            show_error(f"rank {rank_from_environment()}: {err}")
+            if not in_sweep:
+                sys.exit(2)
+            return None
         show_error(str(err))
         _write_outcome(output_dir, cfg, "failed", str(err))
         if not in_sweep:
@@ -77,7 +116,8 @@ def _run_job(cfg: DictConfig) -> float | None:
         logging.getLogger("binwrn").exception("job %s crashed", hydra_cfg.job.num)
         reason = f"{type(err).__name__}: {err}"
         show_error(f"{reason} (traceback in {output_dir})")
-        _write_outcome(output_dir, cfg, "failed", reason)
+        if leader:
+            _write_outcome(output_dir, cfg, "failed", reason)
         _failed_jobs.append(f"job {hydra_cfg.job.num}: {reason}")
         return None
     _write_outcome(output_dir, cfg, "finished", result=result)
@@ -87,6 +127,10 @@ def _run_job(cfg: DictConfig) -> float | None:
 
 def run() -> None:
     """`binwrn-run [overrides]`: train and track one config, or a Hydra `-m` sweep."""
+    from binwrn.train.cluster import FOLLOWER_HYDRA_OVERRIDES, started_as_follower
+
+    if started_as_follower(sys.argv[1:]):  # srun/torchrun rank > 0: rank zero's folder only
+        sys.argv += FOLLOWER_HYDRA_OVERRIDES
     _run_job()
     if _failed_jobs:
         show_error(f"{len(_failed_jobs)} job(s) failed: " + "; ".join(_failed_jobs))

@@ -317,9 +317,6 @@ def prepare(cfg: DictConfig) -> Prepared:
     train, validation = split_validation(cfg, train)
     check_batch_size(cfg.data.batch_size, len(train))
     check_data_parallel(cfg, len(train), len(test))
-    if crops is not None and world_size(cfg.trainer) > 1:
-        raise ConfigError("trainer=ddp does not yet split dataset=imagenet's streamed JPEGs "
-                          "between devices: train it on one device (drop trainer=ddp).")
     fast_path = FastPath.from_config(cfg.speed, cfg.trainer.accelerator)
     warnings = [schedule.mismatch(cfg.trainer.max_epochs), unused_bn_option(cfg), order_warning]
     return Prepared(model, schedule, augment, train, test, uri, fast_path,
