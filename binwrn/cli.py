@@ -259,6 +259,9 @@ def _sweep_args() -> argparse.Namespace:
                              "(conf/hydra/launcher/slurm.yaml); submitit_local: the same "
                              "launcher on this machine, one process per job")
     parser.add_argument("--no-report", action="store_true", help="skip the closing report")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the jobs and, with --launcher slurm, each job's SLURM "
+                             "resources and #SBATCH lines; run and record nothing")
     return parser.parse_intermixed_args()
 
 
@@ -288,6 +291,11 @@ def sweep() -> None:
         request = SweepRequest(load_sweep(args.sweep, sweeps_dir()), smoke=args.smoke,
                                force=args.force, launcher=launcher, overrides=overrides)
         check_request(request)
+        if args.dry_run:
+            from binwrn.sweeps.slurm import preview
+
+            print("\n".join(preview(request)))
+            return
         out = Path("reports") / request.spec.name
         report = None if args.no_report else (lambda uri, pid: _report_on_parent(uri, pid, out))
         parent_id, outcomes, _ = run_sweep(request, before_close=report)

@@ -118,6 +118,10 @@ def config_hash(cfg: DictConfig) -> str:
             _parent(tree, dotted).pop(dotted.rsplit(".", 1)[-1], None)
     else:
         tree["trainer"]["world_size"] = world_size(cfg.trainer)
+        # The processes, not the machines they run on, make the net: 2 nodes x 2 devices is
+        # 1 x 4. num_nodes stays in the tree as the 1 that runs from before several nodes hash.
+        if "num_nodes" in tree["trainer"]:
+            tree["trainer"]["num_nodes"] = 1
     for dotted, paper1_value in PAPER1_VALUES.items():
         parent, leaf = _parent(tree, dotted), dotted.rsplit(".", 1)[-1]
         if leaf in parent and parent[leaf] == paper1_value:

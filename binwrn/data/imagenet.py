@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from binwrn.data.arrays import balanced_subset
+from binwrn.data.file_lock import exclusive
 from binwrn.errors import DataError
 
 SPLITS = ("train", "val")
@@ -129,7 +130,9 @@ def list_imagenet(
     root = Path(root).expanduser()
     missing = [split for split in SPLITS if not (root / split).is_dir()]
     if missing and extract:
-        _extract_official_tarballs(root)
+        with exclusive(root / ".binwrn-extract.lock"):  # one DDP rank of a machine extracts
+            if any(not (root / split).is_dir() for split in SPLITS):
+                _extract_official_tarballs(root)
         missing = []
     if missing:
         tarballs = [name for name, _ in TARBALLS.values() if (root / name).is_file()]

@@ -21,6 +21,7 @@ from binwrn.conf_files import compose, conf_dir
 from binwrn.config import config_hash
 from binwrn.errors import ConfigError
 from binwrn.sweeps.plan import GROUP, write_plan
+from binwrn.sweeps.slurm import check_jobs_fit, slurm_job_shape, uses_slurm
 from binwrn.sweeps.spec import Job, SweepSpec
 
 PARENT_ROLE_TAG = "binwrn.sweep_role"
@@ -197,6 +198,8 @@ def run_sweep(
     shared = _shared_overrides(request)
     composed = _compose_jobs(jobs, plan_dir, shared)
     hashes = {job_id: config_hash(cfg) for job_id, cfg in composed.items()}
+    if uses_slurm(request.launcher or []):  # one size for all jobs: refused before any run
+        check_jobs_fit(slurm_job_shape([*shared, *request.launcher]), composed)
     tracking = next(iter(composed.values())).tracking
     uri = absolute_uri(tracking.uri)
     check_reachable(uri)
