@@ -56,7 +56,7 @@ def _slurm_ranks(tmp: Path, *overrides: str) -> list[subprocess.Popen]:
     for rank in (0, 1):
         env = _clean_env(SLURM_NTASKS="2", SLURM_PROCID=str(rank), SLURM_LOCALID="0",
                          SLURM_NODEID=str(rank), SLURM_NNODES="2", SLURM_NTASKS_PER_NODE="1",
-                         SLURM_JOB_ID="4242", SLURM_JOB_NAME="binwrn-test",
+                         SLURM_JOB_ID="4242", SLURM_JOB_NAME="binwrn-test", SLURM_STEP_ID="0",
                          MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         log = (tmp / f"srun-rank{rank}.log").open("w")
         procs.append(subprocess.Popen([str(BINWRN_RUN), *overrides, *_storage(tmp)], cwd=tmp,
@@ -178,3 +178,24 @@ def test_sigterm_to_both_ranks_mid_epoch_then_a_restart_resumes_the_run(tmp_path
     for key in ("train/loss", "train/acc", "lr"):
         assert [s for s, _ in history[key]] == [1, 2, 3], key  # none repeated, none missing
     assert history["test/acc"][-1][1] > 0.2  # chance is 0.1
+
+
+def test_a_two_node_sweep_dry_run_shows_the_submitit_job_parameters(tmp_path: Path) -> None:
+    """`binwrn-sweep p1_table2 --launcher slurm --smoke` with trainer.num_nodes=2, as a user
+    runs it, with --dry-run: the SLURM size and #SBATCH lines of every job; nothing submitted,
+    no store opened, no folder written."""
+    sweep = Path(sys.executable).with_name("binwrn-sweep")
+    done = subprocess.run(
+        [str(sweep), "p1_table2", "--launcher", "slurm", "--smoke", "--dry-run", "trainer=ddp",
+         "trainer.num_nodes=2", "trainer.devices=8", "hydra.launcher.cpus_per_task=12"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=_clean_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "p1_table2 (smoke): 13 jobs"
+    assert ("SLURM, each job: 2 node(s) x 8 task(s) per node (16 srun tasks, one binwrn-run "
+            "rank each), 8 GPUs per node (1 per task), 12 CPUs per task") in done.stdout
+    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=8", "#SBATCH --gpus-per-node=8",
+                 "#SBATCH --cpus-per-task=12", "#SBATCH --signal=USR2@120"):
+        assert line in lines
+    assert not any("--gpus-per-task" in line for line in lines)
+    assert list(tmp_path.iterdir()) == []  # no store, no outputs, nothing submitted

@@ -32,7 +32,8 @@ from binwrn.train.data_parallel import world_size
 
 SRUN_2x4 = {"SLURM_NTASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1",
             "SLURM_NODEID": "1", "SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "4",
-            "SLURM_JOB_ID": "123456", "SLURM_JOB_NAME": "train", "SLURM_NODELIST": "gpu[07-08]"}
+            "SLURM_JOB_ID": "123456", "SLURM_JOB_NAME": "train", "SLURM_NODELIST": "gpu[07-08]",
+            "SLURM_STEP_ID": "0"}
 TORCHRUN_2x4 = {"TORCHELASTIC_RUN_ID": "none", "RANK": "6", "LOCAL_RANK": "2", "WORLD_SIZE": "8",
                 "LOCAL_WORLD_SIZE": "4", "GROUP_RANK": "1", "GROUP_WORLD_SIZE": "2",
                 "MASTER_ADDR": "10.0.0.7", "MASTER_PORT": "29500"}
@@ -78,6 +79,11 @@ def test_one_process_or_an_interactive_allocation_is_not_a_cluster_launch(env) -
     assert launched_processes() is None
     env({**SRUN_2x4, "SLURM_JOB_NAME": "train", "SLURM_NTASKS": "1", "SLURM_PROCID": "0"})
     assert launched_processes() is None  # one task: binwrn starts the ranks itself
+    import os
+
+    env({**SRUN_2x4, "SLURM_PROCID": "0"})
+    del os.environ["SLURM_STEP_ID"]  # the batch script itself, not an srun task
+    assert launched_processes() is None and not started_as_follower([])
 
 
 def test_a_follower_writes_no_hydra_folder_and_a_sweep_is_never_a_follower(env) -> None:

@@ -37,8 +37,19 @@ TORCHRUN, SRUN = "torchrun", "srun"
 # SLURM job names under which Lightning does not treat a job as SLURM-launched (an
 # interactive allocation whose processes something else starts).
 _INTERACTIVE_JOB_NAMES = ("bash", "interactive")
+# Set by srun in each task, absent in the batch script itself, which SLURM_NTASKS also
+# describes: a `binwrn-run` there is one process (binwrn starts its ranks), not a task.
+_SRUN_STEP = ("SLURM_STEP_ID", "SLURM_STEPID")
 # Node-local paths: nodes may mount the data or the cache elsewhere.
 _NODE_LOCAL_KEYS = ("data.root", "data.cache_dir")
+
+
+def _srun_tasks() -> int:
+    """Tasks of the srun step that started this process (0: not an srun task)."""
+    if (not any(name in os.environ for name in _SRUN_STEP)
+            or os.environ.get("SLURM_JOB_NAME") in _INTERACTIVE_JOB_NAMES):
+        return 0
+    return int(os.environ.get("SLURM_NTASKS", "1") or 1)
 
 
 def rank_from_environment() -> int:
@@ -47,8 +58,7 @@ def rank_from_environment() -> int:
     TorchElasticEnvironment and SLURMEnvironment read)."""
     if "TORCHELASTIC_RUN_ID" in os.environ:
         return int(os.environ.get("RANK", "0"))
-    if (int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1
-            and os.environ.get("SLURM_JOB_NAME") not in _INTERACTIVE_JOB_NAMES):
+    if _srun_tasks() > 1:
         return int(os.environ.get("SLURM_PROCID", "0"))
     return 0
 
@@ -202,7 +212,8 @@ def config_digest(cfg: DictConfig) -> str:
 def launched_processes() -> Launched | None:
     """This process as one of several that torchrun or srun started, or None (one process,
     or rank zero of binwrn's own workstation mode). torchrun wins inside a SLURM job: its
-    variables describe the processes, where SLURM's describe the job's tasks."""
+    variables describe the processes, where SLURM's describe the job's tasks. An srun task is
+    what Lightning's SLURMEnvironment detects, in a step of several tasks (SLURM_STEP_ID)."""
     if "TORCHELASTIC_RUN_ID" in os.environ:
         from lightning.fabric.plugins.environments import TorchElasticEnvironment
 
@@ -212,7 +223,7 @@ def launched_processes() -> Launched | None:
         per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         world = environment.world_size()
         nodes = int(os.environ.get("GROUP_WORLD_SIZE", max(1, world // per_node)))
-    elif int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1:
+    elif _srun_tasks() > 1:
         from lightning.fabric.plugins.environments import SLURMEnvironment
 
         if not SLURMEnvironment.detect():  # an interactive allocation: not srun's tasks
