@@ -127,10 +127,10 @@ def _run_job(cfg: DictConfig) -> float | None:
 
 def run() -> None:
     """`binwrn-run [overrides]`: train and track one config, or a Hydra `-m` sweep."""
-    from binwrn.train.cluster import FOLLOWER_HYDRA_OVERRIDES, started_as_follower
+    from binwrn.train.cluster import follower_hydra_overrides, started_as_follower
 
     if started_as_follower(sys.argv[1:]):  # srun/torchrun rank > 0: rank zero's folder only
-        sys.argv += FOLLOWER_HYDRA_OVERRIDES
+        sys.argv += follower_hydra_overrides()
     _run_job()
     if _failed_jobs:
         show_error(f"{len(_failed_jobs)} job(s) failed: " + "; ".join(_failed_jobs))

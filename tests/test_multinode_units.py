@@ -23,8 +23,8 @@ from binwrn.data.imagenet_transforms import CropSettings
 from binwrn.errors import ConfigError
 from binwrn.sweeps.slurm import check_jobs_fit, slurm_job_shape
 from binwrn.train.cluster import (
-    FOLLOWER_HYDRA_OVERRIDES,
     check_launch,
+    follower_hydra_overrides,
     launched_processes,
     started_as_follower,
 )
@@ -84,12 +84,14 @@ def test_one_process_or_an_interactive_allocation_is_not_a_cluster_launch(env) -
     env({**SRUN_2x4, "SLURM_PROCID": "0"})
     del os.environ["SLURM_STEP_ID"]  # the batch script itself, not an srun task
     assert launched_processes() is None and not started_as_follower([])
+    env({"SLURM_STEP_ID": str(0xFFFFFFFE)})  # SLURM's id of the batch step
+    assert launched_processes() is None and not started_as_follower([])
 
 
 def test_a_follower_writes_no_hydra_folder_and_a_sweep_is_never_a_follower(env) -> None:
     env(TORCHRUN_2x4)
     assert started_as_follower(["trainer=ddp"]) and not started_as_follower(["-m", "x=1,2"])
-    assert "hydra.output_subdir=null" in FOLLOWER_HYDRA_OVERRIDES
+    assert "hydra.output_subdir=null" in follower_hydra_overrides()
     env({"RANK": "0"})
     assert not started_as_follower([])
 

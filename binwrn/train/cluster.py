@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import socket
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +40,17 @@ TORCHRUN, SRUN = "torchrun", "srun"
 _INTERACTIVE_JOB_NAMES = ("bash", "interactive")
 # Set by srun in each task, absent in the batch script itself, which SLURM_NTASKS also
 # describes: a `binwrn-run` there is one process (binwrn starts its ranks), not a task.
+# SLURM's special steps (batch script, external, interactive) have ids near 2**32.
 _SRUN_STEP = ("SLURM_STEP_ID", "SLURM_STEPID")
+_SPECIAL_STEPS = 0xFFFFFFF0
 # Node-local paths: nodes may mount the data or the cache elsewhere.
 _NODE_LOCAL_KEYS = ("data.root", "data.cache_dir")
 
 
 def _srun_tasks() -> int:
     """Tasks of the srun step that started this process (0: not an srun task)."""
-    if (not any(name in os.environ for name in _SRUN_STEP)
+    step = next((os.environ[name] for name in _SRUN_STEP if name in os.environ), "")
+    if (not step.isdigit() or int(step) >= _SPECIAL_STEPS
             or os.environ.get("SLURM_JOB_NAME") in _INTERACTIVE_JOB_NAMES):
         return 0
     return int(os.environ.get("SLURM_NTASKS", "1") or 1)
@@ -68,10 +72,12 @@ def started_as_follower(argv: list[str]) -> bool:
     return "-m" not in argv and "--multirun" not in argv and rank_from_environment() != 0
 
 
-# Hydra overrides for such a rank: no output folder, no log file, no saved config (rank zero
-# writes those); the config itself is composed exactly as rank zero's.
-FOLLOWER_HYDRA_OVERRIDES = ["hydra.run.dir=.", "hydra.output_subdir=null",
-                            "hydra/job_logging=stdout"]
+def follower_hydra_overrides() -> list[str]:
+    """Hydra overrides for such a rank: no output folder (Hydra's run dir is the existing,
+    writable temp folder), no log file, no saved config; rank zero writes those. The config
+    itself is composed exactly as rank zero's."""
+    return [f"hydra.run.dir={tempfile.gettempdir()}", "hydra.output_subdir=null",
+            "hydra/job_logging=stdout"]
 
 
 @dataclass
