@@ -109,14 +109,15 @@ def _export_rows(profile: Profile, uri: str, run_id: str, run_acc: float, out: P
 
 def rows(profile: Profile, emit, out: Path, work: Path, data_root: str | None,
          limit_s: float) -> None:
-    from mlflow import MlflowClient
+    from binwrn.tracking.metrics import final_value
+    from binwrn.tracking.store import open_client
 
     started = time.perf_counter()
     run_dir, run_id = train(profile, out, work, data_root, limit_s - EXPORT_RESERVE_S)
     uri = f"sqlite:///{out}/mlflow.db"
-    client = MlflowClient(uri)
+    client = open_client(uri)
     run = client.get_run(run_id)
-    acc = run.data.metrics["test/acc"]
+    acc = final_value(run.data.metrics, "acc")  # the final test (test_final/acc), BN recomputed
     emit(Row("accuracy", "binwrn-run into MLflow (SQLite)",
              f"run {run_id} {run.info.status} in {uri.removeprefix('sqlite:///')}, "
              f"{time.perf_counter() - started:.0f} s", "FINISHED",
