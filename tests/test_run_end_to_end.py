@@ -136,7 +136,7 @@ def test_multirun_records_one_run_per_job_and_no_secret_from_the_environment(
     table = out.stdout[out.stdout.index("binwrn-run: 2 jobs"):]
     assert "model.bits" in table and table.count("finished") == 2
     for r in runs:
-        assert f"{r.data.metrics['test/error_pct']:.2f} %" in table
+        assert f"{r.data.metrics['test_final/error_pct']:.2f} %" in table
         # a long name folds over lines of its cell: compare letters and digits only
         assert re.sub(r"\W", "", r.info.run_name) in re.sub(r"\W", "", table)
     # The second job's clock starts at that job's start, not the process's.
