@@ -9,6 +9,8 @@ UV := $(shell command -v uv 2>/dev/null || ls $(HOME)/.local/bin/uv 2>/dev/null 
   echo "$(PY) -m uv")
 RUN := $(UV) run --frozen
 PORT ?= 5000
+# uvicorn workers of `make ui`: MLflow's default, 4, crash-looped on a loaded 2-core machine
+WORKERS ?= 1
 STORE ?= mlflow.db
 SWEEP ?= p1_fig6_ablation
 yes = $(filter 1 true yes,$(1))
@@ -59,10 +61,11 @@ test-fast: install  ## unit tests only, no end-to-end subprocess runs
 lint: install  ## ruff over the package and tests
 	$(RUN) ruff check binwrn tests
 
-ui: install  ## MLflow UI on 127.0.0.1:$(PORT) over the runs' store (STORE=mlflow.db)
-	@echo "Open http://127.0.0.1:$(PORT)/#/experiments/1/runs?workflowType=machine_learning"
+ui: install  ## MLflow UI on 127.0.0.1:$(PORT) over the runs' store (STORE=mlflow.db, WORKERS=1)
+	@$(RUN) python -m binwrn.tracking.ui_link $(abspath $(STORE)) $(PORT)
 	$(RUN) mlflow server --backend-store-uri sqlite:///$(abspath $(STORE)) \
-	  --default-artifact-root $(abspath mlartifacts) --host 127.0.0.1 --port $(PORT)
+	  --default-artifact-root $(abspath mlartifacts) --host 127.0.0.1 --port $(PORT) \
+	  --workers $(WORKERS)
 
 server: install  ## shared tracking server: MLflow on PostgreSQL, 127.0.0.1:$(PORT) (data in server-data/)
 	$(RUN) binwrn-server --port $(PORT)

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -179,7 +180,14 @@ def _export_args() -> argparse.Namespace:
                         help="a run id or checkpoint file, then overrides of its config such "
                              "as data.root=...; with --size-only, config overrides only")
     parser.add_argument("--out", type=Path, help="write the packed model here (.bwn)")
-    parser.add_argument("--onnx", type=Path, help="write the ONNX inference graph here")
+    parser.add_argument("--onnx", type=Path, nargs="?", const=AUTO_ONNX, metavar="FILE",
+                        help="write the ONNX inference graph here (without FILE: beside "
+                             "--out; with --register, also logged as an MLflow onnx model)")
+    parser.add_argument("--register", metavar="NAME",
+                        help="log the packed model on its run as an MLflow Model (a pyfunc "
+                             "that runs the NumPy runtime) and register it as a version of NAME")
+    parser.add_argument("--alias", help="with --register: point this alias (e.g. champion) "
+                                        "at the new version")
     parser.add_argument("--tracking-uri", help="the store the run id is in (default: "
                         "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
     parser.add_argument("--config", help="the run's config, for a checkpoint outside its "
@@ -195,9 +203,29 @@ def _export_args() -> argparse.Namespace:
     args = parser.parse_args()
     if not args.size_only and not args.items:
         parser.error("give a run id or checkpoint file (or --size-only)")
-    if not args.size_only and args.out is None and args.onnx is None:
-        parser.error("give --out FILE.bwn and/or --onnx FILE.onnx")
+    if not args.size_only and args.out is None and args.onnx is None and not args.register:
+        parser.error("give --out FILE.bwn, --onnx FILE.onnx and/or --register NAME")
+    if args.alias and not args.register:
+        parser.error("--alias needs --register NAME")
+    if args.onnx == AUTO_ONNX and args.out is None and not args.register:
+        parser.error("give --onnx a FILE, or --out FILE.bwn to write it beside")
+    if args.onnx and "=" in args.onnx.name:
+        parser.error(f"--onnx took {args.onnx} as its file: put key=value overrides before "
+                     "the options")
     return args
+
+
+AUTO_ONNX = Path("<auto>")  # --onnx without a file name
+
+
+def _export_files(args: argparse.Namespace, tmp: Path) -> tuple[Path | None, Path | None]:
+    """(.bwn, .onnx) paths: as given; beside --out for a bare --onnx; in `tmp` where only the
+    registered model needs them."""
+    out = args.out or (tmp / "model.bwn" if args.register else None)
+    onnx = args.onnx
+    if onnx == AUTO_ONNX:
+        onnx = (args.out or tmp / "model.bwn").with_suffix(".onnx")
+    return out, onnx
 
 
 def export() -> None:
@@ -220,15 +248,32 @@ def export() -> None:
                 report.show_size_report(summary, layout, f"{net} {cfg.dataset.name}, "
                                         f"{m.bits}-bit (sizes only)")
             return
+        if args.register:
+            from binwrn.export import mlflow_model
+
+            mlflow_model.check_names(args.register, args.alias)  # before the slow part
         source = load_source(args.items[0], args.tracking_uri, args.config, args.items[1:])
-        result = job.export_model(source, args.out, args.onnx, args.check_images)
-        if source.run_id and not args.no_log:
-            job.log_export(source, result)
+        if args.register and not source.run_id:
+            raise ConfigError("--register logs the model on the run it came from: give the "
+                              "run id instead of a checkpoint file.")
+        with tempfile.TemporaryDirectory(prefix="binwrn-export-") as tmp:
+            out, onnx = _export_files(args, Path(tmp))
+            result = job.export_model(source, out, onnx, args.check_images)
+            registered = args.register and mlflow_model.register(
+                source, result, out, args.register, args.alias, onnx)
+            for name in ("out", "onnx", "report"):  # temporary files are gone after this
+                path = getattr(result, name)
+                if path is not None and Path(tmp) in path.parents:
+                    setattr(result, name, None)
+            if source.run_id and not args.no_log:
+                job.log_export(source, result)
     except BinwrnError as err:
         show_error(str(err), "binwrn-export")
         sys.exit(2)
     report.show_size_report(result.summary, result.layout, f"binwrn-export: {source.label}")
     report.show_export(result)
+    if registered:
+        report.show_registered(registered)
 
 
 def _eval_args() -> argparse.Namespace:

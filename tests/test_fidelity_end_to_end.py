@@ -49,7 +49,7 @@ def test_unfinished_and_finished_schedules_export_as_trained(tmp_path, monkeypat
     client = MlflowClient(uri)
     for epochs_per_layer, binary_weights in (("9", 432), ("1", 74_800)):
         run = runs[epochs_per_layer]
-        assert run.data.metrics["model/binary_weights"] == binary_weights
+        assert run.data.tags["model/binary_weights"] == str(binary_weights)
         history = {key: [m.step for m in client.get_metric_history(run.info.run_id, key)]
                    for key in ("test/acc", "test_recomputed/acc", "test_final/acc")}
         assert history == {"test/acc": list(range(1, 9)),

@@ -150,15 +150,12 @@ def export_model(source: Source, out: Path | None, onnx_path: Path | None,
 
 
 def log_export(source: Source, result: ExportResult) -> None:
-    """Size metrics and the report, .bwn and .onnx files as artifacts under export/."""
+    """Size tags and the report, .bwn and .onnx files as artifacts under export/."""
     from binwrn.tracking.lookup import log_on_run
 
-    metrics = {**result.summary.metrics(), "export/file_bytes": result.layout.total}
-    # The run logged model/* at step 0 when it finished: only what it lacks, or had
-    # otherwise, goes there now, so no metric holds two equal values at one step.
-    metrics = {k: v for k, v in metrics.items() if source.run_metrics.get(k) != v}
+    tags = {**result.summary.tags(), "export/file_bytes": str(result.layout.total)}
     files = [(p, "export") for p in (result.out, result.onnx) if p is not None]
-    log_on_run(source.tracking_uri, source.run_id, metrics,
+    log_on_run(source.tracking_uri, source.run_id, tags,
                {"export/size_report.md": size_report_markdown(result.summary, result.layout)},
                files)
     result.logged_on = source.run_id

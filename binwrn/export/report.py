@@ -74,7 +74,7 @@ def show_export(result) -> None:
     if result.report:
         console.print(f"wrote {result.report}")
     if result.logged_on:
-        console.print(f"logged model/* sizes and export/ artifacts on run {result.logged_on}")
+        console.print(f"logged model/* size tags and export/ artifacts on run {result.logged_on}")
 
 
 def show_evaluation(result: dict) -> None:
@@ -90,3 +90,18 @@ def show_evaluation(result: dict) -> None:
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
+
+
+def show_registered(registered) -> None:
+    """What binwrn-export --register did (registered: mlflow_model.Registered)."""
+    served = registered.served_bytes
+    console.print(f"registered [bold]{registered.name}[/] version {registered.version}"
+                  + (f" (alias {registered.alias})" if registered.alias else "")
+                  + f": logged model {registered.model_uri} on the run")
+    console.print(f"served model {sum(served.values()):,} bytes: .bwn {served['bwn']:,}, "
+                  f"pyfunc wrapper {served['wrapper']:,}, input example "
+                  f"{served['input_example']:,}")
+    if registered.onnx_uri:
+        console.print(f"ONNX model logged beside it: {registered.onnx_uri}")
+    console.print(f"serve it: mlflow models serve -m {registered.registry_uri} "
+                  "--env-manager local --port 5001", soft_wrap=True)

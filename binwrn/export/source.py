@@ -52,7 +52,6 @@ class Source:
     run_id: str | None = None
     tracking_uri: str | None = None
     recorded: dict[str, float] = field(default_factory=dict)  # the run's final test/acc
-    run_metrics: dict[str, float] = field(default_factory=dict)  # the run's latest values
 
     def model_kwargs(self) -> dict:
         """The net's arguments from `model:` (without Hydra's `_target_` and the label)."""
@@ -120,7 +119,7 @@ def from_run(run_id: str, tracking_uri: str | None, overrides: list[str]) -> Sou
         final = final_value(run.data.metrics, "acc")  # the model as saved, BN recomputed
         recorded = {} if final is None else {"test/acc": final}
         return Source(load_config(config, overrides), load_state_dict(ckpt), f"run {run_id}",
-                      run_id, uri, recorded, dict(run.data.metrics))
+                      run_id, uri, recorded)
 
 
 def load_source(spec: str, tracking_uri: str | None = None, config: str | None = None,

@@ -78,6 +78,10 @@ class SizeSummary:
             "model/compression": self.compression,
         }
 
+    def tags(self) -> dict[str, str]:
+        """The sizes as MLflow tags: run constants, kept out of the metric charts."""
+        return {k: f"{v:g}" if isinstance(v, float) else str(v) for k, v in self.metrics().items()}
+
     def as_dict(self) -> dict:
         return {
             "layers": [

@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlflow.entities import Metric, Run
+from mlflow.entities import Run, RunTag
 from mlflow.exceptions import MlflowException
 
 from binwrn.errors import ConfigError
 from binwrn.tracking.credentials import move_credentials_to_env, redact_uri
-from binwrn.tracking.run import now_ms
 from binwrn.tracking.store import absolute_uri, check_reachable, open_client
 
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -49,12 +48,11 @@ def fetch_artifact(uri: str, run_id: str, artifact: str, folder: Path) -> Path |
         return None
 
 
-def log_on_run(uri: str, run_id: str, metrics: dict[str, float], texts: dict[str, str],
+def log_on_run(uri: str, run_id: str, tags: dict[str, str], texts: dict[str, str],
                files: list[tuple[Path, str]]) -> None:
-    """Metrics (step 0), text artifacts by artifact path, and files into artifact folders."""
+    """Tags, text artifacts by artifact path, and files into artifact folders."""
     client = open_client(uri)
-    client.log_batch(run_id, metrics=[Metric(k, float(v), now_ms(), 0)
-                                      for k, v in metrics.items()])
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     for artifact_file, text in texts.items():
         client.log_text(run_id, text, artifact_file)
     for path, folder in files:

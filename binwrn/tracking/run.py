@@ -133,6 +133,9 @@ class TrackedRun:
             metrics=[Metric(k, float(v), now_ms(), step) for k, v in metrics.items()],
         )
 
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 

@@ -155,14 +155,14 @@ def open_client(uri: str):
     from mlflow import MlflowClient
 
     if not uri.startswith("sqlite:///"):
-        return MlflowClient(uri)
+        return MlflowClient(uri, registry_uri=uri)
     database = Path(uri[len("sqlite:///"):])
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{database}.init-lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not database.exists():
             _create_sqlite_store(database)
-        client = MlflowClient(uri)
+        client = MlflowClient(uri, registry_uri=uri)  # never the global default
         client.search_experiments(max_results=1)  # creates and migrates the schema if needed
     return client
 

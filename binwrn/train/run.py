@@ -189,8 +189,7 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
             scores, extra, final = fit_and_test(cfg, prepared, parts, checkpoint, work_dir)
         # Sized as trained: a layer-by-layer schedule stopped early leaves fp32 layers.
         sizes = size_summary(parts.classifier.model)
-        if not run.logged_steps("model/binary_weights"):  # a resumed run may hold them
-            run.log_metrics(sizes.metrics(), step=0)
+        run.set_tags(sizes.tags())  # constants, not curves: no one-point charts
         run.log_json(sizes.as_dict(), "model_summary.json")
         run.log_text(sizes.as_markdown(), "model_summary.md")
         if extra:  # 25-crop test, held-out split
