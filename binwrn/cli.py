@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import hydra
@@ -80,6 +81,23 @@ def _clock_start(job_started: float) -> float:
     return psutil.Process().create_time()
 
 
+def _cluster_rank(cfg: DictConfig, in_sweep: bool):
+    """This process as one of the ranks srun or torchrun started (train/cluster.py), its
+    process group open and the config agreed on by all ranks; None for a lone process."""
+    from binwrn.train.cluster import check_launch, launched_processes
+
+    launched = launched_processes()
+    check_launch(cfg, launched)
+    if launched is not None:
+        if in_sweep and "submitit" not in str(HydraConfig.get().launcher.get("_target_")):
+            raise ConfigError(f"binwrn-run -m under {launched.kind} would run the whole sweep "
+                              "in every process: start one config per launch, or use "
+                              "binwrn-sweep --launcher slurm.")
+        launched.connect(cfg)
+        launched.agree_on_config(cfg)
+    return launched
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _run_job(cfg: DictConfig) -> float | None:
     started = time.time()
@@ -90,28 +108,49 @@ def _run_job(cfg: DictConfig) -> float | None:
     verbose = bool(cfg.get("verbose", False))
     job = {"number": hydra_cfg.job.num if in_sweep else None,
            "overrides": list(hydra_cfg.overrides.task), "started": started}
-    if verbose:
+    from binwrn.train.cluster import rank_from_environment
+
+    leader = rank_from_environment() == 0  # under srun/torchrun rank zero writes, says it all
+    if verbose and leader:
         show_config(redact_uri(OmegaConf.to_yaml(cfg, resolve=True)))
+    launched = None
     try:
         check_config(cfg)  # before torch: a multirun's job was not checked up front
         from binwrn.config import prepare, run_name
 
-        prepared = prepare(cfg)  # bad values and data are refused before the slow imports
-        from binwrn.train.fast_path import resolve_precision
+        launched = _cluster_rank(cfg, in_sweep)
+        if launched is None:
+            prepared = prepare(cfg)  # bad values and data are refused before the slow imports
+        else:  # refused on every rank when any rank cannot build it
+            prepared = launched.run_together(lambda: prepare(cfg), "Preparing the config")
+        if leader:
+            from binwrn.train.fast_path import resolve_precision
 
-        show_settings(run_name(cfg), cfg, resolve_precision(cfg.trainer.precision,
-                                                            cfg.trainer.accelerator),
-                      output_dir, job["number"])
-        for warning in prepared.warnings:
-            show_warning(warning)
+            show_settings(run_name(cfg), cfg, resolve_precision(cfg.trainer.precision,
+                                                                cfg.trainer.accelerator),
+                          output_dir, job["number"])
+            for warning in prepared.warnings:
+                show_warning(warning)
         from binwrn.train.lean_imports import import_lightning
 
         import_lightning()  # without torchmetrics' torchvision, scipy and matplotlib
+        _quiet_libraries(verbose)
+        if not leader:  # learns the run from rank zero and trains with it; writes nothing
+            from binwrn.train.cluster import follow
+
+            follow(cfg, prepared, launched)
+            return None
         from binwrn.train.run import train  # Lightning + MLflow: most of the start-up
 
-        _quiet_libraries(verbose)
-        result = train(cfg, prepared, output_dir, started_at=clock_start)
+        with launched.leading() if launched is not None else nullcontext():
+            result = train(cfg, prepared, output_dir, started_at=clock_start,
+                           launched=launched)
     except (BinwrnError, Diverged, Interrupted) as err:
+        if not leader:
+            show_error(f"rank {rank_from_environment()}: {err}")
+            if not in_sweep:
+                sys.exit(2)
+            return None
         show_error(str(err))
         _write_outcome(output_dir, cfg, "failed", str(err), job=job)
         if not in_sweep:
@@ -124,7 +163,8 @@ def _run_job(cfg: DictConfig) -> float | None:
         logging.getLogger("binwrn").exception("job %s crashed", hydra_cfg.job.num)
         reason = redact_uri(f"{type(err).__name__}: {err}")
         show_error(f"{reason} (traceback in {output_dir})")
-        _write_outcome(output_dir, cfg, "failed", reason, job=job)
+        if leader:
+            _write_outcome(output_dir, cfg, "failed", reason, job=job)
         _failed_jobs.append(f"job {hydra_cfg.job.num}: {reason}")
         return None
     _write_outcome(output_dir, cfg, "finished", result=result, job=job)
@@ -162,6 +202,10 @@ def run() -> None:
     """`binwrn-run [overrides]`: train and track one config, or a Hydra `-m` sweep."""
     sys.argv[1:] = credentials_out_of_overrides(sys.argv[1:])  # before Hydra records them
     _check_first(sys.argv[1:])
+    from binwrn.train.cluster import follower_hydra_overrides, started_as_follower
+
+    if started_as_follower(sys.argv[1:]):  # srun/torchrun rank > 0: rank zero's folder only
+        sys.argv += follower_hydra_overrides()
     _run_job()
     if _failed_jobs:
         show_error(f"{len(_failed_jobs)} job(s) failed: " + "; ".join(_failed_jobs))
@@ -334,6 +378,9 @@ def _sweep_args() -> argparse.Namespace:
                              "(conf/hydra/launcher/slurm.yaml); submitit_local: the same "
                              "launcher on this machine, one process per job")
     parser.add_argument("--no-report", action="store_true", help="skip the closing report")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the jobs and, with --launcher slurm, each job's SLURM "
+                             "resources and #SBATCH lines; run and record nothing")
     return parser.parse_intermixed_args()
 
 
@@ -364,6 +411,11 @@ def sweep() -> None:
         request = SweepRequest(load_sweep(args.sweep, sweeps_dir()), smoke=args.smoke,
                                force=args.force, launcher=launcher, overrides=overrides)
         check_request(request)
+        if args.dry_run:
+            from binwrn.sweeps.slurm import preview
+
+            print("\n".join(preview(request)))
+            return
         out = Path("reports") / request.spec.name
         report = None if args.no_report else (lambda uri, pid: _report_on_parent(uri, pid, out))
         parent_id, outcomes, _ = run_sweep(request, before_close=report)

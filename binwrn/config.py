@@ -136,6 +136,10 @@ def config_hash(cfg: DictConfig) -> str:
             _parent(tree, dotted).pop(dotted.rsplit(".", 1)[-1], None)
     else:
         tree["trainer"]["world_size"] = world_size(cfg.trainer)
+        # The processes, not the machines they run on, make the net: 2 nodes x 2 devices is
+        # 1 x 4. num_nodes stays in the tree as the 1 that runs from before several nodes hash.
+        if "num_nodes" in tree["trainer"]:
+            tree["trainer"]["num_nodes"] = 1
     for dotted, paper1_value in PAPER1_VALUES.items():
         parent, leaf = _parent(tree, dotted), dotted.rsplit(".", 1)[-1]
         if leaf in parent and parent[leaf] == paper1_value:
@@ -338,9 +342,6 @@ def prepare(cfg: DictConfig) -> Prepared:
     train, validation = split_validation(cfg, train)
     check_batch_size(cfg.data.batch_size, len(train))
     check_data_parallel(cfg, len(train), len(test))
-    if crops is not None and world_size(cfg.trainer) > 1:
-        raise ConfigError("trainer=ddp does not yet split dataset=imagenet's streamed JPEGs "
-                          "between devices: train it on one device (drop trainer=ddp).")
     fast_path = FastPath.from_config(cfg.speed, cfg.trainer.accelerator)
     warnings = [schedule.mismatch(cfg.trainer.max_epochs), unused_bn_option(cfg), order_warning]
     return Prepared(model, schedule, augment, train, test, uri, fast_path,

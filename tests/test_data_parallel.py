@@ -80,7 +80,9 @@ def test_per_device_batches_scale_the_whole_schedule_linearly() -> None:
 
 @pytest.mark.parametrize("overrides, says", [
     (["trainer.devices=2"], "add trainer=ddp"),
-    (["trainer=ddp", "trainer.num_nodes=2"], "trainer.num_nodes=2 is not supported"),
+    (["trainer=ddp", "trainer.num_nodes=0"], "trainer.num_nodes=0 is not allowed"),
+    (["trainer=ddp", "trainer.num_nodes=2", "trainer.devices=2"],
+     "cannot give each of 4 devices"),  # several nodes: the world is nodes x devices
     (["trainer=ddp", "trainer.devices=auto"], "trainer.devices=auto is not allowed"),
     (["trainer=ddp", "trainer.devices=8", "data.batch_size=5"], "cannot be split over 8"),
     (["trainer=ddp", "data.batch_rule=per_device", "data.batch_size=600"],

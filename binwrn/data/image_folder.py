@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from binwrn.data.arrays import ImageSplit, balanced_subset
+from binwrn.data.file_lock import exclusive
 from binwrn.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp"}
@@ -84,14 +85,16 @@ def read_image_folder(
     if not files:
         raise DataError(f"{root / split} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
     cache_file = cache_dir / f"imagefolder-{split}-{_cache_key(root, files, size)}.npy"
-    if cache_file.is_file():
-        images = np.load(cache_file, allow_pickle=False)
-        if images.shape == (len(files), size, size, 3):
-            return ImageSplit(images, labels, tuple(classes))
-    images = _decode_parallel(files, size)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
-    with partial.open("wb") as f:
-        np.save(f, images, allow_pickle=False)
-    partial.replace(cache_file)  # atomic: a killed run never leaves half a cache file
+    # DDP ranks of one machine: the first decodes and writes the cache, the others wait for it.
+    with exclusive(cache_file.with_suffix(".lock")):
+        if cache_file.is_file():
+            images = np.load(cache_file, allow_pickle=False)
+            if images.shape == (len(files), size, size, 3):
+                return ImageSplit(images, labels, tuple(classes))
+        images = _decode_parallel(files, size)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
+        with partial.open("wb") as f:
+            np.save(f, images, allow_pickle=False)
+        partial.replace(cache_file)  # atomic: a killed run never leaves half a cache file
     return ImageSplit(images, labels, tuple(classes))

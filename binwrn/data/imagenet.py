@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from binwrn.data.arrays import balanced_subset
+from binwrn.data.file_lock import exclusive
 from binwrn.errors import DataError
 
 SPLITS = ("train", "val")
@@ -140,7 +141,9 @@ def list_imagenet(
                         f"{LAYOUT.format(root='<root>')}.")
     root = Path(root).expanduser()
     if extract and any(not (root / split).is_dir() for split in SPLITS):
-        _extract_official_tarballs(root)
+        with exclusive(root / ".binwrn-extract.lock"):  # one DDP rank of a machine extracts
+            if any(not (root / split).is_dir() for split in SPLITS):
+                _extract_official_tarballs(root)
     check_folders(root)
     train = _list_split(root, "train", num_classes, train_limit)
     val = _list_split(root, "val", num_classes, test_limit)

@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from binwrn.data.imagenet import FileSplit
 from binwrn.data.imagenet_transforms import CropSettings, read_rgb
+from binwrn.data.shards import EpochSteps, evaluation_shard
 
 
 class CroppedImages(Dataset):
@@ -41,11 +42,17 @@ class CroppedImages(Dataset):
         return crop, int(self.files.labels[index])
 
 
-def worker_count(workers: int | str) -> int:
-    """`auto`: every core this process may use (a GPU job should leave it the node's cores)."""
-    if workers == "auto":
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return int(workers)
+def worker_count(workers: int | str, ranks_on_node: int = 1) -> int:
+    """Loader workers of this process (each DDP rank has its own). `auto`: its share of the
+    cores it may use: under SLURM the task's own CPUs (--cpus-per-task), elsewhere the
+    cores divided between the `ranks_on_node` ranks of this machine."""
+    if workers != "auto":
+        return int(workers)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    per_task = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if per_task.isdigit() and int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1:
+        return max(1, min(cores, int(per_task)))
+    return max(1, cores // max(1, ranks_on_node))
 
 
 def _no_torch_threads(_worker_id: int) -> None:
@@ -54,12 +61,19 @@ def _no_torch_threads(_worker_id: int) -> None:
 
 
 class StreamingImageData(pl.LightningDataModule):
-    """Train on shuffled full batches (one pass per epoch); test on every val image."""
+    """Train on shuffled full batches (one pass per epoch); test on every val image.
+
+    Under DDP each rank's loader (with its own workers) reads only its part of every step
+    and of the val set, as the in-memory path does (data/shards.py): one permutation per
+    epoch shared by all ranks, seeded from (`seed`, epoch), cut into steps of `step_batch`
+    images, rank r taking part r of each; contiguous parts of the val set. One process keeps
+    the loader it always had."""
 
     def __init__(
         self, train: FileSplit, val: FileSplit, crops: CropSettings, batch_size: int = 256,
         eval_batch_size: int = 500, workers: int = 2,
         layout: Callable[[torch.Tensor], torch.Tensor] = lambda images: images,
+        step_batch: int | None = None, seed: int = 0,
     ) -> None:
         super().__init__()
         self.train_set = CroppedImages(train, crops, "train")
@@ -67,27 +81,48 @@ class StreamingImageData(pl.LightningDataModule):
         self.multi_crop_set = CroppedImages(val, crops, "multi")
         self.crops, self.batch_size, self.eval_batch_size = crops, batch_size, eval_batch_size
         self.workers, self.layout = workers, layout
+        self.step_batch, self.seed = step_batch or batch_size, seed
 
-    def _loader(self, data: Dataset, batch_size: int, training: bool) -> DataLoader:
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+
+    def _loader(self, data: Dataset, batch_size: int, training: bool,
+                index_lists: Sampler | None = None, persistent: bool = True) -> DataLoader:
+        batching = ({"batch_sampler": index_lists} if index_lists is not None else
+                    {"batch_size": batch_size, "shuffle": training, "drop_last": training})
         return DataLoader(
-            data, batch_size=batch_size, shuffle=training, drop_last=training,
+            data, **batching,
             num_workers=self.workers, pin_memory=torch.cuda.is_available(),
-            persistent_workers=training and self.workers > 0,  # no restart cost per epoch
+            # no restart cost per epoch
+            persistent_workers=persistent and training and self.workers > 0,
             worker_init_fn=_no_torch_threads if self.workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, training=True)
+        rank, world = self._rank_and_world()
+        if world == 1:
+            return self._loader(self.train_set, self.batch_size, training=True)
+        steps = EpochSteps(len(self.train_set), self.step_batch, rank, world, self.seed)
+        return self._loader(self.train_set, self.batch_size, training=True, index_lists=steps)
+
+    def _evaluation_loader(self, data: Dataset, batch_size: int) -> DataLoader:
+        rank, world = self._rank_and_world()
+        if world == 1:
+            return self._loader(data, batch_size, training=False)
+        return self._loader(data, batch_size, training=False,
+                            index_lists=evaluation_shard(len(data), batch_size, rank, world))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, self.eval_batch_size, training=False)
+        return self._evaluation_loader(self.test_set, self.eval_batch_size)
 
     test_dataloader = val_dataloader
 
     def multi_crop_dataloader(self) -> DataLoader:
-        """Batches of (images, crops, 3, size, size): eval_batch_size crops per batch."""
+        """Batches of (images, crops, 3, size, size): eval_batch_size crops per batch (under
+        DDP this rank's part of the images; the caller adds up the ranks' counts)."""
         images_per_batch = max(1, self.eval_batch_size // self.crops.multi_crop_count)
-        return self._loader(self.multi_crop_set, images_per_batch, training=False)
+        return self._evaluation_loader(self.multi_crop_set, images_per_batch)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 -> float 0-255 on the batch's device (the input BN normalises)."""
@@ -103,6 +138,11 @@ class StreamingImageData(pl.LightningDataModule):
             yield self.prepare(images.to(device, non_blocking=True)), labels.to(device)
 
     def augmented_train_batches(self, device: torch.device) -> Iterator[torch.Tensor]:
-        """Training-mode inputs (with augmentation) for recomputing BN statistics."""
-        for images, _ in self.train_dataloader():
+        """Training-mode inputs (with augmentation) for recomputing BN statistics. Under DDP
+        every rank draws the same whole batches of `batch_size` (the caller aligns their
+        random streams, which seed the shuffle and a fresh set of workers' crops)."""
+        _, world = self._rank_and_world()
+        loader = (self.train_dataloader() if world == 1 else
+                  self._loader(self.train_set, self.batch_size, training=True, persistent=False))
+        for images, _ in loader:
             yield self.prepare(images.to(device, non_blocking=True))

@@ -10,6 +10,7 @@ from pathlib import Path
 from binwrn.data.arrays import ImageSplit, balanced_subset
 from binwrn.data.cifar_pickle import FOLDERS, batches_folder, read_cifar_batches
 from binwrn.data.digits import read_digits
+from binwrn.data.file_lock import exclusive
 from binwrn.data.image_folder import is_image_folder, read_image_folder
 from binwrn.data.imagenet32 import LAYOUT as IMAGENET32_LAYOUT
 from binwrn.data.imagenet32 import has_imagenet32_files, read_imagenet32
@@ -35,7 +36,13 @@ def _shrink(split: ImageSplit, limit: int | None) -> ImageSplit:
 
 def _download(name: str, root: Path, use_extra: bool = False) -> None:
     """Fetch the official files with torchvision (which checks their md5); ImageNet32 has none
-    to fetch (check_present says so first)."""
+    to fetch (check_present says so first). One process of a machine at a time (DDP ranks):
+    torchvision skips the files a rank before it fetched."""
+    with exclusive(root / ".binwrn-download.lock"):
+        _fetch(name, root, use_extra)
+
+
+def _fetch(name: str, root: Path, use_extra: bool) -> None:
     from torchvision import datasets
 
     try:

@@ -32,6 +32,7 @@ from binwrn.conf_files import compose, conf_dir
 from binwrn.config import config_hash
 from binwrn.errors import BinwrnError, ConfigError
 from binwrn.sweeps.plan import GROUP, write_plan
+from binwrn.sweeps.slurm import check_jobs_fit, slurm_job_shape, uses_slurm
 from binwrn.sweeps.spec import Job, SweepSpec
 from binwrn.tracking.credentials import move_credentials_to_env, redact_uri
 from binwrn.tracking.metrics import final_value
@@ -281,6 +282,8 @@ def run_sweep(
     shared = _shared_overrides(request)
     composed = _compose_jobs(jobs, plan_dir, shared)
     hashes = {job_id: config_hash(cfg) for job_id, cfg in composed.items()}
+    if uses_slurm(request.launcher or []):  # one size for all jobs: refused before any run
+        check_jobs_fit(slurm_job_shape([*shared, *request.launcher]), composed)
     tracking = next(iter(composed.values())).tracking
     uri = absolute_uri(move_credentials_to_env(tracking.uri))
     check_reachable(uri)

@@ -1,8 +1,9 @@
 """The rules of data-parallel training (`trainer=ddp`), read from the config before Lightning
 loads, so that a setting that cannot work is refused in one sentence (docs/scale-out.md).
 
-`trainer.devices` processes on one machine train one model in lockstep (Lightning DDP: NCCL
-between GPUs, gloo between CPU processes). What one optimizer step sees is `data.batch_rule`:
+`trainer.devices` processes on each of `trainer.num_nodes` machines train one model in
+lockstep (Lightning DDP: NCCL between GPUs, gloo between CPU processes). What one optimizer
+step sees is `data.batch_rule`:
 
 - `global` (default; the paper's training on any number of devices): `data.batch_size` images
   per step in all, split across the devices (125 on 2 devices: 63 + 62). Each device's loss is
@@ -23,21 +24,17 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from binwrn.errors import ConfigError
 
 BATCH_RULES = ("global", "per_device")
-DDP = "ddp"  # the one multi-process strategy binwrn runs (train/ddp.py starts its processes)
+DDP = "ddp"  # the one multi-process strategy binwrn runs (train/ddp.py or the cluster starts
+# its processes, train/cluster.py)
 # Keys that only say how the work is spread; left out of the config hash while the config
 # trains the one-device net (binwrn.config.config_hash).
 SPREAD_KEYS = ("trainer.strategy", "trainer.num_nodes", "trainer.sync_batchnorm",
                "data.batch_rule")
 
 
-def world_size(trainer: DictConfig) -> int:
-    """Processes that train together: `trainer.devices` (a count or a list of device ids)."""
+def devices_per_node(trainer: DictConfig) -> int:
+    """Processes on each machine: `trainer.devices` (a count or a list of device ids)."""
     devices = trainer.get("devices", 1)
-    nodes = trainer.get("num_nodes", 1)
-    if nodes != 1:
-        raise ConfigError(f"trainer.num_nodes={nodes} is not supported: binwrn's DDP starts "
-                          "its processes on one machine; use trainer.num_nodes=1 and set "
-                          "trainer.devices to the GPUs of that machine (docs/scale-out.md).")
     if isinstance(devices, ListConfig | list) and devices and all(
             isinstance(d, int) and not isinstance(d, bool) for d in devices):
         return len(devices)
@@ -45,6 +42,16 @@ def world_size(trainer: DictConfig) -> int:
         return devices
     raise ConfigError(f"trainer.devices={devices} is not allowed: give how many devices to "
                       "train on (1 or more, e.g. trainer.devices=4) or a list of device ids.")
+
+
+def world_size(trainer: DictConfig) -> int:
+    """Processes that train together: `trainer.devices` on each of `trainer.num_nodes`
+    machines (several machines: started by the cluster, train/cluster.py)."""
+    nodes = trainer.get("num_nodes", 1)
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise ConfigError(f"trainer.num_nodes={nodes} is not allowed: give how many machines "
+                          "train together (1 or more).")
+    return nodes * devices_per_node(trainer)
 
 
 def batch_rule(cfg: DictConfig) -> str:
@@ -80,8 +87,11 @@ def check_data_parallel(cfg: DictConfig, train_images: int, test_images: int) ->
     world = world_size(cfg.trainer)
     strategy = OmegaConf.select(cfg, "trainer.strategy", default="auto")
     if world > 1 and strategy != DDP:
-        raise ConfigError(f"trainer.devices={cfg.trainer.devices} needs binwrn's data-parallel "
-                          f"trainer (trainer.strategy={strategy} is not it): add trainer=ddp.")
+        nodes = cfg.trainer.get("num_nodes", 1)
+        asked = (f"trainer.num_nodes={nodes}" if nodes != 1
+                 else f"trainer.devices={cfg.trainer.devices}")
+        raise ConfigError(f"{asked} needs binwrn's data-parallel trainer "
+                          f"(trainer.strategy={strategy} is not it): add trainer=ddp.")
     batch = cfg.data.batch_size
     if batch_rule(cfg) == "global" and batch < world:
         raise ConfigError(f"data.batch_size={batch} cannot be split over {world} devices: "

@@ -1,4 +1,5 @@
 """Lightning DDP on one machine, with the other processes started by binwrn (`trainer=ddp`).
+(On a cluster, srun or torchrun start every rank instead: train/cluster.py.)
 
 Lightning's own `ddp` launcher starts each extra process by re-running the command line. Under
 Hydra that composes the config again, and in a `-m` sweep re-runs the whole sweep; inside a
@@ -159,9 +160,13 @@ class SyncBatchNormAnyDevice(TorchSyncBatchNorm):
         return super().revert(model) if self.on_cuda else cpu_unsynced(model)
 
 
-def ddp_trainer_settings(settings: dict, plan: Path) -> dict:
-    """`trainer.*` for Lightning with binwrn's strategy object and synchronised BN plugin."""
-    out = {**settings, "strategy": PlannedDDP(plan)}
+def ddp_trainer_settings(settings: dict, plan: Path | None, environment=None) -> dict:
+    """`trainer.*` for Lightning with binwrn's strategy object and synchronised BN plugin:
+    ranks started from the plan file (one machine), or by the cluster, whose Lightning
+    environment (SLURM, torchelastic) says who is who (train/cluster.py)."""
+    strategy = PlannedDDP(plan) if plan is not None else DDPStrategy(
+        cluster_environment=environment)
+    out = {**settings, "strategy": strategy}
     if out.pop("sync_batchnorm", False):
         sync = SyncBatchNormAnyDevice(on_cuda=on_cuda(settings["accelerator"]))
         out["plugins"] = [*(out.get("plugins") or []), sync]
@@ -192,6 +197,17 @@ def align_streams_for_bn_recompute(trainer: pl.Trainer, seed: int) -> None:
     result everywhere), so their random streams are set alike first."""
     if trainer.world_size > 1:
         torch.manual_seed(stream_seed(seed, BN_RECOMPUTE, trainer.current_epoch))
+
+
+def share_bn_statistics(model: torch.nn.Module) -> None:
+    """Rank zero's recomputed BN statistics on every rank. The ranks recompute over the same
+    batches and agree already on the in-memory path; ImageNet's loader workers crop with
+    seeds that depend on how many workers a rank has, which may differ between nodes."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            for buffer in (module.running_mean, module.running_var):
+                if buffer is not None:
+                    torch.distributed.broadcast(buffer, src=0)
 
 
 @contextmanager

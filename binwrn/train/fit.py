@@ -26,12 +26,13 @@ from binwrn.tracking.callback import EpochMetricsToMlflow
 from binwrn.tracking.metrics import FINAL, RECOMPUTED
 from binwrn.train.bn_stats import recompute_bn_statistics
 from binwrn.train.checkpoints import EpochCheckpoints, RandomState
-from binwrn.train.data_parallel import DDP, step_batch
+from binwrn.train.data_parallel import DDP, devices_per_node, step_batch
 from binwrn.train.ddp import (
     Plan,
     RankRandomStreams,
     align_streams_for_bn_recompute,
     ddp_trainer_settings,
+    share_bn_statistics,
 )
 from binwrn.train.fast_path import resolve_precision, set_tf32
 from binwrn.train.iterative import LayerByLayerBinarization
@@ -42,6 +43,7 @@ from binwrn.train.startup import FirstStepClock
 
 if TYPE_CHECKING:  # imported where used: torchvision costs every CIFAR run seconds at start-up
     from binwrn.data.imagenet_loader import StreamingImageData
+    from binwrn.train.cluster import Launched
 
 
 # Passed explicitly, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot undo it (Lightning 2.6 takes it;
@@ -60,6 +62,8 @@ def recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> None
     seed = stream_seed(cfg.seed, BN_RECOMPUTE, trainer.current_epoch)
     with trainer.strategy.precision_plugin.forward_context():  # same precision as training
         recompute_bn_statistics(classifier.model, batches, seed=seed)
+    if trainer.world_size > 1:
+        share_bn_statistics(classifier.model)
 
 
 def validation_scores(cfg: DictConfig, prepared: Prepared, classifier, trainer: pl.Trainer
@@ -84,6 +88,8 @@ def _multi_crop_test(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> 
     with trainer.strategy.precision_plugin.forward_context():  # as in training (bf16 or not)
         scores = evaluate_multi_crop(classifier.model, data.multi_crop_dataloader(), device,
                                      data.prepare)
+    if trainer.world_size > 1:  # each rank scored its own part of the images: add them up
+        scores = scores.summed_over_ranks(device)
     return scores.metrics()
 
 
@@ -97,8 +103,11 @@ def _datamodule(cfg: DictConfig, prepared: Prepared) -> pl.LightningDataModule:
                                    seed=cfg.seed)
     from binwrn.data.imagenet_loader import StreamingImageData, worker_count
 
+    # Loader workers per rank: the ranks of one machine share its cores.
+    workers = worker_count(cfg.dataset.workers, ranks_on_node=devices_per_node(cfg.trainer))
     return StreamingImageData(prepared.train, prepared.test, prepared.crops, d.batch_size,
-                              d.eval_batch_size, worker_count(cfg.dataset.workers), layout)
+                              d.eval_batch_size, workers, layout, step_batch=step_batch(cfg),
+                              seed=cfg.seed)
 
 
 def uses_ddp(cfg: DictConfig) -> bool:
@@ -106,8 +115,9 @@ def uses_ddp(cfg: DictConfig) -> bool:
 
 
 def make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: bool,
-                 plan: Path | None = None):
-    """Lightning's Trainer from `trainer.*`; a value Lightning rejects is the user's to fix."""
+                 plan: Path | None = None, launched: Launched | None = None):
+    """Lightning's Trainer from `trainer.*`; a value Lightning rejects is the user's to fix.
+    DDP: ranks started from binwrn's `plan` (one machine) or `launched` by the cluster."""
     try:
         settings = OmegaConf.to_container(cfg.trainer, resolve=True)
         settings["precision"] = resolve_precision(settings["precision"], cfg.trainer.accelerator)
@@ -117,8 +127,9 @@ def make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: b
         set_tf32(tf32)
         # The data module splits the data between DDP processes itself (data/shards.py).
         settings["use_distributed_sampler"] = False
-        if plan is not None:
-            settings = ddp_trainer_settings(settings, plan)
+        if plan is not None or launched is not None:
+            settings = ddp_trainer_settings(settings, plan,
+                                            launched.environment if launched else None)
         return pl.Trainer(**settings, logger=False,
                           callbacks=callbacks, default_root_dir=output_dir,
                           enable_progress_bar=progress)
@@ -136,7 +147,8 @@ class Parts:
 
 
 def build(cfg: DictConfig, prepared: Prepared, work_dir: Path, show_progress: bool,
-          plan: Path | None, started_at: float | None = None) -> Parts:
+          plan: Path | None, started_at: float | None = None,
+          launched: Launched | None = None) -> Parts:
     """The same module, data, callbacks and Trainer on every rank."""
     model = prepared.fast_path.apply(prepared.model)
     classifier = WRNClassifier(model, prepared.schedule, prepared.optimizer,
@@ -160,7 +172,7 @@ def build(cfg: DictConfig, prepared: Prepared, work_dir: Path, show_progress: bo
                                                   cfg.iterative.epochs_per_layer))
     if show_progress:
         callbacks.append(RichProgressBar())
-    trainer = make_trainer(cfg, callbacks, work_dir, show_progress, plan)
+    trainer = make_trainer(cfg, callbacks, work_dir, show_progress, plan, launched)
     return Parts(classifier, data, trainer, to_mlflow, clock)
 
 

@@ -36,6 +36,15 @@ class MultiCropScores:
     top1_hits: int
     top5_hits: int
 
+    def summed_over_ranks(self, device: torch.device) -> MultiCropScores:
+        """Under DDP each rank scores its own part of the test images: the counts of all."""
+        from torch import distributed as dist
+
+        counts = torch.tensor([self.images, self.top1_hits, self.top5_hits], device=device)
+        dist.all_reduce(counts)
+        images, top1, top5 = counts.tolist()
+        return MultiCropScores(self.crops, images, top1, top5)
+
     def metrics(self) -> dict[str, float]:
         """Logged under test_<crops>crop/, apart from the single-crop test/* metrics."""
         top1, top5 = self.top1_hits / self.images, self.top5_hits / self.images

@@ -5,8 +5,9 @@ and checked before the MLflow run exists, so bad input never leaves a half run; 
 any error marks the run FAILED with its reason.
 
 Under `trainer=ddp` this process is rank zero: it alone decides (resume point, output folder)
-and writes (MLflow, checkpoints); the other ranks (`ddp_rank.py`) run the same steps
-(`fit.py`) from its plan, in lockstep (train/ddp.py).
+and writes (MLflow, checkpoints); the other ranks run the same steps (`fit.py`) in lockstep,
+from its plan on one machine (`ddp_rank.py`, train/ddp.py) or, where the cluster started
+every rank (srun, torchrun), from what it broadcasts (train/cluster.py).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from binwrn.train.checkpoints import (
     resumable_checkpoint,
     verify_checkpoint,
 )
+from binwrn.train.cluster import Launched
 from binwrn.train.data_parallel import batch_rule, world_size
 from binwrn.train.ddp import Plan, ddp_session
 from binwrn.train.fit import build, fit_and_test, uses_ddp
@@ -82,10 +84,12 @@ def _network_tags(cfg: DictConfig, prepared: Prepared) -> dict[str, str]:
     return tags
 
 
-def _ddp_tags(cfg: DictConfig) -> dict[str, str]:
+def _ddp_tags(cfg: DictConfig, launched: Launched | None = None) -> dict[str, str]:
     if not uses_ddp(cfg):
         return {}
     return {"binwrn.world_size": str(world_size(cfg.trainer)),
+            "binwrn.num_nodes": str(cfg.trainer.get("num_nodes", 1)),
+            "binwrn.started_by": launched.kind if launched else "binwrn",
             "binwrn.batch_rule": batch_rule(cfg),
             "binwrn.sync_batchnorm": str(bool(cfg.trainer.get("sync_batchnorm"))).lower()}
 
@@ -142,9 +146,10 @@ def _mark_ghosts(cfg: DictConfig, uri: str, digest: str, keep: str | None) -> No
 
 
 def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True,
-          started_at: float | None = None):
+          started_at: float | None = None, launched: Launched | None = None):
     """Fit (or resume), recompute BN statistics, test on the whole test set. `started_at`
-    (epoch seconds): where time/to_first_step_s counts from (default: the process start)."""
+    (epoch seconds): where time/to_first_step_s counts from (default: the process start).
+    `launched`: this process is rank zero of ranks a cluster started (train/cluster.py)."""
     started = time.perf_counter()
     digest = config_hash(cfg)
     resume_id, checkpoint, on_disk = _resume_point(cfg, prepared.tracking_uri, digest)
@@ -153,13 +158,14 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
     # folder still gets its log and config.
     work_dir = checkpoint.parent.parent if checkpoint else output_dir
     plan = None
-    if uses_ddp(cfg):  # what the other ranks need, decided once, here
+    if uses_ddp(cfg) and launched is None:  # what the other ranks need, decided once, here
         plan = Plan(OmegaConf.to_container(cfg, resolve=True),
                     str(checkpoint) if checkpoint else None, str(work_dir)).write(work_dir)
-    parts = build(cfg, prepared, work_dir, show_progress, plan, started_at)  # before the run
+    parts = build(cfg, prepared, work_dir, show_progress, plan, started_at,
+                  launched)  # before the run
     tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": digest,
             **_network_tags(cfg, prepared),
-            "binwrn.output_dir": str(work_dir), **_sweep_tags(cfg), **_ddp_tags(cfg),
+            "binwrn.output_dir": str(work_dir), **_sweep_tags(cfg), **_ddp_tags(cfg, launched),
             "binwrn.restarts": ",".join(str(e) for e in range(1, cfg.trainer.max_epochs)
                                         if prepared.schedule.restarts_at(e))}
     t = cfg.tracking
@@ -174,9 +180,11 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
         for callback in parts.trainer.callbacks:
             if isinstance(callback, EpochCheckpoints):  # each new last.ckpt's digest
                 callback.record_digests, callback.on_disk = run.record_checkpoint_digests, on_disk
+        if launched is not None:  # the run, its folder and checkpoint, to the other ranks
+            launched.announce_run(run.run_id, work_dir, checkpoint)
         if run.resumed:
             run.client.set_tag(run.run_id, "binwrn.resumed_by", str(output_dir))
-            for key, value in {**_sweep_tags(cfg), **_ddp_tags(cfg)}.items():
+            for key, value in {**_sweep_tags(cfg), **_ddp_tags(cfg, launched)}.items():
                 run.client.set_tag(run.run_id, key, value)  # e.g. nests under a new sweep
         else:
             _log_config(run, cfg, output_dir)
