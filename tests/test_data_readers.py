@@ -221,8 +221,10 @@ def test_image_folder_cache_is_created_and_used(tmp_path, monkeypatch):
     write_image_folder(root, CLASSES, n_train_per_class=2, n_test_per_class=1, seed=8)
     cache = tmp_path / "cache"
     first = load_splits("cifar10", root, 10, cache_dir=cache)
-    cached = sorted(p.name for p in cache.iterdir())
+    # One .npy per split, each beside the lock its decoding held (data/file_lock.py).
+    cached = sorted(p.name for p in cache.iterdir() if p.suffix != ".lock")
     assert len(cached) == 2
+    assert sorted(p.stem for p in cache.glob("*.lock")) == sorted(n[:-4] for n in cached)
     assert any(n.startswith("imagefolder-train") and n.endswith(".npy") for n in cached)
     assert any(n.startswith("imagefolder-test") and n.endswith(".npy") for n in cached)
 
@@ -234,7 +236,7 @@ def test_image_folder_cache_is_created_and_used(tmp_path, monkeypatch):
     for a, b in zip(first, second, strict=True):
         assert np.array_equal(a.images, b.images)
         assert np.array_equal(a.labels, b.labels)
-    assert sorted(p.name for p in cache.iterdir()) == cached
+    assert sorted(p.name for p in cache.iterdir() if p.suffix != ".lock") == cached
 
 
 def test_image_folder_cache_invalidated_by_changed_file(tmp_path):
