@@ -3,7 +3,9 @@
 Experiment headers and sweep headers quote the papers' numbers for the reader; this test
 reads every number they quote and checks it against the module the reports compare with, so
 a typo in a header (or in the module) fails here instead of misleading a user. Every
-experiment header either quotes a paper number or says it is not a paper setting.
+experiment header either quotes a paper number or says it is not a paper setting; a 32-bit
+twin (a 1-bit experiment with model.bits=32 and nothing else) quotes nothing itself, its
+1-bit file quotes both precisions.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from binwrn.report.paper import (
     KERAS_CURVES,
@@ -25,6 +28,16 @@ from binwrn.report.paper import (
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "conf" / "experiment").glob("*.yaml"))
 NUMBER = r"(\d+\.\d+|-)"
+# The 32-bit twins: the fp32 file of a pair whose files differ only in model.bits. MNIST's
+# pair also differs in its epochs, so each of its files is a recipe of its own.
+TWINS = [p for p in EXPERIMENTS if "_fp32_" in p.stem and not p.stem.startswith("p1_mnist_")]
+ONE_BIT = [p for p in EXPERIMENTS if "_1bit_" in p.stem]
+
+
+def _twin(path: Path) -> Path | None:
+    """The 32-bit twin of a 1-bit experiment, if it has one."""
+    twin = path.with_name(path.name.replace("_1bit_", "_fp32_"))
+    return twin if twin in TWINS else None
 
 
 def _header(path: Path) -> str:
@@ -50,26 +63,39 @@ def _bits_and_net(stem: str) -> tuple[int, str]:
 def test_every_experiment_header_quotes_a_paper_number_or_says_it_is_none(path):
     header = _header(path).lower()
     says_none = "not a paper setting" in header or "paper's numbers: none" in header
-    assert says_none or re.search(r"\d+\.\d\d", header), (
+    names_its_1bit_file = path in TWINS and "numbers for both precisions are in" in header
+    assert says_none or names_its_1bit_file or re.search(r"\d+\.\d\d", header), (
         f"{path.name}: header quotes no paper number and does not say 'not a paper setting'")
 
 
-@pytest.mark.parametrize("path", [p for p in EXPERIMENTS if p.stem.startswith("p1_t1_")],
+@pytest.mark.parametrize("path", TWINS, ids=lambda p: p.stem)
+def test_a_32bit_twin_is_its_1bit_file_with_32_bit_weights_and_nothing_else(path):
+    one_bit = path.stem.replace("_fp32_", "_1bit_")
+    assert yaml.safe_load(path.read_text()) == {"defaults": [one_bit, "_self_"],
+                                                "model": {"bits": 32}}
+    assert f"{one_bit}.yaml's header" in _header(path)
+
+
+@pytest.mark.parametrize("path", [p for p in ONE_BIT if p.stem.startswith("p1_t1_")],
                          ids=lambda p: p.stem)
 def test_table1_experiment_headers_match_the_paper_module(path):
-    bits, net = _bits_and_net(path.stem)
+    _, net = _bits_and_net(path.stem)
     depth, width = (int(x) for x in net.split("-"))
-    pattern = (rf"C10\+ {NUMBER} \| C100\+ {NUMBER} \| C10\+\+ {NUMBER} \| "
+    columns = (rf"C10\+ {NUMBER} \| C100\+ {NUMBER} \| C10\+\+ {NUMBER} \| "
                rf"C100\+\+ {NUMBER}")
-    match = re.search(pattern, _header(path))
-    assert match, f"{path.name}: no Table 1 line"
-    columns = (("cifar10", False), ("cifar100", False), ("cifar10", True), ("cifar100", True))
-    for (dataset, cutout), quoted in zip(columns, match.groups(), strict=True):
-        entry = table1_entry(bits, depth, width, dataset, cutout)
-        assert (entry.error if entry else None) == _value(quoted), (path.name, dataset, cutout)
+    lines = {1: rf"Paper test error \(%\): {columns}",
+             32: rf"With 32-bit weights \(model.bits=32\): {columns}"}
+    for bits in (1, 32) if _twin(path) else (1,):
+        match = re.search(lines[bits], _header(path))
+        assert match, f"{path.name}: no Table 1 line for {bits}-bit weights"
+        cells = (("cifar10", False), ("cifar100", False), ("cifar10", True), ("cifar100", True))
+        for (dataset, cutout), quoted in zip(cells, match.groups(), strict=True):
+            entry = table1_entry(bits, depth, width, dataset, cutout)
+            assert (entry.error if entry else None) == _value(quoted), (path.name, bits,
+                                                                        dataset, cutout)
 
 
-@pytest.mark.parametrize("path", [p for p in EXPERIMENTS if p.stem.startswith("p1_t2_")],
+@pytest.mark.parametrize("path", [p for p in ONE_BIT if p.stem.startswith("p1_t2_")],
                          ids=lambda p: p.stem)
 def test_table2_experiment_headers_match_the_paper_module(path):
     bits, net = _bits_and_net(path.stem)
@@ -91,10 +117,19 @@ def test_table2_experiment_headers_match_the_paper_module(path):
         match = re.search(rf"Paper test error \(%\): {NUMBER}", header)
         assert match, path.name
         assert _value(match[1]) == entry.error
-    twin = re.search(rf"\((?:32|1)-bit: {NUMBER}(?: / {NUMBER})?\)", header)
-    if twin:  # the other precision's number, quoted beside this one
-        other = table2_entry(33 - bits, net, dataset)
-        assert other is not None, path.name
+    if _twin(path) is None:
+        return
+    # the 32-bit twin's numbers, quoted beside the 1-bit ones
+    other = table2_entry(32, net, dataset)
+    assert other is not None, path.name
+    if dataset == "imagenet":
+        twin = re.search(rf"\(32-bit: single centre crop {NUMBER} / {NUMBER} \| multi-crop "
+                         rf"{NUMBER} / {NUMBER}\)", header)
+        assert twin, path.name
+        assert tuple(map(_value, twin.groups())) == (other.error, other.top5, *other.multi_crop)
+    else:
+        twin = re.search(rf"\(32-bit: {NUMBER}(?: / {NUMBER})?\)", header)
+        assert twin, path.name
         assert _value(twin[1]) == other.error
         assert twin[2] is None or _value(twin[2]) == other.top5
 
@@ -110,16 +145,18 @@ def test_mnist_headers_match_the_paper_module(bits):
     assert quoted[final.epochs] == final.error
 
 
-@pytest.mark.parametrize("path", [p for p in EXPERIMENTS if p.stem.startswith("p2_")],
+@pytest.mark.parametrize("path", [p for p in ONE_BIT if p.stem.startswith("p2_")],
                          ids=lambda p: p.stem)
 def test_paper2_experiment_headers_match_the_paper_module(path):
-    _, bits_name, norm_name = path.stem.split("_")
-    bits = 1 if bits_name == "1bit" else 32
-    norm = "batchnorm" if norm_name == "bn" else "shifted_relu"
-    match = re.search(rf"C10 {NUMBER} \| C100 {NUMBER}", _header(path))
-    assert match, path.name
-    assert _value(match[1]) == PAPER2_ACCURACY[("cifar10", bits, norm)]
-    assert _value(match[2]) == PAPER2_ACCURACY[("cifar100", bits, norm)]
+    norm = "batchnorm" if path.stem.endswith("_bn") else "shifted_relu"
+    assert _twin(path), path.name
+    lines = {1: rf"test accuracy %: C10 {NUMBER} \| C100 {NUMBER}",
+             32: rf"With 32-bit weights \(model.bits=32\): C10 {NUMBER} \| C100 {NUMBER}"}
+    for bits, line in lines.items():
+        match = re.search(line, _header(path))
+        assert match, (path.name, bits)
+        assert _value(match[1]) == PAPER2_ACCURACY[("cifar10", bits, norm)]
+        assert _value(match[2]) == PAPER2_ACCURACY[("cifar100", bits, norm)]
 
 
 def test_table1_sweep_header_matches_the_paper_module():
