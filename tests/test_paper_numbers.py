@@ -1,11 +1,11 @@
 """One home for the papers' numbers: `binwrn/report/paper.py`.
 
-Experiment headers and sweep headers quote the papers' numbers for the reader; this test
-reads every number they quote and checks it against the module the reports compare with, so
-a typo in a header (or in the module) fails here instead of misleading a user. Every
-experiment header either quotes a paper number or says it is not a paper setting; a 32-bit
-twin (a 1-bit experiment with model.bits=32 and nothing else) quotes nothing itself, its
-1-bit file quotes both precisions.
+Experiment headers, sweep headers and the preset tables of README.md and docs/imagenet.md
+quote the papers' numbers for the reader; this test reads the numbers they quote and checks
+them against the module the reports compare with, so a typo in a header (or in the module)
+fails here instead of misleading a user. Every experiment header either quotes a paper
+number or says it is not a paper setting; a 32-bit twin (a 1-bit experiment with
+model.bits=32 and nothing else) quotes nothing itself, its 1-bit file quotes both precisions.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from binwrn.report.paper import (
     KERAS_CURVES,
     MATLAB_CURVES,
     PAPER2_ACCURACY,
+    PAPER2_SRELU_CURVE_C100_1BIT,
+    SZ_SEED_STD,
     TABLE1,
+    TABLE2,
     table1_entry,
     table2_entry,
 )
@@ -184,3 +187,87 @@ def test_convergence_sweep_header_matches_the_paper_curves():
         curves = KERAS_CURVES if source == "Keras" else MATLAB_CURVES
         key = ("cifar10" if dataset == "C10" else "cifar100", 1 if weights == "1-bit" else 32)
         assert tuple(float(x) for x in numbers.split()) == curves[key], (source, key)
+
+
+def _rows(pattern: str, text: str) -> list[tuple[str, ...]]:
+    return re.findall(pattern, text, flags=re.MULTILINE)
+
+
+def test_table2_sweep_header_matches_the_paper_module():
+    header = (ROOT / "sweeps" / "p1_table2.yaml").read_text()
+    pair = rf"{NUMBER} / {NUMBER}"
+    rows = _rows(rf"^#\s+(fp32|1-bit)\s+(\S+)\s+(\d+)\s+{NUMBER}\s+(?:{pair}|-)\s+"
+                 rf"(?:single {pair}, 25-crop {pair}|-)$", header)
+    quoted = {}
+    for weights, net, epochs, svhn, *cells in rows:
+        bits = 1 if weights == "1-bit" else 32
+        i32, single, multi = cells[0:2], cells[2:4], cells[4:6]
+        for dataset, numbers in (("svhn", (svhn,)), ("imagenet32", i32),
+                                 ("imagenet", (*single, *multi))):
+            if numbers[0] not in ("", "-"):  # "-": the paper has no such cell
+                quoted[(bits, net, dataset, int(epochs))] = tuple(map(_value, numbers))
+    assert quoted == {(e.bits, e.net, e.dataset, e.epochs):
+                      tuple(x for x in (e.error, e.top5, *(e.multi_crop or ())) if x is not None)
+                      for e in TABLE2 if e.dataset != "mnist"}
+    mnist = re.search(r"fp32 [\d.]+ after 1 epoch, ([\d.]+) after (\d+); 1-bit [\d.]+ / "
+                      r"[\d.]+ / ([\d.]+)\s+after 1 / 6 / (\d+)", _header_of(header))
+    assert mnist, "no MNIST line"
+    for bits, error, epochs in ((32, mnist[1], mnist[2]), (1, mnist[3], mnist[4])):
+        entry = table2_entry(bits, "20-4", "mnist")
+        assert (float(error), int(epochs)) == (entry.error, entry.epochs)
+
+
+def _header_of(text: str) -> str:
+    return " ".join(line.lstrip("# ").rstrip() for line in text.splitlines()
+                    if line.startswith("#"))
+
+
+def test_paper2_sweep_header_matches_the_paper_module():
+    header = (ROOT / "sweeps" / "p2_grid.yaml").read_text()
+    rows = _rows(rf"^#\s+(fp32|1-bit), (BN|sReLU)\s+{NUMBER} \({NUMBER}\)\s+{NUMBER} "
+                 rf"\({NUMBER}\)$", header)
+    quoted = {}
+    for weights, norm, *numbers in rows:
+        key = (1 if weights == "1-bit" else 32, "batchnorm" if norm == "BN" else "shifted_relu")
+        for dataset, (accuracy, error) in zip(("cifar10", "cifar100"),
+                                              (numbers[0:2], numbers[2:4]), strict=True):
+            assert round(100.0 - float(accuracy), 2) == float(error), (key, dataset)
+            quoted[(dataset, *key)] = float(accuracy)
+    assert quoted == PAPER2_ACCURACY
+    curve = re.search(r"1-bit sReLU C100 at epochs ([\d /]+): ([\d. /]+)", _header_of(header))
+    assert curve, "no learning-curve line"
+    epochs = [int(e) for e in curve[1].split(" / ")]
+    accuracies = [float(a) for a in curve[2].strip(" .").split(" / ")]
+    assert dict(zip(epochs, accuracies, strict=True)) == PAPER2_SRELU_CURVE_C100_1BIT
+
+
+@pytest.mark.parametrize("name", ["p1_fig6_ablation", "p1_implementation", "p1_precision",
+                                  "p1_seeds"])
+def test_sweep_prose_quotes_only_the_modules_numbers(name):
+    """These headers quote Table 1 cells, the Keras and MATLAB re-runs' final errors and
+    [SZ]'s seed spread in prose: each percentage must be one of those."""
+    finals = [curve[-1] for curve in (*KERAS_CURVES.values(), *MATLAB_CURVES.values())]
+    finals += list(PAPER2_ACCURACY.values())  # the Keras re-run of paper 2's README [R]
+    known = ({e.error for e in TABLE1} | {round(100.0 - a, 2) for a in finals}
+             | set(SZ_SEED_STD.values()))
+    header = _header_of((ROOT / "sweeps" / f"{name}.yaml").read_text())
+    quoted = [float(x) for x in re.findall(r"(\d+\.\d+) %", header)]
+    assert quoted, name
+    assert set(quoted) <= known, sorted(set(quoted) - known)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/imagenet.md"])
+def test_preset_tables_in_the_docs_match_the_paper_module(doc):
+    rows = _rows(r"^\| `(p1_(?:t2|mnist)_\w+?_([\d.]+-[\d.]+))` \|(.*)$", (ROOT / doc).read_text())
+    assert rows, doc
+    for name, net, cells in rows:
+        bits = 1 if "_1bit_" in name else 32
+        dataset = "mnist" if name.startswith("p1_mnist_") else name.split("_")[3]
+        entry = table2_entry(bits, net, dataset)
+        quoted = [float(x) for x in re.findall(r"(?<![\d.])\d+\.\d\d(?!\d)", cells)]
+        if dataset == "mnist":  # the final error, then the earlier epochs' the note gives
+            assert quoted[0] == entry.error and all(f"{x:.2f}" in entry.note
+                                                     for x in quoted[1:]), name
+        else:
+            assert quoted == [x for x in (entry.error, entry.top5, *(entry.multi_crop or ()))
+                              if x is not None], name
