@@ -271,3 +271,26 @@ def test_preset_tables_in_the_docs_match_the_paper_module(doc):
         else:
             assert quoted == [x for x in (entry.error, entry.top5, *(entry.multi_crop or ()))
                               if x is not None], name
+
+
+def _every_paper_number() -> set[float]:
+    """Each number the module holds, accuracies also as errors (100 - accuracy)."""
+    accuracies = [*PAPER2_ACCURACY.values(), *PAPER2_SRELU_CURVE_C100_1BIT.values(),
+                  *(a for curve in (*KERAS_CURVES.values(), *MATLAB_CURVES.values())
+                    for a in curve)]
+    errors = [*(e.error for e in TABLE1), *SZ_SEED_STD.values(),
+              *(x for e in TABLE2 for x in (e.error, e.top5, *(e.multi_crop or ()))
+                if x is not None)]
+    return {*accuracies, *(round(100.0 - a, 2) for a in accuracies), *errors}
+
+
+def test_the_readme_sweep_table_and_the_default_config_quote_only_paper_numbers():
+    readme = (ROOT / "README.md").read_text()
+    sweeps = readme[readme.index("## Reproducing the paper: sweeps"):
+                    readme.index("### Table 2 presets")]
+    rows = [line.split("|")[-2] for line in sweeps.splitlines() if line.startswith("| `p")]
+    assert len(rows) == len(list((ROOT / "sweeps").glob("*.yaml")))
+    config = _header_of((ROOT / "conf" / "config.yaml").read_text())
+    for text in (*rows, config):
+        quoted = {float(x) for x in re.findall(r"(?<![\d.])\d+\.\d\d(?!\d)", text)}
+        assert quoted <= _every_paper_number(), (text, sorted(quoted - _every_paper_number()))
