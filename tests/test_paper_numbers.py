@@ -67,7 +67,8 @@ def test_every_experiment_header_quotes_a_paper_number_or_says_it_is_none(path):
     header = _header(path).lower()
     says_none = "not a paper setting" in header or "paper's numbers: none" in header
     names_its_1bit_file = path in TWINS and "numbers for both precisions are in" in header
-    assert says_none or names_its_1bit_file or re.search(r"\d+\.\d\d", header), (
+    quoted = {float(x) for x in re.findall(r"(?<![\d.])\d+\.\d\d(?!\d)", header)}
+    assert says_none or names_its_1bit_file or quoted & _every_paper_number(), (
         f"{path.name}: header quotes no paper number and does not say 'not a paper setting'")
 
 
