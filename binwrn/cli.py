@@ -1,4 +1,12 @@
-"""Console entry points (binwrn-run, -export, -eval, -sweep, -sensitivity), nothing else."""
+"""Where binwrn-run, binwrn-export, binwrn-eval, binwrn-sweep and binwrn-sensitivity start.
+
+The other console scripts start in their own package, so that each loads only what it needs
+(binwrn-report answers --help before MLflow and matplotlib load): binwrn-report in
+report/cli.py, binwrn-bench in bench/cli.py, binwrn-bench-loader in bench/loader.py,
+binwrn-server in tracking/server.py, binwrn-migrate in tracking/migrate.py and
+binwrn-gpucheck in gpucheck/cli.py. pyproject.toml's [project.scripts] names them all, and
+tests/test_entry_points.py holds this docstring to it.
+"""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from binwrn.data.augment import Augment
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.models import WideResNet
 from binwrn.train.fast_path import FastPath
-from binwrn.train.module import WRNClassifier
+from binwrn.train.module import ImageClassifier
 from binwrn.train.schedules import SGDR
 
 
@@ -44,6 +44,6 @@ def train_losses(fast: FastPath, precision: str = "32-true", steps: int = 5,
     torch.manual_seed(1)  # the same shuffling and augmentation draws on both paths
     if device.startswith("cuda"):
         torch.cuda.manual_seed_all(1)
-    trainer.fit(WRNClassifier(model, SGDR()), datamodule=data)
+    trainer.fit(ImageClassifier(model, SGDR()), datamodule=data)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return losses.values, weights

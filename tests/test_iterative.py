@@ -23,7 +23,7 @@ from binwrn.train.layer_order import (
     resolve_order,
     set_binary_layers,
 )
-from binwrn.train.module import WRNClassifier
+from binwrn.train.module import ImageClassifier
 from binwrn.train.schedules import SGDR
 
 # WRN depth 8 (n=1): the 8 convs in forward order.
@@ -200,7 +200,7 @@ def test_lightning_fit_logs_one_more_binary_layer_per_epoch() -> None:
                          enable_checkpointing=False, enable_progress_bar=False,
                          num_sanity_val_steps=0, enable_model_summary=False)
     data = DeviceAugmentedData(synthetic_images(40), synthetic_images(20, seed=1), batch_size=10)
-    trainer.fit(WRNClassifier(model, SGDR(lr_max=0.1, lr_min=1e-5)), datamodule=data)
+    trainer.fit(ImageClassifier(model, SGDR(lr_max=0.1, lr_min=1e-5)), datamodule=data)
     assert counts.counts == [1.0, 2.0, 3.0]
     assert counts.binary == [["conv_out"], ["blocks.2.conv2", "conv_out"],
                              ["blocks.2.conv1", "blocks.2.conv2", "conv_out"]]
@@ -235,7 +235,7 @@ def test_a_resumed_fit_recomputes_the_binary_layers_from_the_epoch(tmp_path) -> 
                              callbacks=[LayerByLayerBinarization(NAMES, 2), counts],
                              enable_checkpointing=False, enable_progress_bar=False,
                              num_sanity_val_steps=0, enable_model_summary=False)
-        module = WRNClassifier(WideResNet(depth=8, width=1), SGDR(lr_max=0.1, lr_min=1e-5))
+        module = ImageClassifier(WideResNet(depth=8, width=1), SGDR(lr_max=0.1, lr_min=1e-5))
         trainer.fit(module, datamodule=data, ckpt_path=ckpt)
         return trainer, counts
 
@@ -269,7 +269,7 @@ def test_a_run_stopped_mid_epoch_resumes_with_that_epoch_set_up(tmp_path) -> Non
                           enable_progress_bar=False, num_sanity_val_steps=0,
                           enable_model_summary=False), counts
 
-    module = lambda: WRNClassifier(WideResNet(depth=8, width=1), SGDR())  # noqa: E731
+    module = lambda: ImageClassifier(WideResNet(depth=8, width=1), SGDR())  # noqa: E731
     first, _ = trainer(3, _SigtermAtStep(6))  # 4 steps per epoch: stops in epoch 1
     with pytest.raises(Interrupted, match="SIGTERM at epoch 2"):
         first.fit(module(), datamodule=data)

@@ -19,7 +19,7 @@ from binwrn.errors import ConfigError
 from binwrn.models import WideResNet
 from binwrn.tracking.metrics import final_value, with_error_pct
 from binwrn.train.bn_stats import recompute_bn_statistics
-from binwrn.train.module import WRNClassifier
+from binwrn.train.module import ImageClassifier
 from binwrn.train.recomputed_test import RecomputedStatisticsTest, scores_of
 from binwrn.train.schedules import SGDR
 
@@ -34,10 +34,10 @@ class _After(pl.Callback):
         self.states.append(copy.deepcopy(module.model.state_dict()))
 
 
-def _fit(epochs: int, with_points: bool) -> tuple[list[dict], list[dict], WRNClassifier]:
+def _fit(epochs: int, with_points: bool) -> tuple[list[dict], list[dict], ImageClassifier]:
     torch.manual_seed(0)
     model = WideResNet(depth=8, width=1)
-    module = WRNClassifier(model, SGDR(lr_max=0.1, lr_min=1e-5))
+    module = ImageClassifier(model, SGDR(lr_max=0.1, lr_min=1e-5))
     # Random flips, crops and cutout: the augmentation after a test point draws from the
     # generators the recomputation also drew from.
     data = DeviceAugmentedData(synthetic_images(60), synthetic_images(30, seed=1),

@@ -71,6 +71,44 @@ def test_bad_sweep_files_get_one_sentence(tmp_path, body, complaint):
         load_sweep(str(_write(tmp_path, body)), tmp_path)
 
 
+# Each shipped sweep's SMOKE=1 overrides, as written out in every file before issue 20 gave
+# the WRN sweeps one shared list (sweeps/shared/smoke.yaml): a smoke job still composes as
+# it did, so its runs keep their config hashes.
+_WRN_DIGITS = ["dataset=digits", "model.depth=8", "model.width=1", "data.train_limit=300",
+               "data.test_limit=200", "data.batch_size=50", "trainer.max_epochs=2",
+               "tracking.system_metrics_interval=0"]
+_P3_DIGITS = ["dataset=digits", "data.train_limit=300", "data.val_size=100",
+              "data.test_limit=200", "data.batch_size=50", "trainer.max_epochs=2",
+              "tracking.system_metrics_interval=0"]
+SMOKE = {
+    **dict.fromkeys(("p1_fig6_ablation", "p1_implementation", "p1_precision", "p1_seeds",
+                     "p1_table1", "p2_grid"), _WRN_DIGITS),
+    "p1_convergence": [o.replace("max_epochs=2", "max_epochs=6") for o in _WRN_DIGITS],
+    "p1_table2": [o for o in _WRN_DIGITS if o != "model.depth=8"],
+    "p3_orders": [*_P3_DIGITS[:5], "trainer.max_epochs=3", "iterative.epochs_per_layer=1",
+                  _P3_DIGITS[-1]],
+    "p3_sensitivity": _P3_DIGITS,
+}
+
+
+def test_every_shipped_sweep_keeps_its_smoke_overrides():
+    assert {name: load_sweep(name, sweeps_dir()).smoke for name in SHIPPED} == SMOKE
+
+
+def test_a_shared_smoke_list_takes_later_values_in_place_and_new_keys_at_the_end(tmp_path):
+    path = _write(tmp_path, "name: t\ngrid: {model.bits: [1]}\n"
+                            "smoke: [wrn_digits, model.width=2, data.val_size=10]\n")
+    smoke = load_sweep(str(path), sweeps_dir()).smoke
+    assert smoke == [o.replace("width=1", "width=2") for o in _WRN_DIGITS] + ["data.val_size=10"]
+
+
+def test_an_unknown_shared_smoke_list_names_the_known_ones(tmp_path):
+    path = _write(tmp_path, "name: t\ngrid: {model.bits: [1]}\nsmoke: [wrn_digit]\n")
+    with pytest.raises(ConfigError, match="'wrn_digit' is neither key=value nor a list of "
+                                          "shared/smoke.yaml \\(wrn_digits\\)"):
+        load_sweep(str(path), sweeps_dir())
+
+
 def test_unknown_sweep_name_lists_the_shipped_ones():
     with pytest.raises(ConfigError, match="p1_fig6_ablation"):
         load_sweep("p1_nothing", sweeps_dir())

@@ -25,7 +25,7 @@ from binwrn.report.build import build_report, write_report
 from binwrn.report.paper import TABLE2, table2_entry
 from binwrn.report.search import runs_selection
 from binwrn.tracking.callback import with_error_pct
-from binwrn.train.module import WRNClassifier, top_k_hits
+from binwrn.train.module import ImageClassifier, top_k_hits
 from binwrn.train.schedules import SGDR
 
 # ImageNet's presets stream JPEGs through another loader: tests/test_imagenet_presets.py
@@ -46,7 +46,9 @@ def test_preset_is_its_paper_row_with_the_papers_recipe(name):
     cfg = compose([f"experiment={name}"])
     row = _paper_row(cfg)
     assert row is not None and cfg.trainer.max_epochs == row.epochs
-    header = (conf_dir() / "experiment" / f"{name}.yaml").read_text().split("defaults:")[0]
+    # a 32-bit twin quotes nothing itself: its 1-bit file quotes both (test_paper_numbers.py)
+    quoting = name if name.startswith("p1_mnist_") else name.replace("_fp32_", "_1bit_")
+    header = (conf_dir() / "experiment" / f"{quoting}.yaml").read_text().split("defaults:")[0]
     assert f"{row.error:.2f}" in header and (row.top5 is None or f"{row.top5:.2f}" in header)
     dataset = cfg.dataset.name
     # spec 1.5.4: BN affine and weight decay 1e-4 on ImageNet32 only; SGDR everywhere
@@ -90,7 +92,7 @@ def test_preset_trains_a_step_on_official_format_files(name, data_roots, tmp_pat
     prepared = prepare(cfg)
     assert prepared.train.images.shape[1:] == ((28, 28, 1) if dataset == "mnist"
                                                else (32, 32, 3))
-    classifier = WRNClassifier(prepared.model, prepared.schedule, prepared.optimizer)
+    classifier = ImageClassifier(prepared.model, prepared.schedule, prepared.optimizer)
     data = DeviceAugmentedData(prepared.train, prepared.test, cfg.data.batch_size,
                                prepared.augment)
     before = prepared.model.conv_in.weight.detach().clone()
@@ -117,7 +119,7 @@ def _validate_on_logits(logits: list[list[int]], labels: list[int]) -> dict[str,
     data = DeviceAugmentedData(split, split, batch_size=2, eval_batch_size=3)
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
                          enable_model_summary=False)
-    (scores,) = trainer.validate(WRNClassifier(_LogitsAsImages(), SGDR()), datamodule=data,
+    (scores,) = trainer.validate(ImageClassifier(_LogitsAsImages(), SGDR()), datamodule=data,
                                  verbose=False)
     return with_error_pct(dict(scores))
 

@@ -11,7 +11,7 @@ import torch
 from binwrn.data import ImageSplit
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.models import BinaryConv2d, WideResNet
-from binwrn.train.module import WRNClassifier, optimizer_groups
+from binwrn.train.module import ImageClassifier, optimizer_groups
 from binwrn.train.optimizers import OptimizerSettings
 from binwrn.train.schedules import SGDR
 
@@ -58,7 +58,7 @@ class _Recorder(pl.Callback):
 def test_sgdr_per_iteration_and_momentum_reset_at_restarts(reset: bool) -> None:
     torch.manual_seed(0)
     schedule = SGDR(lr_max=0.1, lr_min=1e-5)
-    module = WRNClassifier(WideResNet(depth=8, width=1), schedule,
+    module = ImageClassifier(WideResNet(depth=8, width=1), schedule,
                            OptimizerSettings(reset_momentum_at_restart=reset))
     recorder = _Recorder()
     trainer = pl.Trainer(max_epochs=3, accelerator="cpu", logger=False, callbacks=[recorder],
@@ -73,3 +73,17 @@ def test_sgdr_per_iteration_and_momentum_reset_at_restarts(reset: bool) -> None:
     # so its norm drops well below the accumulated one of the previous epoch's first step.
     ratio = recorder.first_step_buffers[2] / recorder.first_step_buffers[1]
     assert (ratio < 0.7) if reset else (ratio > 0.7)
+
+
+@pytest.mark.parametrize("model", [WideResNet(depth=8, width=1), torch.nn.Linear(4, 2)],
+                         ids=["wrn", "any net"])
+def test_a_checkpoint_holds_the_nets_weights_under_model_and_no_class_name(model, tmp_path):
+    """Checkpoints written before ImageClassifier was named WRNClassifier resume: Lightning
+    stores the module's state dict (keys `model.<the net's own keys>`) and no class name."""
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, accelerator="cpu",
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(ImageClassifier(model, SGDR()))
+    trainer.save_checkpoint(tmp_path / "c.ckpt")
+    saved = torch.load(tmp_path / "c.ckpt", weights_only=False)
+    assert list(saved["state_dict"]) == [f"model.{key}" for key in model.state_dict()]
+    assert "Classifier" not in repr({k: v for k, v in saved.items() if k != "state_dict"})

@@ -2,9 +2,10 @@
 
 Data flows one way: MLflow runs -> `Selection` (`sweep` reads a sweep's parent run, its
 `sweep/spec.yaml` and `sweep/jobs.json`; `search` takes an experiment or a filter) ->
-`rows` (seeds of one setting grouped, fp32/1-bit pairs) -> `Table`s by report kind
-(`table1`, `ablation`, `convergence`, generic) and `figures` -> files (`build`) -> the
-terminal (`show`, used by `cli` only). `paper` holds the paper's numbers as data.
+`rows` (seeds of one setting grouped, fp32/1-bit pairs) -> `Table`s (`table_format`) by
+report kind (`tables` picks them: Table 1, generic and gap tables in `paper_tables`, Table 2
+in `table2`, `ablation`, `convergence`, `sensitivity`) and `figures` -> files (`build`) ->
+the terminal (`show`, used by `cli` only). `paper` holds the paper's numbers as data.
 
 `report_sweep` is what a sweep driver calls when its sweep ends.
 """

@@ -10,7 +10,7 @@ from __future__ import annotations
 from binwrn.report import paper
 from binwrn.report.rows import Row, bits_text, spread
 from binwrn.report.runs import RunResult
-from binwrn.report.table import RESULT_COLUMNS, Column, Table, difference
+from binwrn.report.table_format import RESULT_COLUMNS, Column, Table, difference
 
 Setting = tuple[int | None, str | None, bool]  # bits, schedule.name, BN affine learned
 

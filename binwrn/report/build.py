@@ -16,7 +16,7 @@ from binwrn.report.document import report_markdown
 from binwrn.report.rows import BitsPair, Row, bits_pairs, group_rows
 from binwrn.report.selection import Selection
 from binwrn.report.sweep import find_parent, sweep_selection
-from binwrn.report.table import Table, csv_text
+from binwrn.report.table_format import Table, csv_text
 from binwrn.report.tables import result_tables
 from binwrn.tracking.credentials import redact_uri
 from binwrn.tracking.lookup import resolve_uri

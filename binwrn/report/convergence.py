@@ -12,7 +12,7 @@ from __future__ import annotations
 from binwrn.report.paper import CYCLE_ENDS, KERAS_CURVES, MATLAB_CURVES, reference_curve
 from binwrn.report.rows import Row
 from binwrn.report.runs import RunResult
-from binwrn.report.table import Column, Table, difference
+from binwrn.report.table_format import Column, Table, difference
 
 
 def reference_curves(run: RunResult) -> dict[str, dict[int, float] | None]:

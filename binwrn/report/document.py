@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from binwrn.report.selection import Selection
-from binwrn.report.table import Table, markdown
+from binwrn.report.table_format import Table, markdown
 from binwrn.report.tables import jobs_summary
 
 

@@ -13,8 +13,8 @@ from matplotlib.patches import Patch
 
 from binwrn.report.convergence import reference_curves
 from binwrn.report.paper import CYCLE_ENDS, FIG1_GAPS
+from binwrn.report.paper_tables import DATASETS, TABLE1_PARAMS
 from binwrn.report.rows import BitsPair, Row, label_text, settings_text, varying_settings
-from binwrn.report.table1 import DATASETS, TABLE1_PARAMS
 
 DPI = 110
 

@@ -11,9 +11,9 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from binwrn.errors import ConfigError
+from binwrn.report.paper_tables import paper_entry, table2_cell
 from binwrn.report.runs import RunResult, read_run
 from binwrn.report.selection import Selection
-from binwrn.report.table1 import paper_entry, table2_cell
 from binwrn.tracking.credentials import redact_uri
 
 PARENT_ROLE = ("binwrn.sweep_role", "parent")

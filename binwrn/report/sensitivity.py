@@ -14,7 +14,7 @@ import statistics
 
 from binwrn.report.paper import PAPER3_ASCEND
 from binwrn.report.rows import Row
-from binwrn.report.table import Column, Table
+from binwrn.report.table_format import Column, Table
 from binwrn.tracking.sensitivity_runs import LAYER_NUMBER_TAG, NET_TAG
 
 VAL_ERROR = "val/error_pct"

@@ -12,7 +12,7 @@ from rich.table import Table as RichTable
 
 from binwrn.report.build import ARTIFACT_FOLDER, Report
 from binwrn.report.document import counted
-from binwrn.report.table import Table, cell_text
+from binwrn.report.table_format import Table, cell_text
 from binwrn.report.tables import jobs_summary
 from binwrn.terminal import console
 

@@ -8,9 +8,7 @@ epoch budget, and the budget is shown beside the paper's.
 from __future__ import annotations
 
 from binwrn.report.paper import TABLE2
-from binwrn.report.rows import Row
-from binwrn.report.table import RESULT_COLUMNS, Column, Table
-from binwrn.report.table1 import (
+from binwrn.report.paper_tables import (
     PAPER_COLUMNS,
     TOP5_COLUMNS,
     ambiguous_keys,
@@ -21,6 +19,8 @@ from binwrn.report.table1 import (
     table2_cell,
     top5_cells,
 )
+from binwrn.report.rows import Row
+from binwrn.report.table_format import RESULT_COLUMNS, Column, Table
 
 # Paper 1's 25-crop ImageNet test (5 scales x 5 positions), as binwrn/train/multi_crop logs it.
 MULTI_CROP_METRICS = ("test_25crop/top1_error_pct", "test_25crop/top5_error_pct")

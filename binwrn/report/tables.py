@@ -7,12 +7,12 @@ from dataclasses import replace
 
 from binwrn.report.ablation import ablation_table, effects_table
 from binwrn.report.convergence import convergence_table
+from binwrn.report.paper_tables import gap_table, generic_table, table1_table
 from binwrn.report.rows import BitsPair, Row
 from binwrn.report.selection import Job, Selection
 from binwrn.report.sensitivity import orders_table, sensitivity_table
-from binwrn.report.table import Column, Table
-from binwrn.report.table1 import gap_table, generic_table, table1_table
 from binwrn.report.table2 import table2_table
+from binwrn.report.table_format import Column, Table
 
 STATUSES = ("finished", "skipped", "failed")
 

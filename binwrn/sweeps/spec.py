@@ -11,7 +11,9 @@ overrides that shrink it under SMOKE=1, and how the report lays it out:
     smoke: [model.depth=8, model.width=1, trainer.max_epochs=2, data.train_limit=300]
     report: {kind: ablation, rows: [model.bits, schedule, bn]}
 
-or `blocks: [{overrides: [...], grid: {...}}, ...]` instead of `grid`.
+or `blocks: [{overrides: [...], grid: {...}}, ...]` instead of `grid`. A `smoke` entry
+without `=` names a list of sweeps/shared/smoke.yaml, so the sweeps that shrink alike share
+one definition: `smoke: [wrn_digits, trainer.max_epochs=6]` is that list with 6 epochs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import yaml
 from binwrn.errors import ConfigError
 
 REPORT_KINDS = ("table1", "table2", "ablation", "convergence", "generic", "sensitivity")
+SHARED_SMOKE = Path("shared") / "smoke.yaml"  # under the shipped sweeps/ folder
 _KEYS = {"name", "description", "overrides", "grid", "blocks", "seeds", "smoke", "report"}
 
 
@@ -85,6 +88,33 @@ def _check_overrides(items: object, where: str, path: Path) -> list[str]:
     return items
 
 
+def _smoke(items: object, path: Path, sweeps_dir: Path) -> list[str]:
+    """The smoke overrides, shared lists expanded in place; a later key=value replaces the
+    same key's earlier entry where it stands (the order a shared list gives is kept)."""
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{path}: smoke must be a list of key=value strings or names of "
+                          f"lists in {SHARED_SMOKE}.")
+    shared = None
+    expanded: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            shared = shared if shared is not None else _shared_smoke(sweeps_dir)
+            if item not in shared:
+                raise ConfigError(f"{path}: smoke entry {item!r} is neither key=value nor a "
+                                  f"list of {SHARED_SMOKE} ({', '.join(shared) or 'none'}).")
+        for entry in shared[item] if "=" not in item else [item]:
+            expanded[entry.partition("=")[0]] = entry
+    return list(expanded.values())
+
+
+def _shared_smoke(sweeps_dir: Path) -> dict[str, list[str]]:
+    path = sweeps_dir / SHARED_SMOKE
+    lists = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    for name, items in lists.items():
+        _check_overrides(items, f"{name}", path)
+    return lists
+
+
 def _check_block(block: object, index: int, path: Path) -> dict:
     where = f"blocks[{index}]" if index >= 0 else "grid"
     grid = block.get("grid") if isinstance(block, dict) else None
@@ -134,6 +164,6 @@ def load_sweep(name_or_path: str, sweeps_dir: Path) -> SweepSpec:
     return SweepSpec(
         name=str(raw.get("name") or path.stem), path=path, text=text,
         overrides=_check_overrides(raw.get("overrides", []), "overrides", path),
-        blocks=blocks, seeds=seeds, smoke=_check_overrides(raw.get("smoke", []), "smoke", path),
+        blocks=blocks, seeds=seeds, smoke=_smoke(raw.get("smoke", []), path, sweeps_dir),
         report=report,
     )

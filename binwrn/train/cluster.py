@@ -110,14 +110,14 @@ class Launched:
         own `_init_dist_connection`, backend and timeout), only earlier: rank zero's
         decisions travel over it before the Trainer starts. Lightning then finds it open."""
         import torch
-        from lightning.fabric.utilities.distributed import (
+        from torch.distributed.constants import default_pg_timeout
+
+        from binwrn.train.fast_path import on_cuda
+        from binwrn.train.lightning_private import (
             _get_default_process_group_backend_for_device,
             _init_dist_connection,
             _set_num_threads_if_needed,
         )
-        from torch.distributed.constants import default_pg_timeout
-
-        from binwrn.train.fast_path import on_cuda
 
         device = torch.device("cpu")
         if on_cuda(cfg.trainer.accelerator):  # Lightning's root device: the local rank's GPU

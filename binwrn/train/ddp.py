@@ -27,14 +27,16 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins.environments import LightningEnvironment
-from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
-from lightning.fabric.utilities.distributed import _set_num_threads_if_needed
 from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
 from lightning.pytorch.strategies import DDPStrategy
-from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 from binwrn.data.shards import AUGMENTATION, BN_RECOMPUTE, stream_seed
 from binwrn.train.fast_path import on_cuda
+from binwrn.train.lightning_private import (
+    _ChildProcessObserver,
+    _set_num_threads_if_needed,
+    _SubprocessScriptLauncher,
+)
 from binwrn.train.sync_bn import cpu_synced, cpu_unsynced
 
 log = logging.getLogger(__name__)

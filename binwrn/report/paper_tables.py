@@ -1,4 +1,6 @@
-"""Tables set beside paper 1 Table 1 (spec 1.6): our error, the paper's and the difference.
+"""Our results beside the papers' numbers (spec 1.6): each run matched to its paper cell
+(paper 1's Table 1 or Table 2, or paper 2's), and the tables built on that matching: Table 1,
+the generic table and the Fig. 1 gap table (table2.py lays out Table 2 with the same cells).
 
 A run is matched to a Table 1 cell by its params (bits, depth-width, data set, cutout on or
 off), whatever its epoch budget, so the budget is shown beside the paper's: a short run is
@@ -19,7 +21,7 @@ from binwrn.report.paper import (
 )
 from binwrn.report.rows import BitsPair, Row, settings_text, varying_settings
 from binwrn.report.runs import RunResult
-from binwrn.report.table import RESULT_COLUMNS, Column, Table, difference
+from binwrn.report.table_format import RESULT_COLUMNS, Column, Table, difference
 from binwrn.tracking.sensitivity_runs import NET_TAG
 
 DATASETS = {"cifar10": "C10", "cifar100": "C100", "svhn": "SVHN", "imagenet32": "I32",
