@@ -3,10 +3,18 @@ so one empty store is made per session and copied wherever a test needs a fresh 
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# `make test` runs two pytest-xdist workers on CI's 2 cores. With OpenMP's default of one
+# thread per core, the trainings of the two (in the worker or in its binwrn-run
+# subprocesses, which inherit this) spin against each other on 4 threads; one thread each
+# keeps both cores busy. Set before torch loads.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")
