@@ -142,14 +142,15 @@ def _run_job(cfg: DictConfig) -> float | None:
         from binwrn.train.lean_imports import import_lightning
 
         import_lightning()  # without torchmetrics' torchvision, scipy and matplotlib
-        _quiet_libraries(verbose)
         if not leader:  # learns the run from rank zero and trains with it; writes nothing
             from binwrn.train.cluster import follow
 
+            _quiet_libraries(verbose)
             follow(cfg, prepared, launched)
             return None
         from binwrn.train.run import train  # Lightning + MLflow: most of the start-up
 
+        _quiet_libraries(verbose)  # after MLflow's import, which sets its loggers' levels
         with launched.leading() if launched is not None else nullcontext():
             result = train(cfg, prepared, output_dir, started_at=clock_start,
                            launched=launched)

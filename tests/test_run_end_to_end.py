@@ -139,6 +139,10 @@ def test_multirun_records_one_run_per_job_and_no_secret_from_the_environment(
         assert f"{r.data.metrics['test_final/error_pct']:.2f} %" in table
         # a long name folds over lines of its cell: compare letters and digits only
         assert re.sub(r"\W", "", r.info.run_name) in re.sub(r"\W", "", table)
+    # Quiet: no library INFO chatter (MLflow's store creation and system metrics, Lightning's
+    # device lines) and no config dump, which stay behind verbose=true.
+    said = out.stdout + out.stderr
+    assert not re.findall(r".* INFO .*", said) and "resolved config" not in said
     # The second job's clock starts at that job's start, not the process's.
     second = json.loads((tmp_path / "out" / "1" / "outcome.json").read_text())
     (job1,) = [r for r in runs if r.info.run_id == second["run_id"]]
