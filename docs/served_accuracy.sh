@@ -14,6 +14,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$work" && cd "$work"
 export MLFLOW_TRACKING_URI="sqlite:///$work/mlflow.db"
 bin="$repo/.venv/bin"
+export PATH="$bin:$PATH"  # mlflow models serve starts uvicorn from PATH
 port=$("$bin/python" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 
 "$bin/binwrn-run" dataset=cifar10 data.root="$root" model.depth=10 model.width=1 \
