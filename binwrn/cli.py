@@ -84,7 +84,8 @@ def _clock_start(job_started: float) -> float:
 def _cluster_rank(cfg: DictConfig, in_sweep: bool):
     """This process as one of the ranks srun or torchrun started (train/cluster.py), its
     process group open and the config agreed on by all ranks; None for a lone process."""
-    from binwrn.train.cluster import check_launch, launched_processes
+    from binwrn.configuration.parallel import check_launch, config_digest
+    from binwrn.train.cluster import launched_processes
 
     launched = launched_processes()
     check_launch(cfg, launched)
@@ -93,8 +94,10 @@ def _cluster_rank(cfg: DictConfig, in_sweep: bool):
             raise ConfigError(f"binwrn-run -m under {launched.kind} would run the whole sweep "
                               "in every process: start one config per launch, or use "
                               "binwrn-sweep --launcher slurm.")
-        launched.connect(cfg)
-        launched.agree_on_config(cfg)
+        from binwrn.configuration.trainer import trainer_args
+
+        launched.connect(trainer_args(cfg))
+        launched.agree_on_config(config_digest(cfg))
     return launched
 
 
@@ -116,20 +119,17 @@ def _run_job(cfg: DictConfig) -> float | None:
     launched = None
     try:
         check_config(cfg)  # before torch: a multirun's job was not checked up front
-        from binwrn.config import prepare, run_name
+        from binwrn.configuration.prepare import prepare
 
         launched = _cluster_rank(cfg, in_sweep)
         if launched is None:
-            prepared = prepare(cfg)  # bad values and data are refused before the slow imports
+            spec = prepare(cfg)  # bad values and data are refused before the slow imports
         else:  # refused on every rank when any rank cannot build it
-            prepared = launched.run_together(lambda: prepare(cfg), "Preparing the config")
+            spec = launched.run_together(lambda: prepare(cfg), "Preparing the config")
         if leader:
-            from binwrn.train.fast_path import resolve_precision
-
-            show_settings(run_name(cfg), cfg, resolve_precision(cfg.trainer.precision,
-                                                                cfg.trainer.accelerator),
-                          output_dir, job["number"])
-            for warning in prepared.warnings:
+            show_settings(spec.identity.name, cfg, spec.trainer.precision, output_dir,
+                          job["number"])
+            for warning in spec.warnings:
                 show_warning(warning)
         from binwrn.train.lean_imports import import_lightning
 
@@ -138,13 +138,12 @@ def _run_job(cfg: DictConfig) -> float | None:
         if not leader:  # learns the run from rank zero and trains with it; writes nothing
             from binwrn.train.cluster import follow
 
-            follow(cfg, prepared, launched)
+            follow(spec, launched)
             return None
         from binwrn.train.run import train  # Lightning + MLflow: most of the start-up
 
         with launched.leading() if launched is not None else nullcontext():
-            result = train(cfg, prepared, output_dir, started_at=clock_start,
-                           launched=launched)
+            result = train(spec, output_dir, started_at=clock_start, launched=launched)
     except (BinwrnError, Diverged, Interrupted) as err:
         if not leader:
             show_error(f"rank {rank_from_environment()}: {err}")
@@ -280,12 +279,15 @@ def export() -> None:
         from binwrn.export.source import load_source
 
         if args.size_only:
+            from binwrn.configuration.build import build_model
+            from binwrn.configuration.identity import net_name
+            from binwrn.configuration.stored import run_config
+
             cfg = compose(args.items)
-            summary, layout = job.size_only(cfg)
+            summary, layout = job.size_only(build_model(cfg), run_config(cfg))
             if args.markdown:
                 print(report.size_report_markdown(summary, layout), end="")
             else:
-                from binwrn.config import net_name
 
                 m = cfg.model
                 net = f"WRN-{m.depth}-{m.width}" if "width" in m else net_name(m)
@@ -296,7 +298,10 @@ def export() -> None:
             from binwrn.export import mlflow_model
 
             mlflow_model.check_names(args.register, args.alias)  # before the slow part
-        source = load_source(args.items[0], args.tracking_uri, args.config, args.items[1:])
+        from binwrn.configuration.stored import stored_run_config
+
+        source = load_source(args.items[0], stored_run_config(args.items[1:]),
+                             args.tracking_uri, args.config)
         if args.register and not source.run_id:
             raise ConfigError("--register logs the model on the run it came from: give the "
                               "run id instead of a checkpoint file.")
@@ -339,13 +344,14 @@ def evaluate() -> None:
     """`binwrn-eval FILE.bwn [overrides] [--runtime torch|numpy|onnx]`."""
     args = _eval_args()
     try:
+        from binwrn.configuration.stored import run_config
         from binwrn.export.evaluate import default_overrides, evaluate_packed
         from binwrn.export.format import read_packed, write_bytes
         from binwrn.export.report import show_evaluation
 
         packed = read_packed(args.file)
         cfg = compose(default_overrides(packed.header, args.overrides))
-        result = evaluate_packed(packed, cfg, args.runtime, str(args.file))
+        result = evaluate_packed(packed, run_config(cfg), args.runtime, str(args.file))
         if args.json:
             write_bytes(args.json, json.dumps(result, indent=2).encode())
     except BinwrnError as err:
@@ -464,10 +470,11 @@ def sensitivity() -> None:
         from binwrn.train.lean_imports import import_lightning
 
         import_lightning()
+        from binwrn.configuration.sensitivity import sensitivity_spec
         from binwrn.train.sensitivity import sensitivity as rank_layers  # Lightning: slow
 
         _quiet_libraries(bool(cfg.get("verbose", False)))
-        record = rank_layers(cfg, args.val_size, args.out)
+        record = rank_layers(*sensitivity_spec(cfg, args.val_size), args.out)
     except BinwrnError as err:
         show_error(str(err), "binwrn-sensitivity")
         sys.exit(2)

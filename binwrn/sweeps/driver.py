@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from binwrn.conf_files import compose, conf_dir
-from binwrn.config import config_hash
+from binwrn.configuration.identity import config_hash
 from binwrn.errors import BinwrnError, ConfigError
 from binwrn.sweeps.plan import GROUP, write_plan
 from binwrn.sweeps.slurm import check_jobs_fit, slurm_job_shape, uses_slurm
