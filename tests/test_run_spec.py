@@ -10,41 +10,32 @@ import pytest
 from binwrn.bench.measure import synthetic_images
 from binwrn.data.augment import Augment
 from binwrn.models import WideResNet
+from binwrn.train import spec as s
 from binwrn.train.fast_path import FastPath
 from binwrn.train.optimizers import OptimizerSettings
 from binwrn.train.schedules import SGDR
-from binwrn.train.spec import (
-    BatchRule,
-    BnRecompute,
-    CheckpointPolicy,
-    IterativeSchedule,
-    RunIdentity,
-    RunSpec,
-    TrackingSettings,
-    TrainerArgs,
-)
 
 TRAINER = {"accelerator": "cpu", "devices": 1, "max_epochs": 2, "precision": "32-true",
            "num_sanity_val_steps": 0, "enable_model_summary": False,
            "enable_checkpointing": False, "use_distributed_sampler": False}
 
 
-def hand_built(tmp: Path) -> RunSpec:
+def hand_built(tmp: Path) -> s.RunSpec:
     """WRN-8-1, 1-bit, two SGDR epochs of 4 steps on synthetic images, BN recomputed."""
-    return RunSpec(
+    return s.RunSpec(
         model=WideResNet(depth=8, width=1, num_classes=10, bits=1),
         schedule=SGDR(lr_max=0.1, first_cycle=1, cycle_mult=1), optimizer=OptimizerSettings(),
         augment=Augment(flip=True, pad=4), train=synthetic_images(200),
         test=synthetic_images(60, seed=1), fast_path=FastPath(channels_last=False, compile=False),
-        trainer=TrainerArgs(settings=TRAINER, max_epochs=2),
-        batch=BatchRule(batch_size=50, eval_batch_size=30, step_batch=50),
-        bn=BnRecompute(after_training=True, batches=2),
-        checkpoints=CheckpointPolicy(resume=False, keep_cycle_ends=1),
-        iterative=IterativeSchedule(),
-        tracking=TrackingSettings(uri=f"sqlite:///{tmp / 'm.db'}", artifact_root=str(tmp / "a"),
-                                  log_checkpoint=False),
-        identity=RunIdentity(name="hand-built", config_hash="0123456789abcdef",
-                             params={"model.depth": 8}, config_yaml="model:\n  depth: 8\n"))
+        trainer=s.TrainerArgs(settings=TRAINER, max_epochs=2),
+        batch=s.BatchRule(batch_size=50, eval_batch_size=30, step_batch=50),
+        bn=s.BnRecompute(after_training=True, batches=2),
+        checkpoints=s.CheckpointPolicy(resume=False, keep_cycle_ends=1),
+        iterative=s.IterativeSchedule(),
+        tracking=s.TrackingSettings(uri=f"sqlite:///{tmp / 'm.db'}",
+                                    artifact_root=str(tmp / "a"), log_checkpoint=False),
+        identity=s.RunIdentity(name="hand-built", config_hash="0123456789abcdef",
+                               params={"model.depth": 8}, config_yaml="model:\n  depth: 8\n"))
 
 
 @pytest.mark.slow
