@@ -16,8 +16,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.checks import check_config
-from binwrn.conf_files import compose, conf_dir
+from binwrn.configuration.checks import check_config
+from binwrn.configuration.compose import compose, conf_dir
 from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
 from binwrn.terminal import (
     console_note,
@@ -176,7 +176,7 @@ def _check_first(argv: list[str]) -> None:
     bad value is answered without the imports that precede a first training step."""
     from hydra._internal.utils import get_args_parser
 
-    from binwrn.checks import check_command_line
+    from binwrn.configuration.checks import check_command_line
     from binwrn.run_help import run_help
 
     args = get_args_parser().parse_args(argv)  # Hydra's own flags, as hydra.main reads them
@@ -407,7 +407,7 @@ def sweep() -> None:
     """`binwrn-sweep NAME [overrides] [--smoke] [--force] [--jobs N] [--launcher slurm]`."""
     args = _sweep_args()
     try:
-        from binwrn.conf_files import sweeps_dir
+        from binwrn.configuration.compose import sweeps_dir
         from binwrn.sweeps.driver import SweepRequest, check_request, run_sweep
         from binwrn.sweeps.spec import load_sweep
         from binwrn.tracking.store import ui_link

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.utils.data import BatchSampler, RandomSampler
 
-from binwrn.conf_files import compose
 from binwrn.configuration.build import build_schedule_from
+from binwrn.configuration.compose import compose
 from binwrn.configuration.identity import config_hash
 from binwrn.configuration.parallel import check_data_parallel
 from binwrn.data.shards import EpochSteps, evaluation_shard

@@ -17,7 +17,7 @@ import torch
 from helpers_export import trained_looking_wrn
 from helpers_fast_path import train_losses
 
-from binwrn.conf_files import compose
+from binwrn.configuration.compose import compose
 from binwrn.configuration.stored import run_config
 from binwrn.export.evaluate import evaluate_packed
 from binwrn.export.format import decode, encode

@@ -17,7 +17,7 @@ from e2e import binwrn_run
 from mlflow import MlflowClient
 
 from binwrn.bench.synthetic_imagenet import write_jpeg_tree
-from binwrn.conf_files import compose, conf_dir
+from binwrn.configuration.compose import compose, conf_dir
 from binwrn.configuration.identity import config_hash
 from binwrn.configuration.prepare import prepare
 from binwrn.data.imagenet import FileSplit

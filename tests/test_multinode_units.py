@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from binwrn.bench.synthetic_imagenet import write_jpeg_tree
-from binwrn.conf_files import compose
+from binwrn.configuration.compose import compose
 from binwrn.configuration.identity import config_hash
 from binwrn.configuration.parallel import check_launch, world_size
 from binwrn.data import image_folder

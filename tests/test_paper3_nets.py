@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from binwrn.conf_files import compose
 from binwrn.configuration.build import build_model, optimizer_settings
+from binwrn.configuration.compose import compose
 from binwrn.configuration.identity import config_hash, curated_params, net_name, run_name
 from binwrn.configuration.stored import run_config
 from binwrn.errors import ConfigError

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from binwrn.conf_files import compose, conf_dir, sweeps_dir
+from binwrn.configuration.compose import compose, conf_dir, sweeps_dir
 from binwrn.configuration.identity import config_hash
 from binwrn.configuration.trainer import trainer_args
 from binwrn.errors import ConfigError

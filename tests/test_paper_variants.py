@@ -12,8 +12,8 @@ import torch
 from helpers_export import pixel_images, trained_looking_wrn
 from torch.nn import functional as F
 
-from binwrn.conf_files import compose
 from binwrn.configuration.build import binarization_order, build_model, build_schedule_from
+from binwrn.configuration.compose import compose
 from binwrn.configuration.identity import run_name
 from binwrn.configuration.stored import run_config
 from binwrn.errors import ConfigError

@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from binwrn.bench.measure import synthetic_images
-from binwrn.conf_files import compose
+from binwrn.configuration.compose import compose
 from binwrn.configuration.sensitivity import sensitivity_spec
 from binwrn.data.validation import holdout_split
 from binwrn.errors import ConfigError

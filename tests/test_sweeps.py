@@ -10,7 +10,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from binwrn.conf_files import compose, conf_dir, sweeps_dir
+from binwrn.configuration.compose import compose, conf_dir, sweeps_dir
 from binwrn.configuration.identity import config_hash
 from binwrn.errors import ConfigError
 from binwrn.sweeps.driver import _duplicates

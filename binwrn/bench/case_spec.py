@@ -9,13 +9,13 @@ from dataclasses import replace
 import torch
 
 from binwrn.bench.measure import Case, synthetic_images
-from binwrn.conf_files import compose
 from binwrn.configuration.build import (
     build_model,
     build_schedule_from,
     optimizer_settings,
     seed_all,
 )
+from binwrn.configuration.compose import compose
 from binwrn.configuration.data import build_augment
 from binwrn.configuration.trainer import batch_settings, trainer_args
 from binwrn.train import spec as run

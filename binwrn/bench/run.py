@@ -21,8 +21,8 @@ import torch
 from binwrn.bench.case_spec import case_spec
 from binwrn.bench.flops import train_step_flops_per_image
 from binwrn.bench.measure import Case, Timing, lightning_path, plain_loop
-from binwrn.conf_files import compose
 from binwrn.configuration.build import build_model, seed_all
+from binwrn.configuration.compose import compose
 from binwrn.configuration.data import build_augment
 from binwrn.tracking.provenance import device_name
 from binwrn.train.fast_path import FastPath

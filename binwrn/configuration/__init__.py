@@ -1,6 +1,8 @@
 """Configuration reading, above binwrn/train: the one place that turns a composed DictConfig into
 plain objects and values.
 
+- `compose`: where conf/ and sweeps/ live, and composing conf/ outside a Hydra app;
+- `checks`: what the config alone decides, and the command line's keys, before torch loads;
 - `prepare`: the checked `RunSpec` (binwrn/train/spec.py) a run trains from;
 - `identity`: run name, config hash and its compatibility rules, curated params;
 - `build`, `data`, `trainer`, `parallel`: the model, schedule, data, Trainer arguments and

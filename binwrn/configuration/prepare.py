@@ -9,7 +9,6 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from binwrn.checks import check_config
 from binwrn.configuration.build import (
     binarization_order,
     build_model,
@@ -19,6 +18,7 @@ from binwrn.configuration.build import (
     seed_all,
     unused_bn_option,
 )
+from binwrn.configuration.checks import check_config
 from binwrn.configuration.data import (
     build_augment,
     build_crops,

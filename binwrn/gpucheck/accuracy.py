@@ -77,7 +77,7 @@ def _export_rows(profile: Profile, uri: str, run_id: str, run_acc: float, out: P
                  work: Path, emit) -> None:
     import torch
 
-    from binwrn.conf_files import compose
+    from binwrn.configuration.compose import compose
     from binwrn.configuration.stored import run_config, stored_run_config
     from binwrn.export.evaluate import default_overrides, evaluate_packed
     from binwrn.export.format import read_packed

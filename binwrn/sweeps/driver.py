@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from binwrn.conf_files import compose, conf_dir
+from binwrn.configuration.compose import compose, conf_dir
 from binwrn.configuration.identity import config_hash
 from binwrn.errors import BinwrnError, ConfigError
 from binwrn.sweeps.plan import GROUP, write_plan

@@ -357,7 +357,7 @@ def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
 
 def _explain(overrides: list[str]) -> str | None:
     """The sentence for the first override that names no key or group option, if any."""
-    from binwrn.conf_files import conf_dir, hydra_compose
+    from binwrn.configuration.compose import conf_dir, hydra_compose
 
     groups = group_options(conf_dir())
     parsed = _parse(overrides)
@@ -387,7 +387,7 @@ def compose_checked(overrides: list[str]) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from binwrn.conf_files import hydra_compose
+    from binwrn.configuration.compose import hydra_compose
 
     try:
         return hydra_compose(overrides)
