@@ -52,3 +52,22 @@ def test_the_walk_finds_an_offending_import(tmp_path: Path) -> None:
     planted = tmp_path / "m.py"
     planted.write_text("def f():\n    from binwrn.configuration.prepare import prepare\n")
     assert (2, "binwrn.configuration.prepare") in _imports(planted)
+
+
+def _client_constructions(path: Path) -> list[int]:
+    """Lines of `MlflowClient(...)` and `mlflow.MlflowClient(...)` calls in `path`."""
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text(), str(path)))
+            if isinstance(node, ast.Call) and getattr(node.func, "id",
+                                                      getattr(node.func, "attr", None))
+            == "MlflowClient"]
+
+
+def test_every_mlflow_client_is_opened_by_the_store() -> None:
+    """One rule for the store (issue 20 item 2): clients come from tracking.store.open_client,
+    which serialises a new SQLite store's creation and never uses MLflow's global default."""
+    store = PACKAGE / "tracking" / "store.py"
+    direct = [f"{path.relative_to(PACKAGE.parent)}:{line}"
+              for path in sorted(PACKAGE.rglob("*.py")) if path != store
+              for line in _client_constructions(path)]
+    assert not direct, "MlflowClient built outside open_client: " + "; ".join(direct)
+    assert _client_constructions(store)  # the walk does find them where they are

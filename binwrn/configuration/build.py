@@ -15,7 +15,7 @@ from binwrn.configuration.identity import net_name, network_key
 from binwrn.configuration.parallel import lr_factor
 from binwrn.errors import BinwrnError, ConfigError
 from binwrn.tracking.sensitivity_runs import stored_accuracy
-from binwrn.tracking.store import absolute_uri
+from binwrn.tracking.store import store_uri
 from binwrn.train.layer_order import (
     binarizable_names,
     check_epochs_per_layer,
@@ -104,7 +104,7 @@ def binarization_order(cfg: DictConfig, model: nn.Module, uri: str | None = None
     layers = binarizable_names(model)
     ranking = it.ranking
     if order in ("ascend", "descend") and ranking == "store" and layers:
-        accuracy = stored_accuracy(uri or absolute_uri(cfg.tracking.uri),
+        accuracy = stored_accuracy(uri or store_uri(cfg.tracking.uri),
                                    cfg.tracking.experiment, network_key(cfg), layers)
         ranking = ranking_record(accuracy, layers)
     names = resolve_order(order, layers, cfg.seed, ranking, it.get("layer"),

@@ -37,9 +37,8 @@ from binwrn.configuration.parallel import check_data_parallel
 from binwrn.configuration.trainer import batch_settings, trainer_args
 from binwrn.data.arrays import check_batch_size
 from binwrn.data.loading import load_data
-from binwrn.tracking.credentials import move_credentials_to_env
 from binwrn.tracking.sensitivity_runs import LAYER_NUMBER_TAG, NET_TAG, NETWORK_TAG
-from binwrn.tracking.store import absolute_uri, check_reachable
+from binwrn.tracking.store import store_uri
 from binwrn.train.fast_path import FastPath
 from binwrn.train.layer_order import binarizable_names
 from binwrn.train.spec import (
@@ -53,13 +52,10 @@ from binwrn.train.spec import (
 
 
 def tracking_settings(cfg: DictConfig) -> TrackingSettings:
-    """`tracking.*`, its URI normalised once, here, and its password (if any) moved to the
-    environment (credentials.py); a server that does not answer is refused now, before
-    anything asks it (MLflow retries for minutes)."""
+    """`tracking.*`, its URI normalised once, here (tracking/store.py `store_uri`)."""
     t = cfg.tracking
-    uri = absolute_uri(move_credentials_to_env(t.uri))
-    check_reachable(uri)
-    return TrackingSettings(uri=uri, experiment=t.experiment, artifact_root=t.artifact_root,
+    return TrackingSettings(uri=store_uri(t.uri), experiment=t.experiment,
+                            artifact_root=t.artifact_root,
                             system_metrics_interval=t.system_metrics_interval,
                             log_checkpoint=t.log_checkpoint)
 

@@ -49,7 +49,7 @@ class TrackedRun:
         tags: dict[str, str], params: dict[str, object], system_metrics_interval: float = 0,
         resume_run_id: str | None = None,
     ) -> None:
-        self.uri = uri  # normalised once, by the caller (prepare: absolute_uri)
+        self.uri = uri  # normalised once, by the caller (prepare: store.store_uri)
         self.experiment, self.artifact_root = experiment, artifact_root
         self.run_name, self.tags, self.params = run_name, tags, params
         self.system_metrics_interval = system_metrics_interval

@@ -78,7 +78,7 @@ class IterativeSchedule:
 
 @dataclass(frozen=True, kw_only=True)
 class TrackingSettings:
-    uri: str  # normalised once (tracking.store.absolute_uri), its password in the environment
+    uri: str  # normalised once (tracking.store.store_uri), its password in the environment
     experiment: str = "binwrn"
     artifact_root: str = "mlartifacts"
     system_metrics_interval: float = 0
