@@ -288,7 +288,6 @@ def export() -> None:
             if args.markdown:
                 print(report.size_report_markdown(summary, layout), end="")
             else:
-
                 m = cfg.model
                 net = f"WRN-{m.depth}-{m.width}" if "width" in m else net_name(m)
                 report.show_size_report(summary, layout, f"{net} {cfg.dataset.name}, "
