@@ -24,8 +24,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.checks import check_config
-from binwrn.conf_files import compose, conf_dir
+from binwrn.configuration.checks import check_config
+from binwrn.configuration.compose import compose, conf_dir
 from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
 from binwrn.terminal import (
     console_note,
@@ -92,7 +92,8 @@ def _clock_start(job_started: float) -> float:
 def _cluster_rank(cfg: DictConfig, in_sweep: bool):
     """This process as one of the ranks srun or torchrun started (train/cluster.py), its
     process group open and the config agreed on by all ranks; None for a lone process."""
-    from binwrn.train.cluster import check_launch, launched_processes
+    from binwrn.configuration.parallel import check_launch, config_digest
+    from binwrn.train.cluster import launched_processes
 
     launched = launched_processes()
     check_launch(cfg, launched)
@@ -101,8 +102,10 @@ def _cluster_rank(cfg: DictConfig, in_sweep: bool):
             raise ConfigError(f"binwrn-run -m under {launched.kind} would run the whole sweep "
                               "in every process: start one config per launch, or use "
                               "binwrn-sweep --launcher slurm.")
-        launched.connect(cfg)
-        launched.agree_on_config(cfg)
+        from binwrn.configuration.trainer import trainer_args
+
+        launched.connect(trainer_args(cfg))
+        launched.agree_on_config(config_digest(cfg))
     return launched
 
 
@@ -124,20 +127,17 @@ def _run_job(cfg: DictConfig) -> float | None:
     launched = None
     try:
         check_config(cfg)  # before torch: a multirun's job was not checked up front
-        from binwrn.config import prepare, run_name
+        from binwrn.configuration.prepare import prepare
 
         launched = _cluster_rank(cfg, in_sweep)
         if launched is None:
-            prepared = prepare(cfg)  # bad values and data are refused before the slow imports
+            spec = prepare(cfg)  # bad values and data are refused before the slow imports
         else:  # refused on every rank when any rank cannot build it
-            prepared = launched.run_together(lambda: prepare(cfg), "Preparing the config")
+            spec = launched.run_together(lambda: prepare(cfg), "Preparing the config")
         if leader:
-            from binwrn.train.fast_path import resolve_precision
-
-            show_settings(run_name(cfg), cfg, resolve_precision(cfg.trainer.precision,
-                                                                cfg.trainer.accelerator),
-                          output_dir, job["number"])
-            for warning in prepared.warnings:
+            show_settings(spec.identity.name, cfg, spec.trainer.precision, output_dir,
+                          job["number"])
+            for warning in spec.warnings:
                 show_warning(warning)
         from binwrn.train.lean_imports import import_lightning
 
@@ -146,14 +146,13 @@ def _run_job(cfg: DictConfig) -> float | None:
             from binwrn.train.cluster import follow
 
             _quiet_libraries(verbose)
-            follow(cfg, prepared, launched)
+            follow(spec, launched)
             return None
         from binwrn.train.run import train  # Lightning + MLflow: most of the start-up
 
         _quiet_libraries(verbose)  # after MLflow's import, which sets its loggers' levels
         with launched.leading() if launched is not None else nullcontext():
-            result = train(cfg, prepared, output_dir, started_at=clock_start,
-                           launched=launched)
+            result = train(spec, output_dir, started_at=clock_start, launched=launched)
     except (BinwrnError, Diverged, Interrupted) as err:
         if not leader:
             show_error(f"rank {rank_from_environment()}: {err}")
@@ -186,7 +185,7 @@ def _check_first(argv: list[str]) -> None:
     bad value is answered without the imports that precede a first training step."""
     from hydra._internal.utils import get_args_parser
 
-    from binwrn.checks import check_command_line
+    from binwrn.configuration.checks import check_command_line
     from binwrn.run_help import run_help
 
     args = get_args_parser().parse_args(argv)  # Hydra's own flags, as hydra.main reads them
@@ -289,13 +288,15 @@ def export() -> None:
         from binwrn.export.source import load_source
 
         if args.size_only:
+            from binwrn.configuration.build import build_model
+            from binwrn.configuration.identity import net_name
+            from binwrn.configuration.stored import run_config
+
             cfg = compose(args.items)
-            summary, layout = job.size_only(cfg)
+            summary, layout = job.size_only(build_model(cfg), run_config(cfg))
             if args.markdown:
                 print(report.size_report_markdown(summary, layout), end="")
             else:
-                from binwrn.config import net_name
-
                 m = cfg.model
                 net = f"WRN-{m.depth}-{m.width}" if "width" in m else net_name(m)
                 report.show_size_report(summary, layout, f"{net} {cfg.dataset.name}, "
@@ -305,7 +306,10 @@ def export() -> None:
             from binwrn.export import mlflow_model
 
             mlflow_model.check_names(args.register, args.alias)  # before the slow part
-        source = load_source(args.items[0], args.tracking_uri, args.config, args.items[1:])
+        from binwrn.configuration.stored import stored_run_config
+
+        source = load_source(args.items[0], stored_run_config(args.items[1:]),
+                             args.tracking_uri, args.config)
         if args.register and not source.run_id:
             raise ConfigError("--register logs the model on the run it came from: give the "
                               "run id instead of a checkpoint file.")
@@ -348,13 +352,14 @@ def evaluate() -> None:
     """`binwrn-eval FILE.bwn [overrides] [--runtime torch|numpy|onnx]`."""
     args = _eval_args()
     try:
+        from binwrn.configuration.stored import run_config
         from binwrn.export.evaluate import default_overrides, evaluate_packed
         from binwrn.export.format import read_packed, write_bytes
         from binwrn.export.report import show_evaluation
 
         packed = read_packed(args.file)
         cfg = compose(default_overrides(packed.header, args.overrides))
-        result = evaluate_packed(packed, cfg, args.runtime, str(args.file))
+        result = evaluate_packed(packed, run_config(cfg), args.runtime, str(args.file))
         if args.json:
             write_bytes(args.json, json.dumps(result, indent=2).encode())
     except BinwrnError as err:
@@ -410,7 +415,7 @@ def sweep() -> None:
     """`binwrn-sweep NAME [overrides] [--smoke] [--force] [--jobs N] [--launcher slurm]`."""
     args = _sweep_args()
     try:
-        from binwrn.conf_files import sweeps_dir
+        from binwrn.configuration.compose import sweeps_dir
         from binwrn.sweeps.driver import SweepRequest, check_request, run_sweep
         from binwrn.sweeps.spec import load_sweep
         from binwrn.tracking.store import ui_link
@@ -473,10 +478,11 @@ def sensitivity() -> None:
         from binwrn.train.lean_imports import import_lightning
 
         import_lightning()
+        from binwrn.configuration.sensitivity import sensitivity_spec
         from binwrn.train.sensitivity import sensitivity as rank_layers  # Lightning: slow
 
         _quiet_libraries(bool(cfg.get("verbose", False)))
-        record = rank_layers(cfg, args.val_size, args.out)
+        record = rank_layers(*sensitivity_spec(cfg, args.val_size), args.out)
     except BinwrnError as err:
         show_error(str(err), "binwrn-sensitivity")
         sys.exit(2)

@@ -1,5 +1,5 @@
 """Config checks before torch: one sentence with a "did you mean", from a process that has
-not imported torch, Lightning or MLflow when it prints it (binwrn/checks.py)."""
+not imported torch, Lightning or MLflow when it prints it (binwrn/configuration/checks.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from e2e import binwrn_run
 
-from binwrn import checks
-from binwrn.conf_files import compose, conf_dir
+from binwrn.configuration import checks
+from binwrn.configuration.compose import compose, conf_dir
 from binwrn.errors import ConfigError
 
 # Put first on PYTHONPATH, this sitecustomize makes importing torch, Lightning or MLflow an

@@ -10,7 +10,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from binwrn.config import build_model, build_schedule_from, config_hash, curated_params, prepare
+from binwrn.configuration.build import build_model, build_schedule_from
+from binwrn.configuration.identity import config_hash, curated_params
+from binwrn.configuration.prepare import prepare
 from binwrn.models import WideResNet
 from binwrn.train.schedules import SGDR, StepDecay
 
@@ -161,14 +163,14 @@ def test_prepare_builds_everything_a_run_needs(tmp_path):
     prepared = prepare(cfg)
     assert (len(prepared.train), len(prepared.test)) == (300, 200)
     assert prepared.augment.cutout == 18 and prepared.augment.flip is False
-    assert prepared.tracking_uri == f"sqlite:///{tmp_path}/x.db"
+    assert prepared.tracking.uri == f"sqlite:///{tmp_path}/x.db"
 
 
 def test_bad_input_is_refused_before_lightning_and_mlflow_load():
     code = (
         "import sys\n"
         "from hydra import compose, initialize_config_dir\n"
-        "from binwrn.config import prepare\n"
+        "from binwrn.configuration.prepare import prepare\n"
         "from binwrn.errors import ConfigError\n"
         f"with initialize_config_dir(config_dir={str(CONF)!r}, version_base='1.3'):\n"
         "    cfg = compose('config', overrides=['dataset=digits', 'data.batch_size=9999'])\n"

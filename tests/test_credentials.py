@@ -25,7 +25,7 @@ from binwrn.tracking.credentials import (
     move_credentials_to_env,
     redact_uri,
 )
-from binwrn.tracking.store import absolute_uri, open_client
+from binwrn.tracking.store import absolute_uri, open_client, store_uri
 
 SECRET = "pl4nted-Secret"
 
@@ -57,6 +57,19 @@ def test_plain_postgresql_uri_names_the_installed_driver() -> None:
     assert absolute_uri("postgresql://u@h:5433/db") == "postgresql+psycopg2://u@h:5433/db"
     with pytest.raises(ConfigError, match="does not install"):
         absolute_uri("postgresql+psycopg://u@h/db")
+
+
+def test_a_uri_is_normalised_once_where_it_enters(tmp_path: Path, monkeypatch) -> None:
+    """store_uri: the password to the environment, the SQLite path absolute, and the result a
+    fixed point (the URI the commands pass on is used as it is)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    assert store_uri("sqlite:///runs/m.db") == f"sqlite:///{tmp_path.resolve()}/runs/m.db"
+    assert store_uri(store_uri("sqlite:///m.db")) == store_uri("sqlite:///m.db")
+    with pytest.raises(ConfigError, match="cannot be reached"):
+        store_uri(f"http://ann:{SECRET}@127.0.0.1:{free_port()}")
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == SECRET
 
 
 def test_a_store_under_a_file_or_naming_a_folder_is_one_sentence(tmp_path: Path) -> None:

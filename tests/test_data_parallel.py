@@ -7,11 +7,13 @@ import pytest
 import torch
 from torch.utils.data import BatchSampler, RandomSampler
 
-from binwrn.conf_files import compose
-from binwrn.config import build_schedule_from, config_hash
+from binwrn.configuration.build import build_schedule_from
+from binwrn.configuration.compose import compose
+from binwrn.configuration.identity import config_hash
+from binwrn.configuration.parallel import check_data_parallel
 from binwrn.data.shards import EpochSteps, evaluation_shard
 from binwrn.errors import ConfigError
-from binwrn.train.data_parallel import check_data_parallel, shard_loss_weight
+from binwrn.train.data_parallel import shard_loss_weight
 
 
 @pytest.mark.parametrize("n, step, world", [(1000, 125, 2), (53, 10, 3), (50, 7, 4)])

@@ -5,9 +5,9 @@ As lightning-hydra-template's tests do, this composes the real YAML under conf/e
 the learning-rate schedule and the optimizer over the network's parameters. Nothing trains.
 
 `PINNED` holds each experiment's config hash (what tracking uses to skip a finished run and
-resume an unfinished one, binwrn.config.config_hash) and a digest of its whole composed,
-unresolved config, both taken from the tree before issue 20 moved the 32-bit twins onto their
-1-bit files: a change to either would orphan the finished runs of that experiment.
+resume an unfinished one, configuration/identity.py's config_hash) and a digest of its whole
+composed, unresolved config, both taken from the tree before issue 20 moved the 32-bit twins
+onto their 1-bit files: a change to either would orphan the finished runs of that experiment.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from binwrn.conf_files import hydra_compose
-from binwrn.config import build_model, build_schedule_from, config_hash, optimizer_settings
+from binwrn.configuration.build import build_model, build_schedule_from, optimizer_settings
+from binwrn.configuration.compose import hydra_compose
+from binwrn.configuration.identity import config_hash
 
 EXPERIMENTS = sorted(p.stem for p in
                      (Path(__file__).resolve().parents[1] / "conf" / "experiment").glob("*.yaml"))

@@ -97,10 +97,13 @@ def test_packed_file_holds_one_bit_per_binary_weight():
 
 def test_paper_size_18_2_5_packs_to_an_eighth_of_a_byte_per_weight():
     """The 69.96M weights of the full net (built untrained, ~5 s): 8.75 MB of sign bits."""
-    from binwrn.conf_files import compose
+    from binwrn.configuration.build import build_model
+    from binwrn.configuration.compose import compose
+    from binwrn.configuration.stored import run_config
     from binwrn.export.job import size_only
 
-    summary, layout = size_only(compose(["experiment=p1_t2_1bit_imagenet_18-2.5"]))
+    cfg = compose(["experiment=p1_t2_1bit_imagenet_18-2.5"])
+    summary, layout = size_only(build_model(cfg), run_config(cfg))
     assert summary.binary_weights == 69_962_720
     assert layout.sign_bits == 69_962_720 // 8 == 8_745_340
     assert layout.total < 8_745_340 + 200_000  # BN side-car and header: ~2%

@@ -17,7 +17,8 @@ import torch
 from helpers_export import trained_looking_wrn
 from helpers_fast_path import train_losses
 
-from binwrn.conf_files import compose
+from binwrn.configuration.compose import compose
+from binwrn.configuration.stored import run_config
 from binwrn.export.evaluate import evaluate_packed
 from binwrn.export.format import decode, encode
 from binwrn.export.pack import pack_wrn, rebuild_wrn, torch_logits
@@ -83,7 +84,7 @@ def test_packed_model_evaluated_on_the_device_keeps_its_accuracy():
     on_cpu = torch_logits(model, images)
     on_device = torch_logits(rebuild_wrn(packed), images, device=DEVICE)
     assert np.abs(on_device - on_cpu).max() <= 1e-4 * max(1.0, np.abs(on_cpu).max())
-    cfg = compose(["dataset=digits", "data.test_limit=200"])
+    cfg = run_config(compose(["dataset=digits", "data.test_limit=200"]))
     cpu_acc = evaluate_packed(packed, cfg, "torch")["acc"]
     device_acc = evaluate_packed(packed, cfg, "torch", device=DEVICE)["acc"]
     assert device_acc == cpu_acc

@@ -17,8 +17,9 @@ from e2e import binwrn_run
 from mlflow import MlflowClient
 
 from binwrn.bench.synthetic_imagenet import write_jpeg_tree
-from binwrn.conf_files import compose, conf_dir
-from binwrn.config import config_hash, prepare
+from binwrn.configuration.compose import compose, conf_dir
+from binwrn.configuration.identity import config_hash
+from binwrn.configuration.prepare import prepare
 from binwrn.data.imagenet import FileSplit
 from binwrn.errors import ConfigError, DataError
 from binwrn.export.format import read_packed
@@ -101,7 +102,7 @@ def test_fp32_preset_trains_and_records_both_tests_in_process(jpegs, tmp_path, f
                    f"tracking.artifact_root={tmp_path / 'artifacts'}"])
     prepared = prepare(cfg)
     assert isinstance(prepared.train, FileSplit) and isinstance(prepared.model, WideResNet18)
-    result = train(cfg, prepared, tmp_path / "out", show_progress=False)
+    result = train(prepared, tmp_path / "out", show_progress=False)
     assert result["test_images"] == 6
     assert 0 <= result["test_25crop/top1_error_pct"] <= 100
     assert result["test_25crop/top5_error_pct"] == 0  # 3 classes: the label is always in the top 5
@@ -144,13 +145,14 @@ def test_1bit_preset_runs_end_to_end_with_binwrn_run(jpegs, tmp_path):
 
 @pytest.mark.parametrize("net", ["mlp", "vgg", "resnet20"])
 def test_export_refuses_paper3_nets_in_one_sentence(net):
+    from binwrn.configuration.stored import run_config
     from binwrn.export.job import check_packable
 
     with pytest.raises(ConfigError, match=r"packs model=wrn and model=resnet18_wide only; "
                        r"binwrn\.models\.\w+ \(one of paper 3's nets\) has no packed format: "
                        r"use --size-only for its sizes\.$"):
-        check_packable(compose([f"model={net}"]))
-    check_packable(compose(["experiment=smoke"]))  # the CIFAR WRN packs
+        check_packable(run_config(compose([f"model={net}"])))
+    check_packable(run_config(compose(["experiment=smoke"])))  # the CIFAR WRN packs
 
 
 def test_imagenet_net_exports_and_evaluates_from_a_checkpoint(jpegs, tmp_path, monkeypatch,
@@ -192,12 +194,13 @@ def test_imagenet_net_exports_and_evaluates_from_a_checkpoint(jpegs, tmp_path, m
 def test_evaluation_decodes_imagenet_a_chunk_at_a_time(jpegs):
     """binwrn-eval scores a val set chunk by chunk (50,000 crops at once would be 30 GB); the
     chunks are the single centre crops that testing feeds the model, in file order."""
-    from binwrn.config import eval_batches, load_data
+    from binwrn.configuration.data import build_crops, data_source
+    from binwrn.data.loading import eval_batches, load_data
 
     cfg = compose(["experiment=p1_t2_1bit_imagenet_18-2.5", f"data.root={jpegs}", *TINY])
-    _, test = load_data(cfg)
-    chunks = list(eval_batches(cfg, test, size=4))
+    _, test = load_data(data_source(cfg))
+    chunks = list(eval_batches(test, build_crops(cfg), size=4))
     assert [c.shape for c in chunks] == [(4, 3, 32, 32), (2, 3, 32, 32)]
-    (whole,) = eval_batches(cfg, test)
+    (whole,) = eval_batches(test, build_crops(cfg))
     assert whole.dtype == np.float32 and np.array_equal(np.concatenate(chunks), whole)
     assert 0 <= whole.min() and whole.max() <= 255 and whole.max() > 1  # raw pixels, as trained

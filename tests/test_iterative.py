@@ -10,8 +10,9 @@ import torch
 from torch.nn import functional as F
 
 from binwrn.bench.measure import synthetic_images
-from binwrn.conf_files import compose
-from binwrn.config import binarization_order, build_model, config_hash, curated_params
+from binwrn.configuration.build import binarization_order, build_model
+from binwrn.configuration.compose import compose
+from binwrn.configuration.identity import config_hash, curated_params
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.errors import ConfigError, Interrupted
 from binwrn.models import BinaryConv2d, WideResNet

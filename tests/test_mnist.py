@@ -10,7 +10,7 @@ import pytest
 from helpers_data import write_mnist_idx
 
 import binwrn.data.mnist as mnist
-from binwrn.conf_files import compose
+from binwrn.configuration.compose import compose
 from binwrn.data import load_splits
 from binwrn.data.mnist import read_mnist
 from binwrn.errors import DataError

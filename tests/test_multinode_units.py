@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from binwrn.bench.synthetic_imagenet import write_jpeg_tree
-from binwrn.conf_files import compose
-from binwrn.config import config_hash
+from binwrn.configuration.compose import compose
+from binwrn.configuration.identity import config_hash
+from binwrn.configuration.parallel import check_launch, world_size
 from binwrn.data import image_folder
 from binwrn.data.imagenet import list_imagenet
 from binwrn.data.imagenet_loader import StreamingImageData, worker_count
@@ -23,12 +24,10 @@ from binwrn.data.imagenet_transforms import CropSettings
 from binwrn.errors import ConfigError
 from binwrn.sweeps.slurm import check_jobs_fit, slurm_job_shape
 from binwrn.train.cluster import (
-    check_launch,
     follower_hydra_overrides,
     launched_processes,
     started_as_follower,
 )
-from binwrn.train.data_parallel import world_size
 
 SRUN_2x4 = {"SLURM_NTASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1",
             "SLURM_NODEID": "1", "SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "4",

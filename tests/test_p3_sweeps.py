@@ -14,8 +14,9 @@ import yaml
 from helpers_data import write_mnist_idx
 from mlflow import MlflowClient
 
-from binwrn.conf_files import compose, sweeps_dir
-from binwrn.config import binarization_order, build_model, network_key
+from binwrn.configuration.build import binarization_order, build_model
+from binwrn.configuration.compose import compose, sweeps_dir
+from binwrn.configuration.identity import network_key
 from binwrn.errors import ConfigError
 from binwrn.tracking.sensitivity_runs import NETWORK_TAG, stored_accuracy
 

@@ -6,15 +6,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from binwrn.conf_files import compose
-from binwrn.config import (
-    build_model,
-    config_hash,
-    curated_params,
-    net_name,
-    optimizer_settings,
-    run_name,
-)
+from binwrn.configuration.build import build_model, optimizer_settings
+from binwrn.configuration.compose import compose
+from binwrn.configuration.identity import config_hash, curated_params, net_name, run_name
+from binwrn.configuration.stored import run_config
 from binwrn.errors import ConfigError
 from binwrn.export.source import Source
 from binwrn.models import BINARY_LAYERS, MLP, BinaryLinear, CifarResNet
@@ -142,8 +137,8 @@ def test_bad_network_settings_get_one_sentence(overrides, words) -> None:
 
 
 def test_the_exporter_refuses_paper3_nets_in_one_sentence() -> None:
-    source = Source(compose(["model=mlp"]), {}, "run x")
+    source = Source(run_config(compose(["model=mlp"])), {}, "run x")
     with pytest.raises(ConfigError, match="resnet18_wide only; binwrn.models.MLP"):
         source.model_kwargs()
-    wrn = Source(compose(["experiment=smoke"]), {}, "run y").model_kwargs()
+    wrn = Source(run_config(compose(["experiment=smoke"])), {}, "run y").model_kwargs()
     assert "label" not in wrn and wrn["depth"] == 8

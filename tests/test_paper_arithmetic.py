@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from binwrn.conf_files import compose, conf_dir, sweeps_dir
-from binwrn.config import config_hash
+from binwrn.configuration.compose import compose, conf_dir, sweeps_dir
+from binwrn.configuration.identity import config_hash
+from binwrn.configuration.trainer import trainer_args
 from binwrn.errors import ConfigError
 from binwrn.sweeps.plan import GROUP, write_plan
 from binwrn.sweeps.spec import load_sweep
@@ -65,15 +66,15 @@ def test_the_precision_sweep_is_fp32_against_bf16_for_both_weights_and_two_seeds
 
 def test_tf32_is_set_for_the_run_and_checked(tmp_path) -> None:
     try:
-        make_trainer(compose(["trainer.tf32=true", "trainer.accelerator=cpu"]), [], tmp_path,
-                     progress=False)
+        make_trainer(trainer_args(compose(["trainer.tf32=true", "trainer.accelerator=cpu"])),
+                     [], tmp_path, progress=False)
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
-        make_trainer(compose(["trainer.accelerator=cpu"]), [], tmp_path, progress=False)
+        make_trainer(trainer_args(compose(["trainer.accelerator=cpu"])), [], tmp_path,
+                     progress=False)
         assert not torch.backends.cudnn.allow_tf32  # PyTorch's own default is True
         assert not torch.backends.cuda.matmul.allow_tf32
         with pytest.raises(ConfigError, match="trainer.tf32=sometimes"):
-            make_trainer(compose(["trainer.tf32=sometimes", "trainer.accelerator=cpu"]), [],
-                         tmp_path, progress=False)
+            trainer_args(compose(["trainer.tf32=sometimes", "trainer.accelerator=cpu"]))
     finally:
         set_tf32(True)  # leave the process as PyTorch starts it
         torch.backends.cuda.matmul.allow_tf32 = False

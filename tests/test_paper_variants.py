@@ -12,8 +12,10 @@ import torch
 from helpers_export import pixel_images, trained_looking_wrn
 from torch.nn import functional as F
 
-from binwrn.conf_files import compose
-from binwrn.config import binarization_order, build_model, build_schedule_from, run_name
+from binwrn.configuration.build import binarization_order, build_model, build_schedule_from
+from binwrn.configuration.compose import compose
+from binwrn.configuration.identity import run_name
+from binwrn.configuration.stored import run_config
 from binwrn.errors import ConfigError
 from binwrn.export.format import decode, encode
 from binwrn.export.job import size_only
@@ -68,7 +70,8 @@ def test_plain_net_has_no_shortcuts_and_appendix_b_scale() -> None:
 
 
 def test_plain_net_is_refused_by_the_exporter_in_one_sentence() -> None:
-    summary, layout = size_only(compose(["model=plain", "model.depth=8", "model.width=1"]))
+    plain = compose(["model=plain", "model.depth=8", "model.width=1"])
+    summary, layout = size_only(build_model(plain), run_config(plain))
     assert layout is None and summary.conv_weights == 74_800
     model, kwargs = trained_looking_wrn(skip=False)
     with pytest.raises(ConfigError, match="plain net.*no packed topology"):

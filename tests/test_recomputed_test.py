@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from binwrn.bench.measure import synthetic_images
-from binwrn.conf_files import compose
-from binwrn.config import build_schedule_from, config_hash, recomputed_test_epochs
+from binwrn.configuration.build import build_schedule_from, recomputed_test_epochs
+from binwrn.configuration.compose import compose
+from binwrn.configuration.identity import config_hash
 from binwrn.data import Augment
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.errors import ConfigError

@@ -71,7 +71,7 @@ def test_paper_2_bn_rows_are_the_keras_curves_final_points():
 
 
 def test_paper_2_temperatures_are_the_ones_training_defaults_to():
-    from binwrn.conf_files import compose
+    from binwrn.configuration.compose import compose
 
     for (dataset, bits), temperature in PAPER2_TEMPERATURE.items():
         cfg = compose([f"dataset={dataset}", f"model.bits={bits}", "model.norm=shifted_relu"])

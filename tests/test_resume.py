@@ -26,8 +26,8 @@ from e2e import binwrn_run
 from mlflow import MlflowClient
 from test_crash_semantics import crafted_checkpoint
 
-from binwrn.conf_files import compose
-from binwrn.config import config_hash
+from binwrn.configuration.compose import compose
+from binwrn.configuration.identity import config_hash
 from binwrn.tracking.run import DIGEST_TAG, FAILURE_TAG, TrackedRun
 
 pytestmark = pytest.mark.slow

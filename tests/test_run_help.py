@@ -8,7 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from binwrn.conf_files import conf_dir
+from binwrn.configuration.compose import conf_dir
 from binwrn.run_help import EXAMPLES, SIBLINGS
 
 ROOT = Path(__file__).resolve().parents[1]

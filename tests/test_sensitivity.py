@@ -9,7 +9,8 @@ import pytest
 from mlflow import MlflowClient
 
 from binwrn.bench.measure import synthetic_images
-from binwrn.conf_files import compose
+from binwrn.configuration.compose import compose
+from binwrn.configuration.sensitivity import sensitivity_spec
 from binwrn.data.validation import holdout_split
 from binwrn.errors import ConfigError
 from binwrn.train.iterative import LayerByLayerBinarization
@@ -61,7 +62,7 @@ def test_sensitivity_ranks_every_layer_and_feeds_ascend(tmp_path) -> None:
                    "trainer.max_epochs=1", f"tracking.uri=sqlite:///{tmp_path}/m.db",
                    f"tracking.artifact_root={tmp_path}/art", f"data.cache_dir={tmp_path}/c"])
     out = tmp_path / "ranking.json"
-    record = sensitivity(cfg, val_size=100, out=out)
+    record = sensitivity(*sensitivity_spec(cfg, val_size=100), out=out)
     on_disk = json.loads(out.read_text())
     layers = on_disk["layers"]
     assert len(layers) == 8 and set(on_disk["accuracy"]) == set(layers)
@@ -75,4 +76,4 @@ def test_sensitivity_ranks_every_layer_and_feeds_ascend(tmp_path) -> None:
     logged = client.download_artifacts(record["run_id"], "sensitivity/ranking.json", str(tmp_path))
     assert json.loads(open(logged).read()) == on_disk
     with pytest.raises(ConfigError, match="iterative.order=forward does not apply"):
-        sensitivity(compose(["iterative.order=forward"]), 100, out)
+        sensitivity_spec(compose(["iterative.order=forward"]), 100)

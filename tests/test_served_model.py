@@ -290,7 +290,8 @@ def test_a_registration_that_fails_half_way_is_undone(tmp_path, fresh_store, mon
                                                       capsys):
     run_id = finished_run(tmp_path, fresh_store)
     uri = f"sqlite:///{fresh_store}"
-    environment_before = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    uri_variables = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # what _tracking() sets
+    environment_before = {k: os.environ.get(k) for k in uri_variables}
 
     def refuse(*args, **kwargs):
         raise MlflowException("the registry is read-only")
@@ -305,4 +306,4 @@ def test_a_registration_that_fails_half_way_is_undone(tmp_path, fresh_store, mon
     # MLflow's globals are as they were: a later client on another store reads that store's
     # registry, not ./mlflow.db (restoring get_registry_uri() would have pinned it).
     assert MlflowClient(f"sqlite:///{tmp_path / 'other.db'}")._registry_uri.endswith("other.db")
-    assert {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")} == environment_before
+    assert {k: os.environ.get(k) for k in uri_variables} == environment_before

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from binwrn.conf_files import compose, conf_dir, sweeps_dir
-from binwrn.config import config_hash
+from binwrn.configuration.compose import compose, conf_dir, sweeps_dir
+from binwrn.configuration.identity import config_hash
 from binwrn.errors import ConfigError
 from binwrn.sweeps.driver import _duplicates
 from binwrn.sweeps.plan import GROUP, write_plan

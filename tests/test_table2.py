@@ -17,8 +17,9 @@ from helpers_report import EPOCHS, log_child, new_experiment, paper_params
 from mlflow import MlflowClient
 from torch import nn
 
-from binwrn.conf_files import compose, conf_dir
-from binwrn.config import curated_params, prepare
+from binwrn.configuration.compose import compose, conf_dir
+from binwrn.configuration.identity import curated_params
+from binwrn.configuration.prepare import prepare
 from binwrn.data import ImageSplit
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.report.build import build_report, write_report

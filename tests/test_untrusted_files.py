@@ -315,9 +315,10 @@ def test_eval_refuses_a_data_set_whose_images_have_other_channels(tmp_path):
     """A 3-channel model and MNIST's 1-channel images: one sentence, not a broadcast error."""
     path = tmp_path / "m.bwn"
     path.write_bytes(valid_bwn())
-    from binwrn.conf_files import compose
+    from binwrn.configuration.compose import compose
+    from binwrn.configuration.stored import run_config
     from binwrn.export.evaluate import evaluate_packed
 
     packed = decode(path.read_bytes(), str(path))
     with pytest.raises(ConfigError, match="takes 3-channel images but dataset=mnist has 1"):
-        evaluate_packed(packed, compose(["dataset=mnist"]), "numpy", str(path))
+        evaluate_packed(packed, run_config(compose(["dataset=mnist"])), "numpy", str(path))

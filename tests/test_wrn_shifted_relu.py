@@ -10,15 +10,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from binwrn.conf_files import compose
-from binwrn.config import (
-    build_model,
-    build_schedule_from,
-    config_hash,
-    curated_params,
-    run_name,
-    unused_bn_option,
-)
+from binwrn.configuration.build import build_model, build_schedule_from, unused_bn_option
+from binwrn.configuration.compose import compose
+from binwrn.configuration.identity import config_hash, curated_params, run_name
 from binwrn.errors import ConfigError
 from binwrn.models import WideResNet, size_summary
 from binwrn.models.wrn import shifted_relu

@@ -1,15 +1,19 @@
 """Step time of one model through binwrn's Lightning path and through a plain PyTorch loop.
 
 Both paths get the same network (built by binwrn's config), the same uint8 data resident on
-the device, the same on-device augmentation and the same SGD; only the loop differs. Timing
-starts after `warmup` steps (allocator, cuDNN autotuning, compilation) and synchronises the
-device only at the two ends of the timed window, never per step.
+the device, the same on-device augmentation and the same SGD; only the loop differs. binwrn's
+path is the one binwrn-run trains with: `fit.build` of the case's RunSpec (bench/case_spec.py),
+its module, data, callbacks and Trainer. Timing starts after `warmup` steps (allocator, cuDNN
+autotuning, compilation), ends after the last step (before the epoch's checkpoint and test),
+and synchronises the device only at the two ends of the timed window, never per step.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
@@ -18,10 +22,10 @@ from torch.nn import functional as F
 
 from binwrn.data.arrays import ImageSplit
 from binwrn.data.augment import Augment
-from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.train.fast_path import FastPath, resolve_precision
-from binwrn.train.module import WRNClassifier, optimizer_groups
-from binwrn.train.schedules import SGDR
+from binwrn.train.fit import build
+from binwrn.train.module import optimizer_groups
+from binwrn.train.spec import RunSpec
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,11 @@ def synthetic_images(n: int, seed: int = 0) -> ImageSplit:
 
 
 class _WindowTimer(pl.Callback):
-    """Wall time from the start of step `warmup` to the end of the last step, and of the
+    """Wall time from the start of step `warmup` to the end of step `last`, and of the
     warm-up steps before it."""
 
-    def __init__(self, warmup: int, device: torch.device) -> None:
-        self.warmup, self.device = warmup, device
+    def __init__(self, warmup: int, last: int, device: torch.device) -> None:
+        self.warmup, self.last, self.device = warmup, last, device
         self.started = self.seconds = self.first_step = None
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
@@ -80,29 +84,20 @@ class _WindowTimer(pl.Callback):
             _sync(self.device)
             self.started = time.perf_counter()
 
-    def on_train_end(self, trainer, module) -> None:
-        _sync(self.device)
-        self.seconds = time.perf_counter() - self.started
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx: int) -> None:
+        if trainer.global_step == self.last and self.seconds is None:
+            _sync(self.device)
+            self.seconds = time.perf_counter() - self.started
 
 
-def lightning_path(model, case: Case, device: torch.device, fast: FastPath,
-                   augment: Augment, precision: str = "auto") -> Timing:
-    n_steps = case.warmup + case.steps
-    data = DeviceAugmentedData(synthetic_images(case.batch_size * n_steps),
-                               synthetic_images(case.batch_size), case.batch_size, augment,
-                               layout=fast.images)
-    classifier = WRNClassifier(model, SGDR())
-    timer = _WindowTimer(case.warmup, device)
-    accelerator = "gpu" if device.type == "cuda" else "cpu"
-    trainer = pl.Trainer(
-        accelerator=accelerator, devices=1, max_epochs=1, logger=False,
-        precision=resolve_precision(precision, accelerator), callbacks=[timer],
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, limit_val_batches=0,
-    )
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    trainer.fit(classifier, datamodule=data)
+def lightning_path(spec: RunSpec, case: Case, device: torch.device) -> Timing:
+    """`case` through binwrn-run's own path: `fit.build(spec)` and its Trainer's fit."""
+    timer = _WindowTimer(case.warmup, case.warmup + case.steps, device)
+    with tempfile.TemporaryDirectory(prefix="binwrn-bench-") as work:
+        parts = build(spec, Path(work), show_progress=False, extra_callbacks=(timer,))
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        parts.trainer.fit(parts.classifier, datamodule=parts.data)
     return Timing(1000.0 * timer.seconds / case.steps, _peak_mb(device),
                   timer.started - timer.first_step)
 

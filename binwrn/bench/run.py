@@ -18,10 +18,12 @@ from pathlib import Path
 
 import torch
 
+from binwrn.bench.case_spec import case_spec
 from binwrn.bench.flops import train_step_flops_per_image
 from binwrn.bench.measure import Case, Timing, lightning_path, plain_loop
-from binwrn.conf_files import compose
-from binwrn.config import build_augment, build_model, seed_all
+from binwrn.configuration.build import build_model, seed_all
+from binwrn.configuration.compose import compose
+from binwrn.configuration.data import build_augment
 from binwrn.tracking.provenance import device_name
 from binwrn.train.fast_path import FastPath
 
@@ -57,10 +59,11 @@ def measure(case: Case, device: torch.device, rounds: int = 3) -> Result:
     _, _, cfg = _model(case)
     fast = FastPath.from_config(cfg.speed, "gpu" if device.type == "cuda" else "cpu")
     timings: dict[str, list[Timing]] = {"plain": [], "binwrn": []}
-    for _ in range(rounds):
-        for name, path in (("plain", plain_loop), ("binwrn", lightning_path)):
-            model, augment, _ = _model(case)  # the same initial weights every time
-            timings[name].append(path(fast.apply(model), case, device, fast, augment))
+    for _ in range(rounds):  # the same initial weights every time
+        model, augment, _ = _model(case)
+        timings["plain"].append(plain_loop(fast.apply(model), case, device, fast, augment))
+        timings["binwrn"].append(lightning_path(case_spec(case, device, fast=fast), case,
+                                                device))
     flops = train_step_flops_per_image(_model(case)[0]) * case.batch_size  # uncompiled
     best = {name: min(ts, key=lambda t: t.ms_per_step) for name, ts in timings.items()}
     return Result(case, best["binwrn"], best["plain"], flops)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from omegaconf import DictConfig
 
-from binwrn.config import eval_batches, load_data
+from binwrn.data.loading import eval_batches, load_data
 from binwrn.errors import ConfigError
 from binwrn.export.format import PackedModel
+from binwrn.export.run_config import RunConfig
 
 RUNTIMES = ("torch", "numpy", "onnx")
 SAME_ACC = 1e-6  # the run's test/acc is a float32 mean of per-batch accuracies
@@ -54,28 +54,30 @@ def packed_runner(packed: PackedModel, runtime: str, device: str = "cpu"
     raise ConfigError(f"--runtime {runtime} is unknown: use one of {', '.join(RUNTIMES)}.")
 
 
-def evaluate_packed(packed: PackedModel, cfg: DictConfig, runtime: str = "torch",
+def evaluate_packed(packed: PackedModel, config: RunConfig, runtime: str = "torch",
                     name: str = "", device: str = "cpu") -> dict:
-    """Accuracy of `packed` on the whole test set `cfg` names."""
+    """Accuracy of `packed` on the whole test set `config` names."""
+    data = config.data
     classes = packed.header["model"]["num_classes"]
-    if cfg.dataset.num_classes != classes:
+    if data.num_classes != classes:
         raise ConfigError(f"The packed model has {classes} classes but "
-                          f"dataset={cfg.dataset.name} has {cfg.dataset.num_classes}: pass "
+                          f"dataset={data.name} has {data.num_classes}: pass "
                           "the data set it was trained on.")
     channels = packed.header["model"].get("in_channels", 3)
-    if cfg.dataset.get("channels", 3) != channels:
+    if config.channels != channels:
         raise ConfigError(f"The packed model takes {channels}-channel images but "
-                          f"dataset={cfg.dataset.name} has {cfg.dataset.get('channels', 3)}: "
+                          f"dataset={data.name} has {config.channels}: "
                           "pass the data set it was trained on.")
     run = packed_runner(packed, runtime, device)
-    _, test = load_data(cfg)
+    _, test = load_data(data)
     # A chunk at a time: ImageNet's val set is decoded as it is scored, never whole.
     predicted = np.concatenate([run(images).argmax(axis=1)
-                                for images in eval_batches(cfg, test)] or [np.zeros(0, int)])
+                                for images in eval_batches(test, config.crops)]
+                               or [np.zeros(0, int)])
     correct = int((predicted == test.labels).sum())
     acc = correct / max(len(test), 1)
     recorded = packed.header.get("source", {}).get("test_acc")
-    return {"file": name, "runtime": runtime, "dataset": cfg.dataset.name, "images": len(test),
+    return {"file": name, "runtime": runtime, "dataset": data.name, "images": len(test),
             "correct": correct, "acc": acc, "error_pct": 100.0 * (1.0 - acc),
             "recorded_acc": recorded,
             "equals_recorded": recorded is not None and abs(acc - recorded) <= SAME_ACC}

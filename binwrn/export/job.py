@@ -8,19 +8,20 @@ written. The ONNX graph is built from the same decoded file and checked the same
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
-from binwrn.config import build_model, eval_batches, load_data, model_arguments
+from binwrn.data.loading import eval_batches, load_data
 from binwrn.errors import ConfigError, DataError
 from binwrn.export.format import FileLayout, decode, encode, write_bytes
 from binwrn.export.pack import PackableNet, pack_wrn, rebuild_wrn, torch_logits, zero_weights
 from binwrn.export.report import size_report_markdown
+from binwrn.export.run_config import RunConfig
 from binwrn.export.source import Source, packable_net
 from binwrn.models import SizeSummary, size_summary
 from binwrn.train.layer_order import binarizable_names, fully_binary_warning
@@ -53,19 +54,13 @@ def check_logits(expected: np.ndarray, got: np.ndarray, what: str) -> float:
     return diff
 
 
-def check_images(cfg: DictConfig, count: int) -> np.ndarray:
+def check_images(config: RunConfig, count: int) -> np.ndarray:
     """Up to `count` real test images of the run's data set (a class-balanced subset; for
     ImageNet, their centre crops)."""
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    limit = cfg.data.get("test_limit")
-    cfg.data.test_limit = count if limit is None else min(limit, count)
-    _, test = load_data(cfg)
-    return np.concatenate(list(eval_batches(cfg, test)))
-
-
-def _data_info(cfg: DictConfig) -> dict:
-    return {"dataset": cfg.dataset.name, "num_classes": cfg.dataset.num_classes,
-            "image_size": cfg.dataset.get("image_size"), "test_limit": cfg.data.get("test_limit")}
+    limit = config.data.test_limit
+    _, test = load_data(replace(config.data, test_limit=count if limit is None
+                                else min(limit, count)))
+    return np.concatenate(list(eval_batches(test, config.crops)))
 
 
 def _source_info(source: Source) -> dict:
@@ -80,15 +75,15 @@ def _source_info(source: Source) -> dict:
     return info | {k.replace("/", "_"): v for k, v in source.recorded.items()}
 
 
-def check_packable(cfg: DictConfig) -> None:
+def check_packable(config: RunConfig) -> None:
     """The .bwn topologies are the CIFAR-style WRN's and paper 1's ImageNet 18-2.5's
     (docs/packed-format.md); paper 3's nets have none."""
-    packable_net(cfg)
+    packable_net(config)
 
 
 def trained_model(source: Source, kwargs: dict) -> PackableNet:
     """The model as trained: weights, BN statistics and which layers were binary."""
-    model = packable_net(source.cfg)(**kwargs)
+    model = packable_net(source.config)(**kwargs)
     try:
         model.load_state_dict(source.state_dict)
     except RuntimeError as err:
@@ -104,13 +99,13 @@ def check_binary_state(source: Source, model: PackableNet) -> None:
     which is right unless its config trained layer by layer and stopped before the end."""
     if any(key.endswith(".binary_active") for key in source.state_dict):
         return
-    it = source.cfg.get("iterative") or {}
-    order = it.get("order", "none")
+    trained = source.config
+    order = trained.iterative_order
     if order == "none":
         return
     layers = len(binarizable_names(model))
     unfinished = (layers > 1 if order == "single" else fully_binary_warning(
-        layers, it.get("epochs_per_layer"), source.cfg.trainer.max_epochs) is not None)
+        layers, trained.epochs_per_layer, trained.max_epochs) is not None)
     if unfinished:
         raise DataError(f"{source.label} was saved before binwrn stored which layers are "
                         f"binary, and its schedule (iterative.order={order}) had not binarized "
@@ -121,12 +116,13 @@ def check_binary_state(source: Source, model: PackableNet) -> None:
 def export_model(source: Source, out: Path | None, onnx_path: Path | None,
                  n_images: int = 100) -> ExportResult:
     """Pack `source`, verify the file's logits (and ONNX's), then write what was asked."""
-    check_packable(source.cfg)
+    check_packable(source.config)
     kwargs = source.model_kwargs()
     model = trained_model(source, kwargs)
-    blob, layout = encode(pack_wrn(model, kwargs, _data_info(source.cfg), _source_info(source)))
+    blob, layout = encode(pack_wrn(model, kwargs, source.config.data_info(),
+                                   _source_info(source)))
     unpacked = decode(blob, "the packed model")  # exactly what a reader of the file gets
-    images = check_images(source.cfg, n_images)
+    images = check_images(source.config, n_images)
     expected = torch_logits(model, images)
     result = ExportResult(size_summary(model), layout, check_images=len(images),
                           zero_weights=zero_weights(model))
@@ -161,14 +157,12 @@ def log_export(source: Source, result: ExportResult) -> None:
     result.logged_on = source.run_id
 
 
-def size_only(cfg: DictConfig) -> tuple[SizeSummary, FileLayout | None]:
-    """Sizes of the (untrained) model `cfg` describes, and the layout of its .bwn file; no
-    layout where the model has nothing to pack (model.bits=32)."""
-    model = build_model(cfg)
-    kwargs = model_arguments(cfg.model)
+def size_only(model: nn.Module, config: RunConfig) -> tuple[SizeSummary, FileLayout | None]:
+    """Sizes of the (untrained) `model` that `config` describes, and the layout of its .bwn
+    file; no layout where the model has nothing to pack (model.bits=32)."""
     try:
-        check_packable(cfg)
-        layout = encode(pack_wrn(model, kwargs, _data_info(cfg)))[1]
+        check_packable(config)
+        layout = encode(pack_wrn(model, config.model_kwargs, config.data_info()))[1]
     except ConfigError:
         layout = None
     return size_summary(model), layout

@@ -246,9 +246,9 @@ def register(source, result, bwn: Path, name: str, alias: str | None,
     from binwrn.export.job import check_images as test_images
     from binwrn.tracking.store import open_client
 
-    images = test_images(source.cfg, EXAMPLE_IMAGES)
+    images = test_images(source.config, EXAMPLE_IMAGES)
     pixels = as_pixels(images)
-    classes = int(source.cfg.dataset.num_classes)
+    classes = int(source.config.data.num_classes)
     client = open_client(source.tracking_uri)
     run = client.get_run(source.run_id)
     step = _final_step(client, source.run_id)

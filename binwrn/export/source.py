@@ -3,23 +3,23 @@
 A run gives `config/resolved.yaml` and `checkpoints/final.ckpt` from its artifacts (or, if
 the checkpoint was not uploaded, the one in its local output directory, tag
 `binwrn.output_dir`). A checkpoint file takes its config from the Hydra output directory it
-sits in (`<dir>/.hydra/config.yaml`) or from `--config`.
+sits in (`<dir>/.hydra/config.yaml`) or from `--config`. The caller says how a config file
+becomes plain values (`read_config`: binwrn/configuration/stored.py), so nothing here reads a
+config tree.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from binwrn.config import model_arguments
 from binwrn.errors import ConfigError, DataError
+from binwrn.export.run_config import RunConfig
 from binwrn.models.resnet18_wide import WideResNet18
 from binwrn.models.wrn import WideResNet
 from binwrn.tracking.metrics import final_value
@@ -30,11 +30,12 @@ PACKABLE_NETS = {  # model._target_ -> class: the nets that have a .bwn topology
     "binwrn.models.WideResNet18": WideResNet18,
     "binwrn.models.resnet18_wide.WideResNet18": WideResNet18,
 }
+ReadConfig = Callable[[Path], RunConfig]  # a stored config file -> what export reads of it
 
 
-def packable_net(cfg: DictConfig) -> type[WideResNet | WideResNet18]:
-    """The class `cfg.model` builds, if binwrn-export can pack it (docs/packed-format.md)."""
-    target = cfg.model.get("_target_")
+def packable_net(config: RunConfig) -> type[WideResNet | WideResNet18]:
+    """The class `config` builds, if binwrn-export can pack it (docs/packed-format.md)."""
+    target = config.model_target
     if target not in PACKABLE_NETS:
         raise ConfigError(f"binwrn-export packs model=wrn and model=resnet18_wide only; {target} "
                           "(one of paper 3's nets) has no packed format: use --size-only for "
@@ -46,7 +47,7 @@ def packable_net(cfg: DictConfig) -> type[WideResNet | WideResNet18]:
 class Source:
     """A trained model's config and weights, and where they came from."""
 
-    cfg: DictConfig
+    config: RunConfig
     state_dict: dict[str, torch.Tensor]
     label: str
     run_id: str | None = None
@@ -55,29 +56,8 @@ class Source:
 
     def model_kwargs(self) -> dict:
         """The net's arguments from `model:` (without Hydra's `_target_` and the label)."""
-        packable_net(self.cfg)
-        return model_arguments(self.cfg.model)
-
-
-def load_config(path: Path, overrides: list[str]) -> DictConfig:
-    """A stored config with `key=value` overrides of keys it has (e.g. data.root=...)."""
-    try:
-        cfg = OmegaConf.load(path)
-    except (OSError, OmegaConfBaseException, ValueError, yaml.YAMLError) as err:
-        raise DataError(f"Cannot read the config {path} ({type(err).__name__}): give the "
-                        "run's config/resolved.yaml or .hydra/config.yaml.") from None
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or OmegaConf.select(cfg, key, default=KeyError) is KeyError:
-            raise ConfigError(f"{item} is not an override of the run's config: write "
-                              "key=value for a key it has, e.g. data.root=/data/cifar10.")
-        OmegaConf.update(cfg, key, yaml.safe_load(value), merge=False)  # 200 -> int, null
-    try:
-        OmegaConf.resolve(cfg)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"The config {path} does not resolve ({str(err).splitlines()[0]}): "
-                          "give the run's config/resolved.yaml with --config.") from None
-    return cfg
+        packable_net(self.config)
+        return self.config.model_kwargs
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -91,15 +71,15 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("model."): v for k, v in state.items()}
 
 
-def from_checkpoint(path: Path, config: Path | None, overrides: list[str]) -> Source:
+def from_checkpoint(path: Path, config: Path | None, read_config: ReadConfig) -> Source:
     config = config or path.resolve().parent.parent / ".hydra" / "config.yaml"
     if not config.is_file():
         raise ConfigError(f"No config beside {path} (looked for {config}): pass --config with "
                           "the run's config/resolved.yaml.")
-    return Source(load_config(config, overrides), load_state_dict(path), str(path))
+    return Source(read_config(config), load_state_dict(path), str(path))
 
 
-def from_run(run_id: str, tracking_uri: str | None, overrides: list[str]) -> Source:
+def from_run(run_id: str, tracking_uri: str | None, read_config: ReadConfig) -> Source:
     from binwrn.tracking.lookup import fetch_artifact, find_run, resolve_uri
 
     uri = resolve_uri(tracking_uri)
@@ -118,18 +98,18 @@ def from_run(run_id: str, tracking_uri: str | None, overrides: list[str]) -> Sou
                             "export its checkpoint file with --config instead.")
         final = final_value(run.data.metrics, "acc")  # the model as saved, BN recomputed
         recorded = {} if final is None else {"test/acc": final}
-        return Source(load_config(config, overrides), load_state_dict(ckpt), f"run {run_id}",
+        return Source(read_config(config), load_state_dict(ckpt), f"run {run_id}",
                       run_id, uri, recorded)
 
 
-def load_source(spec: str, tracking_uri: str | None = None, config: str | None = None,
-                overrides: list[str] | None = None) -> Source:
-    """A checkpoint path, or else a run id looked up in the tracking store."""
-    overrides = overrides or []
+def load_source(spec: str, read_config: ReadConfig, tracking_uri: str | None = None,
+                config: str | None = None) -> Source:
+    """A checkpoint path, or else a run id looked up in the tracking store; its config file
+    read by `read_config`."""
     path = Path(spec).expanduser()
     if path.is_file():
-        return from_checkpoint(path, Path(config).expanduser() if config else None, overrides)
+        return from_checkpoint(path, Path(config).expanduser() if config else None, read_config)
     if RUN_ID.fullmatch(spec):
-        return from_run(spec, tracking_uri, overrides)
+        return from_run(spec, tracking_uri, read_config)
     raise ConfigError(f"{spec} is neither a checkpoint file nor an MLflow run id: give the "
                       "path of a final.ckpt or the run id binwrn-run printed.")

@@ -77,14 +77,15 @@ def _export_rows(profile: Profile, uri: str, run_id: str, run_acc: float, out: P
                  work: Path, emit) -> None:
     import torch
 
-    from binwrn.conf_files import compose
+    from binwrn.configuration.compose import compose
+    from binwrn.configuration.stored import run_config, stored_run_config
     from binwrn.export.evaluate import default_overrides, evaluate_packed
     from binwrn.export.format import read_packed
     from binwrn.export.job import export_model, log_export
     from binwrn.export.source import load_source
-    from binwrn.train.fast_path import resolve_precision
+    from binwrn.tracking.store import open_client
 
-    source = load_source(run_id, uri)
+    source = load_source(run_id, stored_run_config([]), uri)
     bwn = work / "wrn.bwn"  # its size report lands beside it; OUT gets the file alone
     result = export_model(source, bwn, None)
     log_export(source, result)
@@ -93,12 +94,13 @@ def _export_rows(profile: Profile, uri: str, run_id: str, run_acc: float, out: P
              f"{bwn.stat().st_size:,} bytes, packed max |logit diff| "
              f"{result.checks['packed']:.2g}", "round-off", "pass"))
     packed = read_packed(bwn)
-    data = [f"data.root={source.cfg.data.root}", f"data.cache_dir={work}/cache"]
+    data = [f"data.root={source.config.data.root}", f"data.cache_dir={work}/cache"]
     cfg = compose(default_overrides(packed.header, data))
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    acc = evaluate_packed(packed, cfg, "torch", str(bwn), device=profile.device)["acc"]
-    trained = source.cfg.trainer
-    precision = resolve_precision(trained.precision, trained.accelerator)
+    acc = evaluate_packed(packed, run_config(cfg), "torch", str(bwn),
+                          device=profile.device)["acc"]
+    # The precision the run's Trainer ran at (trainer.precision=auto resolved on its device).
+    precision = open_client(uri).get_run(run_id).data.params["trainer.precision"]
     slack = 0.0 if precision == "32-true" else BF16_SLACK
     emit(Row("accuracy", f"the .bwn file's accuracy ({profile.device}, fp32)",
              f"{100 * acc:.2f} % vs the run's {100 * run_acc:.2f} % "

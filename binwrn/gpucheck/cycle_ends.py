@@ -40,9 +40,10 @@ def _autocast(precision: str, device: torch.device):
 @torch.no_grad()
 def recomputed_accuracy(run_dir: Path, epoch: int, overrides: list[str], device: str) -> float:
     """Load cycle-end-epoch<epoch>.ckpt into the run's net, recompute BN, test."""
-    from binwrn.config import prepare
+    from binwrn.configuration.prepare import prepare
+    from binwrn.configuration.stored import load_config
     from binwrn.data.datamodule import DeviceAugmentedData
-    from binwrn.export.source import load_config, load_state_dict
+    from binwrn.export.source import load_state_dict
     from binwrn.train.bn_stats import recompute_bn_statistics
     from binwrn.train.fast_path import resolve_precision
 

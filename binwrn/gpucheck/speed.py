@@ -9,10 +9,9 @@ from contextlib import contextmanager
 
 import torch
 
+from binwrn.bench.case_spec import case_spec
 from binwrn.bench.flops import measured_peak_tflops, train_step_flops_per_image
 from binwrn.bench.measure import Case, Timing, lightning_path
-from binwrn.conf_files import compose
-from binwrn.config import build_augment, build_model, seed_all
 from binwrn.gpucheck.profile import Profile
 from binwrn.gpucheck.rows import Row
 from binwrn.train.fast_path import FastPath
@@ -37,16 +36,14 @@ def tf32(allowed: bool | None):
 def _measure(profile: Profile, bits: int, precision: str, compiled: bool,
              allow_tf32: bool | None = None) -> tuple[Timing, int]:
     depth, width = profile.speed_net
-    cfg = compose([f"model.depth={depth}", f"model.width={width}", f"model.bits={bits}"])
-    seed_all(0)
-    model, augment = build_model(cfg), build_augment(cfg)
-    step_flops = train_step_flops_per_image(model) * profile.speed_batch  # before compiling
     fast = FastPath(channels_last=profile.device == "cuda", compile=compiled)
     case = Case(depth, width, bits, profile.speed_batch, profile.speed_steps,
                 profile.speed_warmup)
+    device = torch.device(profile.device)
+    spec = case_spec(case, device, precision, fast)  # tf32 None: as tf32() sets it
+    step_flops = train_step_flops_per_image(spec.model) * profile.speed_batch  # uncompiled
     with tf32(allowed=allow_tf32):
-        timing = lightning_path(fast.apply(model), case, torch.device(profile.device), fast,
-                                augment, precision)
+        timing = lightning_path(spec, case, device)
     return timing, step_flops
 
 

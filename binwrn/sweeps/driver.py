@@ -28,13 +28,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from binwrn.conf_files import compose, conf_dir
-from binwrn.config import config_hash
+from binwrn.configuration.compose import compose, conf_dir
+from binwrn.configuration.identity import config_hash
 from binwrn.errors import BinwrnError, ConfigError
 from binwrn.sweeps.plan import GROUP, write_plan
 from binwrn.sweeps.slurm import check_jobs_fit, slurm_job_shape, uses_slurm
 from binwrn.sweeps.spec import Job, SweepSpec
-from binwrn.tracking.credentials import move_credentials_to_env, redact_uri
+from binwrn.tracking.credentials import redact_uri
 from binwrn.tracking.metrics import final_value
 
 PARENT_ROLE_TAG = "binwrn.sweep_role"
@@ -267,11 +267,10 @@ def run_sweep(
     `before_close(uri, parent_run_id)` runs once the jobs are recorded on the parent and
     before its status is set: the report, logged onto the open parent."""
     from binwrn.tracking.store import (
-        absolute_uri,
         artifact_location,
-        check_reachable,
         ensure_experiment,
         open_client,
+        store_uri,
     )
 
     spec = request.spec
@@ -285,8 +284,7 @@ def run_sweep(
     if uses_slurm(request.launcher or []):  # one size for all jobs: refused before any run
         check_jobs_fit(slurm_job_shape([*shared, *request.launcher]), composed)
     tracking = next(iter(composed.values())).tracking
-    uri = absolute_uri(move_credentials_to_env(tracking.uri))
-    check_reachable(uri)
+    uri = store_uri(tracking.uri)
     client = open_client(uri)
     experiment_id = ensure_experiment(
         client, tracking.experiment,

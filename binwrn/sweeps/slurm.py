@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.conf_files import slurm_gpus_per_node, slurm_tasks_per_node
+from binwrn.configuration.compose import slurm_gpus_per_node, slurm_tasks_per_node
 from binwrn.errors import ConfigError
 
 SLURM_LAUNCHER = "hydra/launcher=slurm"
@@ -85,7 +85,7 @@ def slurm_job_shape(overrides: list[str]) -> SlurmJobShape:
     from hydra.utils import instantiate
     from omegaconf.errors import OmegaConfBaseException
 
-    from binwrn.conf_files import conf_dir
+    from binwrn.configuration.compose import conf_dir
 
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
@@ -120,7 +120,7 @@ def check_jobs_fit(shape: SlurmJobShape, jobs: dict[str, DictConfig]) -> None:
 def preview(request) -> list[str]:
     """`binwrn-sweep ... --dry-run`: the jobs the sweep composes and, for `--launcher slurm`,
     what each would be submitted with. Opens no store, creates no run, submits nothing."""
-    from binwrn.conf_files import conf_dir
+    from binwrn.configuration.compose import conf_dir
     from binwrn.sweeps.driver import _compose_jobs, _shared_overrides
     from binwrn.sweeps.plan import write_plan
 

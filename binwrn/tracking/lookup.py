@@ -13,21 +13,19 @@ from mlflow.entities import Run, RunTag
 from mlflow.exceptions import MlflowException
 
 from binwrn.errors import ConfigError
-from binwrn.tracking.credentials import move_credentials_to_env, redact_uri
-from binwrn.tracking.store import absolute_uri, check_reachable, open_client
+from binwrn.tracking.credentials import redact_uri
+from binwrn.tracking.store import open_client, store_uri
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 
 
 def resolve_uri(given: str | None) -> str:
     """--tracking-uri, else $MLFLOW_TRACKING_URI, else mlflow.db in the working directory."""
-    given = given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
-    uri = absolute_uri(move_credentials_to_env(given))  # the password stays out of messages
+    uri = store_uri(given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI)
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         raise ConfigError(f"No tracking store at {uri[len('sqlite:///'):]}: run from the folder "
                           "holding mlflow.db, or pass --tracking-uri (or set "
                           "MLFLOW_TRACKING_URI) to the store the run is in.")
-    check_reachable(uri)
     return uri
 
 

@@ -24,7 +24,6 @@ from binwrn.errors import BinwrnError, ConfigError, Interrupted
 from binwrn.tracking.credentials import redact_uri
 from binwrn.tracking.store import (
     artifact_location,
-    check_reachable,
     ensure_experiment,
     open_client,
 )
@@ -49,11 +48,13 @@ class TrackedRun:
         tags: dict[str, str], params: dict[str, object], system_metrics_interval: float = 0,
         resume_run_id: str | None = None,
     ) -> None:
-        self.uri = uri  # normalised once, by the caller (prepare: absolute_uri)
+        # Normalised and checked once, by the caller (prepare: store.store_uri, which refuses
+        # a server that does not answer before anything asks it).
+        self.uri = uri
         self.experiment, self.artifact_root = experiment, artifact_root
         self.run_name, self.tags, self.params = run_name, tags, params
         self.system_metrics_interval = system_metrics_interval
-        self.client = None  # opened in __enter__, after the reachability check
+        self.client = None  # opened in __enter__
         self.run_id, self.experiment_id = resume_run_id, None
         self._resumed = resume_run_id is not None
         self._monitor = None
@@ -63,7 +64,6 @@ class TrackedRun:
         return self._resumed
 
     def __enter__(self) -> TrackedRun:
-        check_reachable(self.uri)
         try:
             self.client = open_client(self.uri)
             location = artifact_location(self.uri, self.artifact_root, self.experiment)

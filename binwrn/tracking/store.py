@@ -3,10 +3,11 @@
 Default: $MLFLOW_TRACKING_URI where it is set (conf/tracking/sqlite.yaml), else
 `sqlite:///mlflow.db` in the working directory, with artifacts in `mlartifacts/` beside it, the
 same pair `make ui` serves (MLflow >= 3.13 refuses plain directories, ecosystem-notes 2.5).
-`absolute_uri` normalises a URI once, where it enters (prepare, the sweep driver, the readers'
-resolve_uri): relative SQLite paths become absolute so runs started from any Hydra output
-directory land in the same file, and `postgresql://` names the installed driver. Every
-MlflowClient is built by `open_client`. URIs in messages pass through `redact_uri`.
+`store_uri` takes a URI where it enters (prepare, the sweep driver, the readers' resolve_uri)
+and normalises it once: its password moves to the environment, relative SQLite paths become
+absolute (`absolute_uri`) so runs started from any Hydra output directory land in the same
+file, `postgresql://` names the installed driver, and a store that does not answer is refused.
+Every MlflowClient is built by `open_client`. URIs in messages pass through `redact_uri`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import urlparse
 
 from binwrn.errors import ConfigError
 from binwrn.kill_points import kill_point
-from binwrn.tracking.credentials import redact_uri
+from binwrn.tracking.credentials import move_credentials_to_env, redact_uri
 
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 POSTGRES_DRIVER = "postgresql+psycopg2"  # the driver binwrn installs (and the server uses)
@@ -49,6 +50,15 @@ def absolute_uri(uri: str) -> str:
         f"tracking.uri={redact_uri(uri)} is not supported: use sqlite:///<file>.db, "
         "http://<host>:<port> or postgresql://<user>@<host>/<db>."
     )
+
+
+def store_uri(uri: str) -> str:
+    """`uri` as binwrn uses it from here on (normalised once, here, where it enters): its
+    password in the environment MLflow's client reads (credentials.py), `absolute_uri`, and
+    refused now if its server does not answer (MLflow's own client retries for minutes)."""
+    uri = absolute_uri(move_credentials_to_env(uri))
+    check_reachable(uri)
+    return uri
 
 
 def _check_can_be_a_file(database: Path) -> None:

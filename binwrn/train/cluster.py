@@ -21,18 +21,18 @@ Nothing here imports MLflow; Lightning is imported only when a cluster started t
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import socket
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-from omegaconf import DictConfig, OmegaConf
+from typing import TYPE_CHECKING
 
 from binwrn.errors import BinwrnError, ConfigError
+
+if TYPE_CHECKING:
+    from binwrn.train.spec import RunSpec, TrainerArgs
 
 TORCHRUN, SRUN = "torchrun", "srun"
 # SLURM job names under which Lightning does not treat a job as SLURM-launched (an
@@ -43,8 +43,6 @@ _INTERACTIVE_JOB_NAMES = ("bash", "interactive")
 # SLURM's special steps (batch script, external, interactive) have ids near 2**32.
 _SRUN_STEP = ("SLURM_STEP_ID", "SLURM_STEPID")
 _SPECIAL_STEPS = 0xFFFFFFF0
-# Node-local paths: nodes may mount the data or the cache elsewhere.
-_NODE_LOCAL_KEYS = ("data.root", "data.cache_dir")
 
 
 def _srun_tasks() -> int:
@@ -105,7 +103,7 @@ class Launched:
 
     # -- the process group --------------------------------------------------------------
 
-    def connect(self, cfg: DictConfig) -> None:
+    def connect(self, trainer: TrainerArgs) -> None:
         """The process group, exactly as Lightning's DDPStrategy would open it at fit (its
         own `_init_dist_connection`, backend and timeout), only earlier: rank zero's
         decisions travel over it before the Trainer starts. Lightning then finds it open."""
@@ -120,10 +118,10 @@ class Launched:
         )
 
         device = torch.device("cpu")
-        if on_cuda(cfg.trainer.accelerator):  # Lightning's root device: the local rank's GPU
-            devices = cfg.trainer.devices
+        if on_cuda(trainer.accelerator):  # Lightning's root device: the local rank's GPU
+            devices = trainer.devices
             index = self.environment.local_rank()
-            device = torch.device("cuda", devices[index] if OmegaConf.is_list(devices)
+            device = torch.device("cuda", devices[index] if isinstance(devices, list)
                                   else index)
             torch.cuda.set_device(device)
         _set_num_threads_if_needed(num_processes=self.per_node)  # as Lightning's launcher does
@@ -164,9 +162,9 @@ class Launched:
             raise ConfigError(f"{what} failed on {where}{more}: {reason}")
         return result
 
-    def agree_on_config(self, cfg: DictConfig) -> None:
-        """Every rank must have composed the same config (node-local paths aside)."""
-        digest = config_digest(cfg)
+    def agree_on_config(self, digest: str) -> None:
+        """Every rank must have composed the same config: `digest` of it, node-local paths
+        aside (binwrn/configuration/parallel.py)."""
         digests = self._gather((self.where(), digest))
         differing = [where for where, d in digests if d != digests[0][1]]
         if differing:
@@ -207,14 +205,6 @@ class Launched:
         self.run_together(lambda: None, "Starting the run")
 
 
-def config_digest(cfg: DictConfig) -> str:
-    tree = OmegaConf.to_container(cfg, resolve=True)
-    for dotted in _NODE_LOCAL_KEYS:
-        parent, leaf = dotted.split(".")
-        tree.get(parent, {}).pop(leaf, None)
-    return hashlib.sha256(json.dumps(tree, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def launched_processes() -> Launched | None:
     """This process as one of several that torchrun or srun started, or None (one process,
     or rank zero of binwrn's own workstation mode). torchrun wins inside a SLURM job: its
@@ -249,34 +239,7 @@ def launched_processes() -> Launched | None:
     return Launched(environment, kind, world, nodes, per_node)
 
 
-def check_launch(cfg: DictConfig, launched: Launched | None) -> None:
-    """Refuse, in one sentence and before Lightning runs, a config that does not match the
-    processes the cluster started (or several nodes where nothing started them)."""
-    from binwrn.train.data_parallel import DDP, devices_per_node
-
-    nodes = OmegaConf.select(cfg, "trainer.num_nodes", default=1)
-    ddp = OmegaConf.select(cfg, "trainer.strategy", default=None) == DDP
-    if launched is None:
-        if ddp and nodes != 1:
-            raise ConfigError(
-                f"trainer.num_nodes={nodes} needs one binwrn-run process per device on every "
-                "node, started by the cluster: run the command under srun or torchrun "
-                "(docs/scale-out.md), or train on one machine with trainer.num_nodes=1.")
-        return
-    asked = f"trainer.num_nodes={launched.nodes} trainer.devices={launched.per_node}"
-    if not ddp:
-        raise ConfigError(
-            f"{launched.kind} started {launched.world} binwrn-run processes, but this config "
-            f"trains on one device: add trainer=ddp {asked}, or start one process.")
-    devices = devices_per_node(cfg.trainer)
-    if (nodes, devices) != (launched.nodes, launched.per_node):
-        raise ConfigError(
-            f"{launched.kind} started {launched.nodes} node(s) x {launched.per_node} "
-            f"process(es), but the config asks for trainer.num_nodes={nodes} x "
-            f"trainer.devices={devices}: set {asked} (one process per device).")
-
-
-def follow(cfg: DictConfig, prepared, launched: Launched) -> None:
+def follow(spec: RunSpec, launched: Launched) -> None:
     """A rank other than zero: learn the run from rank zero, then train, recompute BN and
     test in lockstep with it, writing nothing."""
     from binwrn.train.fit import build, fit_and_test
@@ -291,13 +254,12 @@ def follow(cfg: DictConfig, prepared, launched: Launched) -> None:
                 raise ConfigError(
                     f"the run's checkpoint {checkpoint} cannot be read here: the output "
                     "folder must be on a file system every node shares (hydra.run.dir).")
-            return build(cfg, prepared, work_dir, show_progress=False, plan=None,
-                         launched=launched)
+            return build(spec, work_dir, show_progress=False, launched=launched)
 
         parts = launched.run_together(start, "Starting the run")
         print(f"binwrn-run {launched.where()}: MLflow run {told['run_id']}, output folder "
               f"{work_dir} (written by rank 0)", flush=True)
-        fit_and_test(cfg, prepared, parts, checkpoint, work_dir)
+        fit_and_test(spec, parts, checkpoint, work_dir)
 
 
 @contextmanager

@@ -8,7 +8,7 @@ output folder and MLflow run (ecosystem notes 1.7). `ddp_spawn` avoids the re-ru
 the Trainer (with the MLflow client) into fresh processes for fit and again for test. So the
 `binwrn-run` job is rank zero and decides everything first: the resolved config, the checkpoint
 it resumes, the output folder. It writes them to `ddp_plan.json` there and starts every other
-rank as `python -m binwrn.train.ddp_rank PLAN` with Lightning's rank environment. Those ranks
+rank as `python -m binwrn.ddp_rank PLAN` with Lightning's rank environment. Those ranks
 train and evaluate in lockstep and write nothing: metrics, checkpoints, outcome.json and the
 MLflow run are rank zero's. Backend: NCCL between GPUs, gloo between CPU processes.
 """
@@ -81,7 +81,7 @@ class _Watcher(_ChildProcessObserver):
 
 
 class _PlanLauncher(_SubprocessScriptLauncher):
-    """Lightning's subprocess launcher, starting `binwrn.train.ddp_rank PLAN` as each rank.
+    """Lightning's subprocess launcher, starting `binwrn.ddp_rank PLAN` as each rank.
 
     Lightning's watcher thread SIGKILLs rank zero when another rank exits with an error (a
     rank blocked in a collective would wait forever). Rank zero stops that watcher before it
@@ -129,7 +129,7 @@ class _PlanLauncher(_SubprocessScriptLauncher):
         os.environ.update(MASTER_ADDR=env.main_address, MASTER_PORT=str(env.main_port),
                           NODE_RANK="0", LOCAL_RANK="0", WORLD_SIZE=str(self.num_processes))
         for local_rank in range(1, self.num_processes):
-            command = [sys.executable, "-m", "binwrn.train.ddp_rank", str(self.plan)]
+            command = [sys.executable, "-m", "binwrn.ddp_rank", str(self.plan)]
             self.procs.append(subprocess.Popen(
                 command, env={**os.environ, "LOCAL_RANK": str(local_rank)}))
 

@@ -2,7 +2,7 @@
 callbacks and Trainer; fit, recompute BN statistics, test, save final.ckpt.
 
 Rank zero wraps them in its MLflow run (train/run.py); the other ranks run them from its plan
-(train/ddp_rank.py). Nothing here imports MLflow, so those ranks start faster.
+(binwrn/ddp_rank.py). Nothing here imports MLflow, so those ranks start faster.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING
 import lightning.pytorch as pl
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import RichProgressBar
-from omegaconf import DictConfig, OmegaConf
 
-from binwrn.config import Prepared
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.data.shards import BN_RECOMPUTE, stream_seed
 from binwrn.errors import ConfigError
@@ -26,7 +24,6 @@ from binwrn.tracking.callback import EpochMetricsToMlflow
 from binwrn.tracking.metrics import FINAL, RECOMPUTED
 from binwrn.train.bn_stats import recompute_bn_statistics
 from binwrn.train.checkpoints import EpochCheckpoints, RandomState
-from binwrn.train.data_parallel import DDP, devices_per_node, step_batch
 from binwrn.train.ddp import (
     Plan,
     RankRandomStreams,
@@ -34,11 +31,12 @@ from binwrn.train.ddp import (
     ddp_trainer_settings,
     share_bn_statistics,
 )
-from binwrn.train.fast_path import resolve_precision, set_tf32
+from binwrn.train.fast_path import set_tf32
 from binwrn.train.iterative import LayerByLayerBinarization
-from binwrn.train.module import WRNClassifier
+from binwrn.train.module import ImageClassifier
 from binwrn.train.multi_crop import evaluate_multi_crop
 from binwrn.train.recomputed_test import RecomputedStatisticsTest
+from binwrn.train.spec import RunSpec, TrainerArgs
 from binwrn.train.startup import FirstStepClock
 
 if TYPE_CHECKING:  # imported where used: torchvision costs every CIFAR run seconds at start-up
@@ -52,26 +50,25 @@ _WEIGHTS_ONLY = ({"weights_only": True}
                  if "weights_only" in inspect.signature(pl.Trainer.fit).parameters else {})
 
 
-def recompute_bn(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> None:
+def recompute_bn(spec: RunSpec, classifier, data, trainer: pl.Trainer) -> None:
     # Lightning moves the module back to the CPU when fit ends; recompute on the device.
     device = trainer.strategy.root_device
     classifier.to(device)
-    align_streams_for_bn_recompute(trainer, cfg.seed)
-    batches = islice(data.augmented_train_batches(device), cfg.bn.recompute_batches)
+    align_streams_for_bn_recompute(trainer, spec.seed)
+    batches = islice(data.augmented_train_batches(device), spec.bn.batches)
     # Seeded: the same statistics after a resume from the checkpoint (bn_stats.py).
-    seed = stream_seed(cfg.seed, BN_RECOMPUTE, trainer.current_epoch)
+    seed = stream_seed(spec.seed, BN_RECOMPUTE, trainer.current_epoch)
     with trainer.strategy.precision_plugin.forward_context():  # same precision as training
         recompute_bn_statistics(classifier.model, batches, seed=seed)
     if trainer.world_size > 1:
         share_bn_statistics(classifier.model)
 
 
-def validation_scores(cfg: DictConfig, prepared: Prepared, classifier, trainer: pl.Trainer
-                      ) -> dict[str, float]:
+def validation_scores(spec: RunSpec, classifier, trainer: pl.Trainer) -> dict[str, float]:
     """val/acc, val/loss and val/error_pct on the held-out split (the model as it is now)."""
-    held_out = DeviceAugmentedData(prepared.train, prepared.validation, cfg.data.batch_size,
-                                   prepared.augment, cfg.data.eval_batch_size,
-                                   layout=prepared.fast_path.images)
+    held_out = DeviceAugmentedData(spec.train, spec.validation, spec.batch.batch_size,
+                                   spec.augment, spec.batch.eval_batch_size,
+                                   layout=spec.fast_path.images)
     # The module names its evaluation metrics test/*: here they are the held-out split's.
     (scores,) = trainer.validate(classifier, datamodule=held_out, verbose=False)
     acc = float(scores["test/acc"])
@@ -79,9 +76,9 @@ def validation_scores(cfg: DictConfig, prepared: Prepared, classifier, trainer: 
             "val/error_pct": 100.0 * (1.0 - acc)}
 
 
-def _multi_crop_test(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> dict:
+def _multi_crop_test(spec: RunSpec, classifier, data, trainer: pl.Trainer) -> dict:
     """Paper 1's 25-crop ImageNet test (dataset.multi_crop), after the single-crop one."""
-    if not cfg.dataset.get("multi_crop", 0):
+    if not spec.multi_crop:
         return {}
     device = trainer.strategy.root_device
     classifier.to(device)
@@ -93,40 +90,31 @@ def _multi_crop_test(cfg: DictConfig, classifier, data, trainer: pl.Trainer) -> 
     return scores.metrics()
 
 
-def _datamodule(cfg: DictConfig, prepared: Prepared) -> pl.LightningDataModule:
-    """Streaming JPEG workers for ImageNet (prepared.crops), else the in-memory path, which
+def _datamodule(spec: RunSpec) -> pl.LightningDataModule:
+    """Streaming JPEG workers for ImageNet (spec.crops), else the in-memory path, which
     splits each step between DDP processes itself."""
-    d, layout = cfg.data, prepared.fast_path.images
-    if prepared.crops is None:
-        return DeviceAugmentedData(prepared.train, prepared.test, d.batch_size, prepared.augment,
-                                   d.eval_batch_size, layout=layout, step_batch=step_batch(cfg),
-                                   seed=cfg.seed)
+    b, layout = spec.batch, spec.fast_path.images
+    if spec.crops is None:
+        return DeviceAugmentedData(spec.train, spec.test, b.batch_size, spec.augment,
+                                   b.eval_batch_size, layout=layout, step_batch=b.step_batch,
+                                   seed=spec.seed)
     from binwrn.data.imagenet_loader import StreamingImageData, worker_count
 
     # Loader workers per rank: the ranks of one machine share its cores.
-    workers = worker_count(cfg.dataset.workers, ranks_on_node=devices_per_node(cfg.trainer))
-    return StreamingImageData(prepared.train, prepared.test, prepared.crops, d.batch_size,
-                              d.eval_batch_size, workers, layout, step_batch=step_batch(cfg),
-                              seed=cfg.seed)
+    workers = worker_count(spec.loader_workers, ranks_on_node=spec.trainer.devices_per_node)
+    return StreamingImageData(spec.train, spec.test, spec.crops, b.batch_size,
+                              b.eval_batch_size, workers, layout, step_batch=b.step_batch,
+                              seed=spec.seed)
 
 
-def uses_ddp(cfg: DictConfig) -> bool:
-    return OmegaConf.select(cfg, "trainer.strategy", default=None) == DDP
-
-
-def make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: bool,
+def make_trainer(args: TrainerArgs, callbacks: list, output_dir: Path, progress: bool,
                  plan: Path | None = None, launched: Launched | None = None):
     """Lightning's Trainer from `trainer.*`; a value Lightning rejects is the user's to fix.
     DDP: ranks started from binwrn's `plan` (one machine) or `launched` by the cluster."""
     try:
-        settings = OmegaConf.to_container(cfg.trainer, resolve=True)
-        settings["precision"] = resolve_precision(settings["precision"], cfg.trainer.accelerator)
-        tf32 = settings.pop("tf32", False)  # absent in older runs' configs
-        if not isinstance(tf32, bool):
-            raise ConfigError(f"trainer.tf32={tf32} is not allowed: use true or false.")
-        set_tf32(tf32)
-        # The data module splits the data between DDP processes itself (data/shards.py).
-        settings["use_distributed_sampler"] = False
+        if args.tf32 is not None:
+            set_tf32(args.tf32)
+        settings = dict(args.settings)
         if plan is not None or launched is not None:
             settings = ddp_trainer_settings(settings, plan,
                                             launched.environment if launched else None)
@@ -139,44 +127,45 @@ def make_trainer(cfg: DictConfig, callbacks: list, output_dir: Path, progress: b
 
 @dataclass
 class Parts:
-    classifier: WRNClassifier
+    classifier: ImageClassifier
     data: DeviceAugmentedData | StreamingImageData
     trainer: pl.Trainer
     to_mlflow: EpochMetricsToMlflow
     clock: FirstStepClock
 
 
-def build(cfg: DictConfig, prepared: Prepared, work_dir: Path, show_progress: bool,
-          plan: Path | None, started_at: float | None = None,
-          launched: Launched | None = None) -> Parts:
-    """The same module, data, callbacks and Trainer on every rank."""
-    model = prepared.fast_path.apply(prepared.model)
-    classifier = WRNClassifier(model, prepared.schedule, prepared.optimizer,
-                               step_batch=step_batch(cfg))
-    data = _datamodule(cfg, prepared)
+def build(spec: RunSpec, work_dir: Path, show_progress: bool, plan: Path | None = None,
+          started_at: float | None = None, launched: Launched | None = None,
+          extra_callbacks: tuple = ()) -> Parts:
+    """The same module, data, callbacks and Trainer on every rank (`extra_callbacks`: a
+    benchmark's timer)."""
+    model = spec.fast_path.apply(spec.model)
+    classifier = ImageClassifier(model, spec.schedule, spec.optimizer,
+                               step_batch=spec.batch.step_batch)
+    data = _datamodule(spec)
     # The test after training follows a BN recomputation when bn.recompute_stats: it is then
     # also the last test_recomputed/* point (tracking/metrics.py).
-    final_views = (FINAL, RECOMPUTED) if cfg.bn.recompute_stats else (FINAL,)
+    final_views = (FINAL, RECOMPUTED) if spec.bn.after_training else (FINAL,)
     to_mlflow, clock = EpochMetricsToMlflow(final_views=final_views), FirstStepClock(started_at)
     # A cycle ends after `n` epochs when the next (0-based index n) restarts.
-    callbacks = [to_mlflow, clock, RandomState(), RankRandomStreams(cfg.seed),
-                 EpochCheckpoints(work_dir / "checkpoints", prepared.schedule.restarts_at,
-                                  cfg.checkpoints.keep_cycle_ends)]
-    if prepared.recomputed_tests:  # first: its scores join the epoch's, BN restored first
+    callbacks = [to_mlflow, clock, RandomState(), RankRandomStreams(spec.seed),
+                 EpochCheckpoints(work_dir / "checkpoints", spec.schedule.restarts_at,
+                                  spec.checkpoints.keep_cycle_ends), *extra_callbacks]
+    if spec.bn.test_epochs:  # first: its scores join the epoch's, BN restored first
         callbacks.insert(0, RecomputedStatisticsTest(
-            prepared.recomputed_tests,
-            lambda trainer: recompute_bn(cfg, classifier, data, trainer),
-            data.test_batches, to_mlflow.add_epoch_metrics, cfg.bn.recompute_stats))
-    if prepared.binarization_order:  # paper 3: convs turn binary one at a time (spec 3.3)
-        callbacks.append(LayerByLayerBinarization(list(prepared.binarization_order),
-                                                  cfg.iterative.epochs_per_layer))
+            spec.bn.test_epochs,
+            lambda trainer: recompute_bn(spec, classifier, data, trainer),
+            data.test_batches, to_mlflow.add_epoch_metrics, spec.bn.after_training))
+    if spec.iterative.order:  # paper 3: convs turn binary one at a time (spec 3.3)
+        callbacks.append(LayerByLayerBinarization(list(spec.iterative.order),
+                                                  spec.iterative.epochs_per_layer))
     if show_progress:
         callbacks.append(RichProgressBar())
-    trainer = make_trainer(cfg, callbacks, work_dir, show_progress, plan, launched)
+    trainer = make_trainer(spec.trainer, callbacks, work_dir, show_progress, plan, launched)
     return Parts(classifier, data, trainer, to_mlflow, clock)
 
 
-def fit_and_test(cfg: DictConfig, prepared: Prepared, parts: Parts, checkpoint: Path | None,
+def fit_and_test(spec: RunSpec, parts: Parts, checkpoint: Path | None,
                  work_dir: Path) -> tuple[dict, dict, Path]:
     """Fit (or resume), recompute BN statistics, test on the whole test set, save final.ckpt.
 
@@ -184,20 +173,20 @@ def fit_and_test(cfg: DictConfig, prepared: Prepared, parts: Parts, checkpoint: 
     data.val_size) and the final checkpoint."""
     p = parts
     p.trainer.fit(p.classifier, datamodule=p.data, ckpt_path=checkpoint, **_WEIGHTS_ONLY)
-    if cfg.bn.recompute_stats:
-        recompute_bn(cfg, p.classifier, p.data, p.trainer)
+    if spec.bn.after_training:
+        recompute_bn(spec, p.classifier, p.data, p.trainer)
     (scores,) = p.trainer.test(p.classifier, datamodule=p.data, verbose=False)
-    extra = _multi_crop_test(cfg, p.classifier, p.data, p.trainer)
-    if prepared.validation is not None:  # data.val_size: paper 3's held-out split
-        extra.update(validation_scores(cfg, prepared, p.classifier, p.trainer))
+    extra = _multi_crop_test(spec, p.classifier, p.data, p.trainer)
+    if spec.validation is not None:  # data.val_size: paper 3's held-out split
+        extra.update(validation_scores(spec, p.classifier, p.trainer))
     final = work_dir / "checkpoints" / "final.ckpt"
     p.trainer.save_checkpoint(final, weights_only=True)
     return scores, extra, final
 
 
-def train_rank(cfg: DictConfig, prepared: Prepared, plan_file: Path) -> None:
+def train_rank(spec: RunSpec, plan_file: Path) -> None:
     """A DDP rank other than zero: rank zero's steps from its plan, writing nothing."""
     plan = Plan.read(plan_file)
     checkpoint = Path(plan.checkpoint) if plan.checkpoint else None
-    parts = build(cfg, prepared, Path(plan.work_dir), show_progress=False, plan=plan_file)
-    fit_and_test(cfg, prepared, parts, checkpoint, Path(plan.work_dir))
+    parts = build(spec, Path(plan.work_dir), show_progress=False, plan=plan_file)
+    fit_and_test(spec, parts, checkpoint, Path(plan.work_dir))

@@ -21,7 +21,7 @@ accuracy (the highest accuracy) goes first, "descend" the reverse. The official 
 not say which quantity ascends; the spec infers this from its ResNet-20 list, where the
 (surely most harmful) classifier comes last in "ascend".
 
-Nothing here imports Lightning, so `binwrn.config.prepare` refuses a bad order early.
+Nothing here imports Lightning, so `binwrn.configuration.prepare` refuses a bad order early.
 """
 
 from __future__ import annotations

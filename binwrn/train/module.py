@@ -16,7 +16,7 @@ from binwrn.errors import Diverged
 from binwrn.train.data_parallel import shard_loss_weight
 from binwrn.train.optimizers import OptimizerSettings, optimizer_groups
 
-__all__ = ["ImageClassifier", "WRNClassifier", "optimizer_groups"]
+__all__ = ["ImageClassifier", "optimizer_groups"]
 
 TOP_K = 5  # paper 1 reports top-1 and top-5 error on ImageNet32 and ImageNet (Table 2)
 
@@ -112,9 +112,3 @@ class ImageClassifier(pl.LightningModule):
         self._step(batch, "test")
 
     test_step = validation_step
-
-
-# The old name, which train/fit.py, train/sensitivity.py and bench/measure.py still import:
-# they are being rewritten on another branch of issue 20, and switch to ImageClassifier when
-# it merges, after which this line goes.
-WRNClassifier = ImageClassifier

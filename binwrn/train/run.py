@@ -6,7 +6,7 @@ any error marks the run FAILED with its reason.
 
 Under `trainer=ddp` this process is rank zero: it alone decides (resume point, output folder)
 and writes (MLflow, checkpoints); the other ranks run the same steps (`fit.py`) in lockstep,
-from its plan on one machine (`ddp_rank.py`, train/ddp.py) or, where the cluster started
+from its plan on one machine (binwrn/ddp_rank.py, train/ddp.py) or, where the cluster started
 every rank (srun, torchrun), from what it broadcasts (train/cluster.py).
 """
 
@@ -17,17 +17,8 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
 from rich.markup import escape
 
-from binwrn.config import (
-    Prepared,
-    config_hash,
-    curated_params,
-    net_name,
-    network_key,
-    run_name,
-)
 from binwrn.models import size_summary
 from binwrn.output_dir import output_root, under_output_root
 from binwrn.terminal import console_note, show_warning
@@ -40,7 +31,6 @@ from binwrn.tracking.run import (
     mark_dead_runs_killed,
     mark_unresumable,
 )
-from binwrn.tracking.sensitivity_runs import LAYER_NUMBER_TAG, NET_TAG, NETWORK_TAG
 from binwrn.tracking.store import ui_link
 from binwrn.train.checkpoints import (
     EpochCheckpoints,
@@ -51,47 +41,28 @@ from binwrn.train.checkpoints import (
     verify_checkpoint,
 )
 from binwrn.train.cluster import Launched
-from binwrn.train.data_parallel import batch_rule, world_size
 from binwrn.train.ddp import Plan, ddp_session
-from binwrn.train.fit import build, fit_and_test, uses_ddp
+from binwrn.train.fit import build, fit_and_test
 from binwrn.train.layer_order import binarizable_names
+from binwrn.train.spec import RunSpec
 
 
-def _log_config(run: TrackedRun, cfg: DictConfig, output_dir: Path) -> None:
+def _log_config(run: TrackedRun, spec: RunSpec, output_dir: Path) -> None:
     """The resolved config and Hydra's config.yaml, hydra.yaml, overrides.yaml, each with
     the passwords of the URIs in it masked (the files are readable by anyone with the UI)."""
-    run.log_text(redact_uri(OmegaConf.to_yaml(cfg, resolve=True)), "config/resolved.yaml")
+    run.log_text(redact_uri(spec.identity.config_yaml), "config/resolved.yaml")
     for path in sorted((output_dir / ".hydra").glob("*.yaml")):
         run.log_text(redact_uri(path.read_text()), f"hydra/{path.name}")
 
 
-def _sweep_tags(cfg: DictConfig) -> dict[str, str]:
-    """Tags that nest a sweep's job under the sweep's parent run in the MLflow UI."""
-    s = cfg.sweep
-    if not s.parent_run_id:
+def _ddp_tags(spec: RunSpec, launched: Launched | None = None) -> dict[str, str]:
+    t = spec.trainer
+    if not t.ddp:
         return {}
-    return {"mlflow.parentRunId": s.parent_run_id, "binwrn.sweep": s.name,
-            "binwrn.sweep_job": s.job, "binwrn.smoke": str(bool(s.smoke)).lower()}
-
-
-def _network_tags(cfg: DictConfig, prepared: Prepared) -> dict[str, str]:
-    """The net, and for a single-layer run its layer's number (paper 3 numbers layers 1..L
-    in forward order, spec 3.6): what `iterative.ranking=store` and reports read."""
-    tags = {NETWORK_TAG: network_key(cfg), NET_TAG: net_name(cfg.model)}
-    if OmegaConf.select(cfg, "iterative.order", default="none") == "single":
-        number = binarizable_names(prepared.model).index(cfg.iterative.layer) + 1
-        tags[LAYER_NUMBER_TAG] = str(number)
-    return tags
-
-
-def _ddp_tags(cfg: DictConfig, launched: Launched | None = None) -> dict[str, str]:
-    if not uses_ddp(cfg):
-        return {}
-    return {"binwrn.world_size": str(world_size(cfg.trainer)),
-            "binwrn.num_nodes": str(cfg.trainer.get("num_nodes", 1)),
+    return {"binwrn.world_size": str(t.world_size), "binwrn.num_nodes": str(t.num_nodes),
             "binwrn.started_by": launched.kind if launched else "binwrn",
-            "binwrn.batch_rule": batch_rule(cfg),
-            "binwrn.sync_batchnorm": str(bool(cfg.trainer.get("sync_batchnorm"))).lower()}
+            "binwrn.batch_rule": spec.batch.rule,
+            "binwrn.sync_batchnorm": str(t.sync_batchnorm).lower()}
 
 
 def _log_figure(run: TrackedRun, folder: Path) -> None:
@@ -105,15 +76,15 @@ def _log_figure(run: TrackedRun, folder: Path) -> None:
         logging.getLogger("binwrn").warning("no figures/curves.png for the run: %s", err)
 
 
-def _resume_point(cfg: DictConfig, uri: str, digest: str
-                  ) -> tuple[str | None, Path | None, str | None]:
+def _resume_point(spec: RunSpec) -> tuple[str | None, Path | None, str | None]:
     """The unfinished run of this exact config, its last checkpoint and that file's SHA-256,
     when `resume` is on and the checkpoint may be loaded: under the output root, not in use,
     its digest the one the run recorded, loadable with weights_only=True. A run whose
     checkpoint fails the last two is marked FAILED; either way a new run starts, saying so."""
-    if not cfg.resume:
+    if not spec.checkpoints.resume:
         return None, None, None
-    found = find_resumable_run(uri, cfg.tracking.experiment, digest)
+    uri = spec.tracking.uri
+    found = find_resumable_run(uri, spec.tracking.experiment, spec.identity.config_hash)
     if found is None:
         return None, None, None
     if not under_output_root(found.output_dir):
@@ -136,43 +107,43 @@ def _resume_point(cfg: DictConfig, uri: str, digest: str
     return found.run_id, checkpoint, sha256
 
 
-def _mark_ghosts(cfg: DictConfig, uri: str, digest: str, keep: str | None) -> None:
+def _mark_ghosts(spec: RunSpec, keep: str | None) -> None:
     """RUNNING runs of this config left by a process that is gone become KILLED."""
-    killed = mark_dead_runs_killed(uri, cfg.tracking.experiment, digest,
+    killed = mark_dead_runs_killed(spec.tracking.uri, spec.tracking.experiment,
+                                   spec.identity.config_hash,
                                    lambda folder: OutputLock(folder).held_elsewhere(), keep)
     if killed:
         console_note(f"Marked {len(killed)} earlier run(s) of this config KILLED, their "
                      f"process gone without recording an end: {', '.join(killed)}.")
 
 
-def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: bool = True,
+def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
           started_at: float | None = None, launched: Launched | None = None):
     """Fit (or resume), recompute BN statistics, test on the whole test set. `started_at`
     (epoch seconds): where time/to_first_step_s counts from (default: the process start).
     `launched`: this process is rank zero of ranks a cluster started (train/cluster.py)."""
     started = time.perf_counter()
-    digest = config_hash(cfg)
-    resume_id, checkpoint, on_disk = _resume_point(cfg, prepared.tracking_uri, digest)
-    _mark_ghosts(cfg, prepared.tracking_uri, digest, keep=resume_id)
+    identity, t = spec.identity, spec.tracking
+    resume_id, checkpoint, on_disk = _resume_point(spec)
+    _mark_ghosts(spec, keep=resume_id)
     # A resumed run keeps writing checkpoints where it started; this invocation's own Hydra
     # folder still gets its log and config.
     work_dir = checkpoint.parent.parent if checkpoint else output_dir
     plan = None
-    if uses_ddp(cfg) and launched is None:  # what the other ranks need, decided once, here
-        plan = Plan(OmegaConf.to_container(cfg, resolve=True),
-                    str(checkpoint) if checkpoint else None, str(work_dir)).write(work_dir)
-    parts = build(cfg, prepared, work_dir, show_progress, plan, started_at,
-                  launched)  # before the run
-    tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.config_hash": digest,
-            **_network_tags(cfg, prepared),
-            "binwrn.output_dir": str(work_dir), **_sweep_tags(cfg), **_ddp_tags(cfg, launched),
-            "binwrn.restarts": ",".join(str(e) for e in range(1, cfg.trainer.max_epochs)
-                                        if prepared.schedule.restarts_at(e))}
-    t = cfg.tracking
+    if spec.trainer.ddp and launched is None:  # what the other ranks need, decided once, here
+        plan = Plan(identity.config, str(checkpoint) if checkpoint else None,
+                    str(work_dir)).write(work_dir)
+    parts = build(spec, work_dir, show_progress, plan, started_at, launched)  # before the run
+    tags = {**provenance_tags(spec.trainer.accelerator),
+            "binwrn.config_hash": identity.config_hash, **identity.tags,
+            "binwrn.output_dir": str(work_dir), **identity.sweep_tags,
+            **_ddp_tags(spec, launched),
+            "binwrn.restarts": ",".join(str(e) for e in range(1, spec.trainer.max_epochs)
+                                        if spec.schedule.restarts_at(e))}
     # The precision the Trainer runs at (auto resolved), not the config's word for it.
-    params = {**curated_params(cfg), "trainer.precision": parts.trainer.precision}
+    params = {**identity.params, "trainer.precision": parts.trainer.precision}
     with OutputLock(work_dir), TrackedRun(
-        prepared.tracking_uri, t.experiment, t.artifact_root, run_name(cfg), tags,
+        t.uri, t.experiment, t.artifact_root, identity.name, tags,
         params, t.system_metrics_interval, resume_run_id=resume_id,
     ) as run:
         parts.to_mlflow.run = run
@@ -184,17 +155,17 @@ def train(cfg: DictConfig, prepared: Prepared, output_dir: Path, show_progress: 
             launched.announce_run(run.run_id, work_dir, checkpoint)
         if run.resumed:
             run.client.set_tag(run.run_id, "binwrn.resumed_by", str(output_dir))
-            for key, value in {**_sweep_tags(cfg), **_ddp_tags(cfg, launched)}.items():
+            for key, value in {**identity.sweep_tags, **_ddp_tags(spec, launched)}.items():
                 run.client.set_tag(run.run_id, key, value)  # e.g. nests under a new sweep
         else:
-            _log_config(run, cfg, output_dir)
-            if prepared.binarization_order:  # the resolved order (random, ranked or given)
-                run.log_json({"order": list(prepared.binarization_order),
-                              "layers": binarizable_names(prepared.model),  # forward order
-                              "epochs_per_layer": cfg.iterative.epochs_per_layer},
+            _log_config(run, spec, output_dir)
+            if spec.iterative.order:  # the resolved order (random, ranked or given)
+                run.log_json({"order": list(spec.iterative.order),
+                              "layers": binarizable_names(spec.model),  # forward order
+                              "epochs_per_layer": spec.iterative.epochs_per_layer},
                              "iterative/order.json")
         with ddp_session(parts.trainer) if plan else nullcontext():
-            scores, extra, final = fit_and_test(cfg, prepared, parts, checkpoint, work_dir)
+            scores, extra, final = fit_and_test(spec, parts, checkpoint, work_dir)
         # Sized as trained: a layer-by-layer schedule stopped early leaves fp32 layers.
         sizes = size_summary(parts.classifier.model)
         run.set_tags(sizes.tags())  # constants, not curves: no one-point charts

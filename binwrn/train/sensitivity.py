@@ -18,74 +18,55 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
-from binwrn.config import (
-    Prepared,
-    build_model,
-    build_schedule_from,
-    curated_params,
-    prepare,
-    run_name,
-    seed_all,
-)
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.errors import ConfigError
 from binwrn.tracking.provenance import provenance_tags
 from binwrn.tracking.run import TrackedRun
-from binwrn.train.fit import make_trainer, recompute_bn, uses_ddp, validation_scores
+from binwrn.train.fit import make_trainer, recompute_bn, validation_scores
 from binwrn.train.iterative import LayerByLayerBinarization
 from binwrn.train.layer_order import binarizable_names, ranking_record
-from binwrn.train.module import WRNClassifier
+from binwrn.train.module import ImageClassifier
+from binwrn.train.spec import RunSpec
 
 METRIC = "sensitivity/val_acc"
-PAPER3_VAL_SIZE = 5000  # spec 3.5: 45k/5k CIFAR-10, 55k/5k MNIST
+# A fresh (model, schedule) with the run's initial weights: every layer's run starts there.
+Fresh = Callable[[], tuple[nn.Module, object]]
 
 
-def accuracy_with_one_binary_layer(cfg: DictConfig, prepared: Prepared, layer: str,
+def accuracy_with_one_binary_layer(spec: RunSpec, fresh: Fresh, layer: str,
                                    work_dir: Path) -> float:
     """Validation accuracy after training with only `layer` binary (spec 3.6)."""
-    seed_all(cfg.seed)  # every layer's run starts from the same weights
-    model = prepared.fast_path.apply(build_model(cfg))
-    classifier = WRNClassifier(model, build_schedule_from(cfg), prepared.optimizer)
-    data = DeviceAugmentedData(prepared.train, prepared.validation, cfg.data.batch_size,
-                               prepared.augment, cfg.data.eval_batch_size,
-                               layout=prepared.fast_path.images)
-    only_layer = LayerByLayerBinarization([layer], epochs_per_layer=cfg.trainer.max_epochs)
-    trainer = make_trainer(cfg, [only_layer], work_dir, progress=False)
+    model, schedule = fresh()
+    classifier = ImageClassifier(spec.fast_path.apply(model), schedule, spec.optimizer)
+    data = DeviceAugmentedData(spec.train, spec.validation, spec.batch.batch_size,
+                               spec.augment, spec.batch.eval_batch_size,
+                               layout=spec.fast_path.images)
+    only_layer = LayerByLayerBinarization([layer], epochs_per_layer=spec.trainer.max_epochs)
+    trainer = make_trainer(spec.trainer, [only_layer], work_dir, progress=False)
     trainer.fit(classifier, datamodule=data)
-    if cfg.bn.recompute_stats:
-        recompute_bn(cfg, classifier, data, trainer)
-    return validation_scores(cfg, prepared, classifier, trainer)["val/acc"]
+    if spec.bn.after_training:
+        recompute_bn(spec, classifier, data, trainer)
+    return validation_scores(spec, classifier, trainer)["val/acc"]
 
 
-def sensitivity(cfg: DictConfig, val_size: int | None, out: Path) -> dict:
-    """Train once per 1-bit layer, write the ranking JSON to `out` and log it to MLflow.
-
-    `val_size` (--val-size) overrides data.val_size; with neither, paper 3's 5,000."""
-    if uses_ddp(cfg):
-        raise ConfigError("binwrn-sensitivity trains its short runs on one device: drop "
-                          "trainer=ddp.")
-    if cfg.iterative.order != "none":
-        raise ConfigError(f"iterative.order={cfg.iterative.order} does not apply: "
-                          "binwrn-sensitivity binarizes one layer per run itself.")
-    val_size = val_size or cfg.data.get("val_size", 0) or PAPER3_VAL_SIZE
-    cfg = OmegaConf.merge(cfg, {"data": {"val_size": val_size}})
-    prepared = prepare(cfg)  # holds the validation images out of training
-    layers = binarizable_names(prepared.model)
+def sensitivity(spec: RunSpec, fresh: Fresh, out: Path) -> dict:
+    """Train once per 1-bit layer, write the ranking JSON to `out` and log it to MLflow
+    (the spec's validation split: binwrn/configuration/sensitivity.py)."""
+    layers = binarizable_names(spec.model)
     if not layers:
         raise ConfigError("model.bits=32 has no 1-bit layers to rank: set model.bits=1.")
-    t = cfg.tracking
-    params = {**curated_params(cfg), "sensitivity.val_size": val_size}
-    tags = {**provenance_tags(cfg.trainer.accelerator), "binwrn.kind": "sensitivity"}
+    t = spec.tracking
+    tags = {**provenance_tags(spec.trainer.accelerator), "binwrn.kind": "sensitivity"}
     accuracy: dict[str, float] = {}
-    with TrackedRun(prepared.tracking_uri, t.experiment, t.artifact_root,
-                    f"sensitivity-{run_name(cfg)}", tags, params) as run, \
-            tempfile.TemporaryDirectory() as work:
+    with TrackedRun(t.uri, t.experiment, t.artifact_root, spec.identity.name, tags,
+                    spec.identity.params) as run, tempfile.TemporaryDirectory() as work:
         for step, layer in enumerate(layers):
-            accuracy[layer] = accuracy_with_one_binary_layer(cfg, prepared, layer, Path(work))
+            accuracy[layer] = accuracy_with_one_binary_layer(spec, fresh, layer, Path(work))
             run.log_metrics({METRIC: accuracy[layer]}, step=step)  # step: forward index
         record = ranking_record(accuracy, layers)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
-"""A DDP rank other than zero: `python -m binwrn.train.ddp_rank PLAN` (started by train/ddp.py).
+"""A DDP rank other than zero: `python -m binwrn.ddp_rank PLAN` (started by train/ddp.py).
 
 It builds the model and data from rank zero's resolved config exactly as rank zero did (same
 seed, same initial weights), trains, recomputes BN statistics and tests in lockstep with it,
-and writes nothing: no Hydra folder, no MLflow run, no checkpoint, no outcome.json.
+and writes nothing: no Hydra folder, no MLflow run, no checkpoint, no outcome.json. An entry
+point, like cli.py: it reads the config and builds the RunSpec that binwrn/train runs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from binwrn.errors import BinwrnError, Diverged, Interrupted
 
 
 def main(plan_file: str) -> None:
-    from binwrn.config import prepare
+    from binwrn.configuration.prepare import prepare
     from binwrn.train.ddp import Plan
 
     # Ctrl-C, and on SLURM submitit's requeue signal, reach every process of the job; rank
@@ -33,10 +34,10 @@ def main(plan_file: str) -> None:
     plan = Plan.read(Path(plan_file))
     cfg = OmegaConf.create(plan.config)
     try:
-        prepared = prepare(cfg)  # rank zero has accepted this config already
+        spec = prepare(cfg)  # rank zero has accepted this config already
         from binwrn.train.fit import train_rank  # Lightning, not MLflow
 
-        train_rank(cfg, prepared, Path(plan_file))
+        train_rank(spec, Path(plan_file))
     except (Diverged, Interrupted):
         sys.exit(0)  # all ranks stopped together; rank zero records why
     except BinwrnError as err:

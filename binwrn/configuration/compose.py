@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # binwrn/
 
 
 def _devices_per_node(trainer: DictConfig) -> int:
@@ -61,6 +61,6 @@ def hydra_compose(overrides: list[str]) -> DictConfig:
 
 def compose(overrides: list[str]) -> DictConfig:
     """`hydra_compose`, an unknown key or option refused with a "did you mean" (ConfigError)."""
-    from binwrn.checks import compose_checked
+    from binwrn.configuration.checks import compose_checked
 
     return compose_checked(overrides)

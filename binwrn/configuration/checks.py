@@ -3,7 +3,7 @@
 `check_command_line` is what `binwrn-run` does first: it composes every job of the command
 line, turns an unknown key or group option into one sentence with a "did you mean" (difflib
 over the composed keys and the options in conf/), then `check_config` checks each job.
-`check_config` is also the first thing `binwrn.config.prepare` does, so every entry point
+`check_config` is also the first thing `binwrn.configuration.prepare` does, so every entry point
 gets the same sentences.
 
 The models, schedules and data readers keep their own checks (they are libraries, called
@@ -258,8 +258,8 @@ def check_config(cfg: DictConfig) -> None:
 def check_values(cfg: DictConfig) -> None:
     """The values of `cfg` against RULES, the net's depth and width, the device count and
     the tracking URI's scheme (ConfigError)."""
+    from binwrn.configuration.parallel import batch_rule, world_size
     from binwrn.tracking.store import absolute_uri
-    from binwrn.train.data_parallel import batch_rule, world_size
 
     for key, rule in RULES.items():
         value = OmegaConf.select(cfg, key, default="__absent__")
@@ -357,7 +357,7 @@ def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
 
 def _explain(overrides: list[str]) -> str | None:
     """The sentence for the first override that names no key or group option, if any."""
-    from binwrn.conf_files import conf_dir, hydra_compose
+    from binwrn.configuration.compose import conf_dir, hydra_compose
 
     groups = group_options(conf_dir())
     parsed = _parse(overrides)
@@ -387,7 +387,7 @@ def compose_checked(overrides: list[str]) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from binwrn.conf_files import hydra_compose
+    from binwrn.configuration.compose import hydra_compose
 
     try:
         return hydra_compose(overrides)

@@ -1,0 +1,41 @@
+"""`trainer.*` as the Trainer takes it, and the batch rule, read once from the config."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from binwrn.configuration.parallel import (
+    batch_rule,
+    devices_per_node,
+    step_batch,
+    uses_ddp,
+    world_size,
+)
+from binwrn.errors import ConfigError
+from binwrn.train.fast_path import resolve_precision
+from binwrn.train.spec import BatchRule, TrainerArgs
+
+
+def trainer_args(cfg: DictConfig) -> TrainerArgs:
+    """Lightning's Trainer arguments from `trainer.*` (precision=auto resolved for the device;
+    tf32 is binwrn's switch, not Lightning's), and the counts the run reads of them."""
+    settings = OmegaConf.to_container(cfg.trainer, resolve=True)
+    settings["precision"] = resolve_precision(settings["precision"], cfg.trainer.accelerator)
+    tf32 = settings.pop("tf32", False)  # absent in older runs' configs
+    if not isinstance(tf32, bool):
+        raise ConfigError(f"trainer.tf32={tf32} is not allowed: use true or false.")
+    # The data module splits the data between DDP processes itself (data/shards.py).
+    settings["use_distributed_sampler"] = False
+    return TrainerArgs(settings=settings, tf32=tf32, accelerator=cfg.trainer.accelerator,
+                       devices=settings.get("devices", 1),
+                       devices_per_node=devices_per_node(cfg.trainer),
+                       num_nodes=cfg.trainer.get("num_nodes", 1),
+                       world_size=world_size(cfg.trainer), ddp=uses_ddp(cfg),
+                       sync_batchnorm=bool(cfg.trainer.get("sync_batchnorm", False)),
+                       max_epochs=cfg.trainer.max_epochs)
+
+
+def batch_settings(cfg: DictConfig) -> BatchRule:
+    d = cfg.data
+    return BatchRule(rule=batch_rule(cfg), batch_size=d.batch_size,
+                     eval_batch_size=d.eval_batch_size, step_batch=step_batch(cfg))
