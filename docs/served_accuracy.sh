@@ -19,11 +19,7 @@ port=$("$bin/python" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1'
 
 "$bin/binwrn-run" dataset=cifar10 data.root="$root" model.depth=10 model.width=1 \
   trainer.max_epochs=1 "hydra.run.dir=$work/outputs/run" > train.log 2>&1
-run_id=$("$bin/python" -c "
-from binwrn.tracking.store import open_client
-client = open_client('$MLFLOW_TRACKING_URI')
-experiment = client.get_experiment_by_name('binwrn').experiment_id
-print(client.search_runs([experiment], order_by=['start_time DESC'])[0].info.run_id)")
+run_id=$("$bin/python" -c "import json; print(json.load(open('outputs/run/outcome.json'))['run_id'])")
 "$bin/binwrn-export" "$run_id" --out wrn10-1.bwn --register cifar10-wrn10-1 --alias champion \
   > export.log 2>&1
 "$bin/binwrn-eval" wrn10-1.bwn data.root="$root" --runtime numpy --json eval_numpy.json \

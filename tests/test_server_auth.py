@@ -109,12 +109,7 @@ def _check_doors(data: Path, port: int) -> None:
 @pytest.mark.slow
 @needs_postgres
 def test_a_new_cluster_takes_a_password_and_keeps_other_users_out(data: Path) -> None:
-    port = free_port()
-    cluster, _ = start_postgres(data, port)
-    try:
-        _check_doors(data, port)
-    finally:
-        stop_postgres(cluster)
+    _start_and_check_doors(data)
 
 
 @pytest.mark.slow
@@ -127,6 +122,10 @@ def test_a_trust_cluster_from_an_older_binwrn_server_gets_the_password(data: Pat
     subprocess.run(postgres._as_postgres_user([  # what binwrn-server did before issue 15
         postgres.pg_tool("initdb"), "-D", str(data / "pg"), "-U", "mlflow", "--auth=trust",
         "-E", "UTF8"]), check=True, capture_output=True)
+    _start_and_check_doors(data)
+
+
+def _start_and_check_doors(data: Path) -> None:
     port = free_port()
     cluster, _ = start_postgres(data, port)
     try:
