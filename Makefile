@@ -23,10 +23,13 @@ SWEEP_FLAGS = $(if $(call yes,$(SMOKE)),--smoke) $(if $(call yes,$(FORCE)),--for
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (as on these machines), Python
+# never caches what it compiles, so every process start compiled its ~5,000 modules from
+# source again: 11.7 s of a 23 s smoke run (docs/benchmarks.md).
 install:  ## create .venv from uv.lock (Python 3.11, torch, Lightning, Hydra, MLflow)
 	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet --user uv || \
 	  $(PY) -m pip install --quiet --user --break-system-packages uv
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --compile-bytecode
 
 demo: install  ## train fp32 and 1-bit WRN-10-1 on the embedded digits, then show where the runs are
 	$(RUN) binwrn-run -m experiment=demo model.bits=32,1

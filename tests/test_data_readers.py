@@ -331,3 +331,31 @@ def test_digits_limits():
 def test_unknown_dataset(tmp_path):
     with pytest.raises(ConfigError, match="imagenet"):
         load_splits("imagenet", tmp_path, 1000, cache_dir=tmp_path / "cache")
+
+
+def test_digits_are_scikit_learns_split_without_importing_it():
+    """The embedded default reads scikit-learn's file and its written-out split order; both
+    must stay exactly what load_digits and the stratified train_test_split give."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from binwrn.data.digits import read_digits; read_digits(); "
+             "print('sklearn' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from binwrn.data.digits import read_digits
+
+    digits = load_digits()
+    grey = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    rgb = np.repeat(grey.repeat(4, axis=1).repeat(4, axis=2)[..., None], 3, axis=3)
+    x_tr, x_te, y_tr, y_te = train_test_split(rgb, digits.target, test_size=0.2,
+                                              random_state=0, stratify=digits.target)
+    train, test = read_digits()
+    for ours, theirs in ((train.images, x_tr), (train.labels, y_tr),
+                         (test.images, x_te), (test.labels, y_te)):
+        np.testing.assert_array_equal(ours, theirs)
+    assert train.images.shape == (1437, 32, 32, 3) and test.labels.dtype == np.int64
