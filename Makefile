@@ -52,10 +52,10 @@ gpu-check: install  ## the GPU path proven on one GPU in < 8 min -> docs/gpu-che
 gpu-bundle: install  ## wheels + CIFAR-10 parts for a GPU machine, in calls of <= 64 MiB (.gpudata/PLAN.md)
 	$(RUN) --with pip python -m binwrn.gpucheck.bundle $(if $(TAR),--tar $(TAR))
 
-test: install  ## the whole test suite (CPU, about 18 minutes on 2 cores), two workers (pytest-xdist)
+test: install  ## the whole test suite (CPU, about 10 minutes on 2 cores), two workers (pytest-xdist)
 	$(RUN) pytest -q -n 2
 
-test-server: install  ## the shared-server test: real PostgreSQL + mlflow server + a parallel sweep (~2 min)
+test-server: install  ## the shared-server test: real PostgreSQL + mlflow server + a parallel sweep (~2.5 min)
 	$(RUN) pytest -q -m server
 
 test-fast: install  ## unit tests only, no end-to-end subprocess runs
