@@ -23,8 +23,8 @@ from binwrn.errors import DataError
 
 
 def digits_file() -> Path:
-    """scikit-learn's digits.csv.gz (64 grey levels and the label per line), found without
-    running scikit-learn's import."""
+    """scikit-learn's digits.csv.gz (per line: 64 pixels of grey level 0-16, then the label),
+    found without running scikit-learn's import."""
     spec = importlib.util.find_spec("sklearn")
     if spec is None or not spec.submodule_search_locations:
         raise DataError("The embedded digits come with scikit-learn, which is not installed: "
