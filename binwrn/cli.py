@@ -475,14 +475,16 @@ def sensitivity() -> None:
     args = parser.parse_args()
     try:
         cfg = compose(credentials_out_of_overrides(args.overrides))
+        from binwrn.configuration.sensitivity import sensitivity_spec
+
+        spec, fresh = sensitivity_spec(cfg, args.val_size)  # refused before the slow imports
         from binwrn.train.lean_imports import import_lightning
 
         import_lightning()
-        from binwrn.configuration.sensitivity import sensitivity_spec
         from binwrn.train.sensitivity import sensitivity as rank_layers  # Lightning: slow
 
         _quiet_libraries(bool(cfg.get("verbose", False)))
-        record = rank_layers(*sensitivity_spec(cfg, args.val_size), args.out)
+        record = rank_layers(spec, fresh, args.out)
     except BinwrnError as err:
         show_error(str(err), "binwrn-sensitivity")
         sys.exit(2)

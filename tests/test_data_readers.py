@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from helpers_data import write_cifar10_pickles, write_cifar100_pickles, write_im
 import binwrn.data.cifar_pickle as cifar_pickle
 import binwrn.data.image_folder as image_folder
 from binwrn.data import load_splits
+from binwrn.data.digits import read_digits
 from binwrn.errors import ConfigError, DataError
 
 CLASSES = ["truck", "airplane", "ship", "cat", "frog", "bird", "horse", "deer", "dog",
@@ -336,18 +339,13 @@ def test_unknown_dataset(tmp_path):
 def test_digits_are_scikit_learns_split_without_importing_it():
     """The embedded default reads scikit-learn's file and its written-out split order; both
     must stay exactly what load_digits and the stratified train_test_split give."""
-    import subprocess
-    import sys
-
     probe = ("import sys; from binwrn.data.digits import read_digits; read_digits(); "
              "print('sklearn' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
 
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # here: 1.6 s of import for this test alone
     from sklearn.model_selection import train_test_split
-
-    from binwrn.data.digits import read_digits
 
     digits = load_digits()
     grey = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)

@@ -11,7 +11,7 @@ import binwrn
 
 PACKAGE = Path(binwrn.__file__).parent
 BELOW_CONFIGURATION = ("train", "export", "models", "data")
-FORBIDDEN = ("binwrn.configuration", "binwrn.config", "omegaconf", "hydra")
+FORBIDDEN = ("binwrn.configuration", "omegaconf", "hydra")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -17,7 +17,7 @@ from binwrn.train.schedules import SGDR
 
 TRAINER = {"accelerator": "cpu", "devices": 1, "max_epochs": 2, "precision": "32-true",
            "num_sanity_val_steps": 0, "enable_model_summary": False,
-           "enable_checkpointing": False, "use_distributed_sampler": False}
+           "enable_checkpointing": False}
 
 
 def hand_built(tmp: Path) -> s.RunSpec:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +20,7 @@ import numpy as np
 import pytest
 import yaml
 from helpers_registry import FINAL_STEP, finished_run
+from helpers_server import free_port, stop_group
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
@@ -66,12 +65,6 @@ def _tool(cwd: Path, *args: str, env: dict | None = None) -> subprocess.Complete
                           cwd=cwd, timeout=600, env=env)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _post(url: str, payload: dict) -> tuple[int, dict]:
     request = urllib.request.Request(url + "/invocations", json.dumps(payload).encode(),
                                      {"Content-Type": "application/json"})
@@ -85,7 +78,7 @@ def _post(url: str, payload: dict) -> tuple[int, dict]:
 @contextmanager
 def mlflow_serve(model_uri: str, tracking_uri: str, log: Path):
     """`mlflow models serve` on a free loopback port until the block ends, however it ends."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri,
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # its uvicorn
     with open(log, "w") as out:
@@ -107,12 +100,7 @@ def mlflow_serve(model_uri: str, tracking_uri: str, log: Path):
             time.sleep(1)
         yield url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the CLI and its uvicorn child
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server)  # the CLI and its uvicorn child
 
 
 @pytest.mark.slow

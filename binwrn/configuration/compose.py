@@ -6,24 +6,21 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from binwrn.configuration.parallel import DDP, devices_per_node
+
 _PACKAGE = Path(__file__).resolve().parent.parent  # binwrn/
-
-
-def _devices_per_node(trainer: DictConfig) -> int:
-    devices = trainer.get("devices", 1)
-    return len(devices) if OmegaConf.is_list(devices) else devices
 
 
 def slurm_tasks_per_node(trainer: DictConfig) -> int:
     """SLURM tasks on each node of a job: one per device under trainer=ddp (srun starts every
     DDP rank, train/cluster.py), else one."""
-    return _devices_per_node(trainer) if trainer.get("strategy") == "ddp" else 1
+    return devices_per_node(trainer) if trainer.get("strategy") == DDP else 1
 
 
 def slurm_gpus_per_node(trainer: DictConfig) -> int | None:
     """GPUs on each node of a job: all the node's ranks', which every task sees (Lightning
     maps local rank r to GPU r); none for trainer.accelerator=cpu."""
-    return None if trainer.get("accelerator") == "cpu" else _devices_per_node(trainer)
+    return None if trainer.get("accelerator") == "cpu" else devices_per_node(trainer)
 
 
 # conf/hydra/launcher/slurm.yaml sizes each SLURM job from the job's trainer.* with these.

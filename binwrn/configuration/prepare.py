@@ -82,8 +82,7 @@ def iterative_schedule(cfg: DictConfig, order: tuple[str, ...] | None) -> Iterat
     if order is None:
         return IterativeSchedule()
     it = cfg.iterative
-    return IterativeSchedule(order=order, epochs_per_layer=it.epochs_per_layer,
-                             single_layer=it.get("layer") if it.order == "single" else None)
+    return IterativeSchedule(order=order, epochs_per_layer=it.epochs_per_layer)
 
 
 def prepare(cfg: DictConfig) -> RunSpec:

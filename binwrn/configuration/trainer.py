@@ -24,8 +24,6 @@ def trainer_args(cfg: DictConfig) -> TrainerArgs:
     tf32 = settings.pop("tf32", False)  # absent in older runs' configs
     if not isinstance(tf32, bool):
         raise ConfigError(f"trainer.tf32={tf32} is not allowed: use true or false.")
-    # The data module splits the data between DDP processes itself (data/shards.py).
-    settings["use_distributed_sampler"] = False
     return TrainerArgs(settings=settings, tf32=tf32, accelerator=cfg.trainer.accelerator,
                        devices=settings.get("devices", 1),
                        devices_per_node=devices_per_node(cfg.trainer),

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from binwrn.data.arrays import ImageSplit, check_batch_size
 from binwrn.data.augment import Augment
-from binwrn.data.shards import EpochSteps, evaluation_shard
+from binwrn.data.shards import EpochSteps, evaluation_shard, rank_and_world
 
 
 def _tensors(split: ImageSplit) -> TensorDataset:
@@ -52,17 +52,13 @@ class DeviceAugmentedData(pl.LightningDataModule):
         self.augment = augment or Augment(flip=False, pad=0)
         self.layout = layout  # e.g. channels-last on the fast path
 
-    def _rank_and_world(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-
     def train_dataloader(self) -> DataLoader:
-        rank, world = self._rank_and_world()
+        rank, world = rank_and_world(self.trainer)
         return _loader(self.train_set, EpochSteps(len(self.train_set), self.step_batch, rank,
                                                   world, self.seed if world > 1 else None))
 
     def val_dataloader(self) -> DataLoader:
-        rank, world = self._rank_and_world()
+        rank, world = rank_and_world(self.trainer)
         return _loader(self.test_set,
                        evaluation_shard(len(self.test_set), self.eval_batch_size, rank, world))
 

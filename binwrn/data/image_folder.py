@@ -69,6 +69,14 @@ def _cache_key(root: Path, files: list[Path], size: int) -> str:
     return digest.hexdigest()[:20]
 
 
+def _cached(cache_file: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cache's images when the file is there with the expected shape."""
+    if not cache_file.is_file():
+        return None
+    images = np.load(cache_file, allow_pickle=False)
+    return images if images.shape == shape else None
+
+
 def read_image_folder(
     root: Path, split: str, num_classes: int, size: int, cache_dir: Path,
     limit: int | None = None,
@@ -85,12 +93,13 @@ def read_image_folder(
     if not files:
         raise DataError(f"{root / split} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
     cache_file = cache_dir / f"imagefolder-{split}-{_cache_key(root, files, size)}.npy"
+    shape = (len(files), size, size, 3)
+    if (images := _cached(cache_file, shape)) is not None:  # warm: no lock, ranks read at once
+        return ImageSplit(images, labels, tuple(classes))
     # DDP ranks of one machine: the first decodes and writes the cache, the others wait for it.
     with exclusive(cache_file.with_suffix(".lock")):
-        if cache_file.is_file():
-            images = np.load(cache_file, allow_pickle=False)
-            if images.shape == (len(files), size, size, 3):
-                return ImageSplit(images, labels, tuple(classes))
+        if (images := _cached(cache_file, shape)) is not None:
+            return ImageSplit(images, labels, tuple(classes))
         images = _decode_parallel(files, size)
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_suffix(f".{os.getpid()}.tmp")

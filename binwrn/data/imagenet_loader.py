@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from binwrn.data.imagenet import FileSplit
 from binwrn.data.imagenet_transforms import CropSettings, read_rgb
-from binwrn.data.shards import EpochSteps, evaluation_shard
+from binwrn.data.shards import EpochSteps, evaluation_shard, rank_and_world
 
 
 class CroppedImages(Dataset):
@@ -83,10 +83,6 @@ class StreamingImageData(pl.LightningDataModule):
         self.workers, self.layout = workers, layout
         self.step_batch, self.seed = step_batch or batch_size, seed
 
-    def _rank_and_world(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-
     def _loader(self, data: Dataset, batch_size: int, training: bool,
                 index_lists: Sampler | None = None, persistent: bool = True) -> DataLoader:
         batching = ({"batch_sampler": index_lists} if index_lists is not None else
@@ -100,14 +96,14 @@ class StreamingImageData(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        rank, world = self._rank_and_world()
+        rank, world = rank_and_world(self.trainer)
         if world == 1:
             return self._loader(self.train_set, self.batch_size, training=True)
         steps = EpochSteps(len(self.train_set), self.step_batch, rank, world, self.seed)
         return self._loader(self.train_set, self.batch_size, training=True, index_lists=steps)
 
     def _evaluation_loader(self, data: Dataset, batch_size: int) -> DataLoader:
-        rank, world = self._rank_and_world()
+        rank, world = rank_and_world(self.trainer)
         if world == 1:
             return self._loader(data, batch_size, training=False)
         return self._loader(data, batch_size, training=False,
@@ -141,8 +137,8 @@ class StreamingImageData(pl.LightningDataModule):
         """Training-mode inputs (with augmentation) for recomputing BN statistics. Under DDP
         every rank draws the same whole batches of `batch_size` (the caller aligns their
         random streams, which seed the shuffle and a fresh set of workers' crops)."""
-        _, world = self._rank_and_world()
-        loader = (self.train_dataloader() if world == 1 else
-                  self._loader(self.train_set, self.batch_size, training=True, persistent=False))
+        _, world = rank_and_world(self.trainer)
+        loader = self._loader(self.train_set, self.batch_size, training=True,
+                              persistent=world == 1)
         for images, _ in loader:
             yield self.prepare(images.to(device, non_blocking=True))

@@ -24,6 +24,12 @@ from torch.utils.data import BatchSampler, Sampler
 PERMUTATION, AUGMENTATION, BN_RECOMPUTE = 1, 2, 3
 
 
+def rank_and_world(trainer) -> tuple[int, int]:
+    """(this process's rank, how many processes train) from a data module's `trainer`; (0, 1)
+    outside a fit."""
+    return (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+
+
 def stream_seed(seed: int, purpose: int, *parts: int) -> int:
     """A 63-bit seed for one purpose (and epoch, rank, ...), independent of the others."""
     state = np.random.SeedSequence([seed, purpose, *parts]).generate_state(2, np.uint32)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from binwrn.environment import restored_environ
 from binwrn.errors import ConfigError, DataError
 from binwrn.export.served import INPUT
 
@@ -150,20 +151,15 @@ def model_logging():
     (pip's version, GPU providers): `register` checks the logged model itself."""
     import logging
 
-    saved = {name: os.environ.get(name) for name in UV_SWITCHES}
     logger = logging.getLogger("mlflow")
     level = logger.level
-    os.environ.update(dict.fromkeys(UV_SWITCHES, "false"))
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with restored_environ(UV_SWITCHES):
+        os.environ.update(dict.fromkeys(UV_SWITCHES, "false"))
+        logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
 
 
 UV_SWITCHES = ("MLFLOW_UV_AUTO_DETECT", "MLFLOW_LOG_UV_FILES")
@@ -180,20 +176,15 @@ def _tracking(uri: str):
     from mlflow.tracking._tracking_service import utils as tracking
 
     # Both setters also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI for subprocesses.
-    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    before = tracking._tracking_uri, registry._registry_uri, {n: os.environ.get(n) for n in names}
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        with model_logging():
-            yield
-    finally:
-        tracking._tracking_uri, registry._registry_uri = before[0], before[1]
-        for name, value in before[2].items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    before = tracking._tracking_uri, registry._registry_uri
+    with restored_environ(("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")):
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            with model_logging():
+                yield
+        finally:
+            tracking._tracking_uri, registry._registry_uri = before
 
 
 def _final_step(client, run_id: str) -> int:

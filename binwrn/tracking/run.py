@@ -70,8 +70,7 @@ class TrackedRun:
             self.experiment_id = ensure_experiment(self.client, self.experiment, location)
             if self._resumed:  # same config hash, so params are unchanged: log none again
                 self.client.update_run(self.run_id, status="RUNNING")
-                self.client.log_batch(self.run_id, tags=[RunTag(k, v)
-                                                         for k, v in process_tags().items()])
+                self.set_tags(process_tags())
                 if FAILURE_TAG in self.client.get_run(self.run_id).data.tags:
                     self.client.delete_tag(self.run_id, FAILURE_TAG)
             else:
@@ -93,10 +92,10 @@ class TrackedRun:
     def record_checkpoint_digests(self, written: str, replaced: str | None) -> None:
         """Before a new last.ckpt is renamed into place: its SHA-256, and the one of the file it
         replaces, so that a kill on either side of the rename leaves a resumable pair."""
-        tags = [RunTag(DIGEST_TAG, written)]
+        tags = {DIGEST_TAG: written}
         if replaced is not None:
-            tags.append(RunTag(PREVIOUS_DIGEST_TAG, replaced))
-        self.client.log_batch(self.run_id, tags=tags)
+            tags[PREVIOUS_DIGEST_TAG] = replaced
+        self.set_tags(tags)
 
     def logged_steps(self, key: str) -> set[int]:
         return {m.step for m in self.client.get_metric_history(self.run_id, key)}

@@ -31,6 +31,7 @@ from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
 from lightning.pytorch.strategies import DDPStrategy
 
 from binwrn.data.shards import AUGMENTATION, BN_RECOMPUTE, stream_seed
+from binwrn.environment import restored_environ
 from binwrn.train.fast_path import on_cuda
 from binwrn.train.lightning_private import (
     _ChildProcessObserver,
@@ -218,23 +219,18 @@ def ddp_session(trainer: pl.Trainer):
     after a finished run or a stop all ranks agreed on; one blocked in a collective that
     rank zero will never join is killed), and leave this process as it was for the next
     job of a sweep."""
-    saved = {name: os.environ.get(name) for name in _RANK_VARIABLES}
     threads = torch.get_num_threads()
     launcher = trainer.strategy.launcher
-    try:
-        yield
-    except BaseException:
-        launcher.stop_watching()
-        launcher.end_ranks(grace_s=FAILED_EXIT_S)
-        raise
-    finally:
-        launcher.stop_watching()
-        launcher.end_ranks(grace_s=FINISHED_EXIT_S)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        torch.set_num_threads(threads)
+    with restored_environ(_RANK_VARIABLES):
+        try:
+            yield
+        except BaseException:
+            launcher.stop_watching()
+            launcher.end_ranks(grace_s=FAILED_EXIT_S)
+            raise
+        finally:
+            launcher.stop_watching()
+            launcher.end_ranks(grace_s=FINISHED_EXIT_S)
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+            torch.set_num_threads(threads)

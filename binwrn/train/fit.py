@@ -114,7 +114,8 @@ def make_trainer(args: TrainerArgs, callbacks: list, output_dir: Path, progress:
     try:
         if args.tf32 is not None:
             set_tf32(args.tf32)
-        settings = dict(args.settings)
+        # The data module splits the data between DDP processes itself (data/shards.py).
+        settings = {**args.settings, "use_distributed_sampler": False}
         if plan is not None or launched is not None:
             settings = ddp_trainer_settings(settings, plan,
                                             launched.environment if launched else None)

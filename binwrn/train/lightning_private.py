@@ -1,6 +1,6 @@
 """The private Lightning names binwrn builds on, imported here and nowhere else.
 
-Lightning promises nothing about names with a leading underscore, and binwrn needs four:
+Lightning promises nothing about names with a leading underscore, and binwrn needs six:
 train/ddp.py subclasses DDP's subprocess launcher and its watcher thread to start the other
 ranks from a plan file, and overrides `DDPStrategy._configure_launcher` to install that
 launcher; train/cluster.py opens the process group with the helpers Lightning's own

@@ -154,9 +154,8 @@ def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
         if launched is not None:  # the run, its folder and checkpoint, to the other ranks
             launched.announce_run(run.run_id, work_dir, checkpoint)
         if run.resumed:
-            run.client.set_tag(run.run_id, "binwrn.resumed_by", str(output_dir))
-            for key, value in {**identity.sweep_tags, **_ddp_tags(spec, launched)}.items():
-                run.client.set_tag(run.run_id, key, value)  # e.g. nests under a new sweep
+            run.set_tags({"binwrn.resumed_by": str(output_dir), **identity.sweep_tags,
+                          **_ddp_tags(spec, launched)})  # e.g. nests under a new sweep
         else:
             _log_config(run, spec, output_dir)
             if spec.iterative.order:  # the resolved order (random, ranked or given)

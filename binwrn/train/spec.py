@@ -73,7 +73,6 @@ class IterativeSchedule:
 
     order: tuple[str, ...] | None = None
     epochs_per_layer: int | None = None
-    single_layer: str | None = None  # iterative.order=single: the one binary layer
 
 
 @dataclass(frozen=True, kw_only=True)
