@@ -426,7 +426,7 @@ def sweep() -> None:
                                force=args.force, launcher=launcher, overrides=overrides)
         check_request(request)
         if args.dry_run:
-            from binwrn.sweeps.slurm import preview
+            from binwrn.sweeps.driver import preview
 
             print("\n".join(preview(request)))
             return

@@ -27,7 +27,7 @@ def hand_built(tmp: Path) -> s.RunSpec:
         schedule=SGDR(lr_max=0.1, first_cycle=1, cycle_mult=1), optimizer=OptimizerSettings(),
         augment=Augment(flip=True, pad=4), train=synthetic_images(200),
         test=synthetic_images(60, seed=1), fast_path=FastPath(channels_last=False, compile=False),
-        trainer=s.TrainerArgs(settings=TRAINER, max_epochs=2),
+        trainer=s.TrainerArgs(settings=TRAINER),
         batch=s.BatchRule(batch_size=50, eval_batch_size=30, step_batch=50),
         bn=s.BnRecompute(after_training=True, batches=2),
         checkpoints=s.CheckpointPolicy(resume=False, keep_cycle_ends=1),

@@ -8,7 +8,6 @@ from binwrn.configuration.parallel import (
     batch_rule,
     devices_per_node,
     step_batch,
-    uses_ddp,
     world_size,
 )
 from binwrn.errors import ConfigError
@@ -24,13 +23,9 @@ def trainer_args(cfg: DictConfig) -> TrainerArgs:
     tf32 = settings.pop("tf32", False)  # absent in older runs' configs
     if not isinstance(tf32, bool):
         raise ConfigError(f"trainer.tf32={tf32} is not allowed: use true or false.")
-    return TrainerArgs(settings=settings, tf32=tf32, accelerator=cfg.trainer.accelerator,
-                       devices=settings.get("devices", 1),
-                       devices_per_node=devices_per_node(cfg.trainer),
-                       num_nodes=cfg.trainer.get("num_nodes", 1),
-                       world_size=world_size(cfg.trainer), ddp=uses_ddp(cfg),
-                       sync_batchnorm=bool(cfg.trainer.get("sync_batchnorm", False)),
-                       max_epochs=cfg.trainer.max_epochs)
+    world_size(cfg.trainer)  # refuses a num_nodes that is not a count
+    return TrainerArgs(settings=settings, tf32=tf32,
+                       devices_per_node=devices_per_node(cfg.trainer))
 
 
 def batch_settings(cfg: DictConfig) -> BatchRule:

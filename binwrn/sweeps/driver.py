@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from binwrn.configuration.compose import compose, conf_dir
 from binwrn.configuration.identity import config_hash
 from binwrn.errors import BinwrnError, ConfigError
 from binwrn.sweeps.plan import GROUP, write_plan
-from binwrn.sweeps.slurm import check_jobs_fit, slurm_job_shape, uses_slurm
+from binwrn.sweeps.slurm import SlurmJobShape, check_jobs_fit, slurm_job_shape, uses_slurm
 from binwrn.sweeps.spec import Job, SweepSpec
 from binwrn.tracking.credentials import redact_uri
 from binwrn.tracking.metrics import final_value
@@ -128,6 +129,35 @@ def _compose_jobs(jobs: list[Job], plan_dir: Path, shared: list[str]) -> dict[st
         except ConfigError as err:
             raise ConfigError(f"{job.job_id} ({' '.join(job.overrides)}): {err}") from None
     return composed
+
+
+def _composed_and_sized(request: SweepRequest, jobs: list[Job], plan_dir: Path
+                        ) -> tuple[list[str], dict[str, object], SlurmJobShape | None]:
+    """The overrides every job shares, each job's composed config, and the one SLURM size
+    submitit gives them all (None without --launcher slurm); a job that does not fit that size
+    is refused here, before any run."""
+    shared = _shared_overrides(request)
+    composed = _compose_jobs(jobs, plan_dir, shared)
+    shape = None
+    if uses_slurm(request.launcher or []):
+        shape = slurm_job_shape([*shared, *request.launcher])
+        check_jobs_fit(shape, composed)
+    return shared, composed, shape
+
+
+def preview(request: SweepRequest) -> list[str]:
+    """`binwrn-sweep ... --dry-run`: the jobs the sweep composes and, for `--launcher slurm`,
+    what each would be submitted with. Opens no store, creates no run, submits nothing."""
+    jobs = request.spec.jobs()
+    with tempfile.TemporaryDirectory() as folder:
+        plan_dir = write_plan(jobs, Path(folder), conf_dir(), request.smoke)
+        _, _, shape = _composed_and_sized(request, jobs, plan_dir)
+    smoke = " (smoke)" if request.smoke else ""
+    lines = [f"{request.spec.name}{smoke}: {len(jobs)} jobs"]
+    lines += [f"  {job.job_id}  {' '.join(job.overrides)}" for job in jobs]
+    if shape is not None:
+        lines += [f"SLURM, each job: {shape.describe()}", shape.sbatch_header()]
+    return lines
 
 
 def _finished_runs(client, experiment_id: str, hashes: set[str]) -> dict[str, tuple]:
@@ -278,11 +308,8 @@ def run_sweep(
     started = datetime.now().strftime("%Y-%m-%d_%H-%M-%S.%f")
     sweep_dir = (request.root / spec.name / started).resolve()
     plan_dir = write_plan(jobs, sweep_dir / "plan", conf_dir(), request.smoke)
-    shared = _shared_overrides(request)
-    composed = _compose_jobs(jobs, plan_dir, shared)
+    shared, composed, _ = _composed_and_sized(request, jobs, plan_dir)
     hashes = {job_id: config_hash(cfg) for job_id, cfg in composed.items()}
-    if uses_slurm(request.launcher or []):  # one size for all jobs: refused before any run
-        check_jobs_fit(slurm_job_shape([*shared, *request.launcher]), composed)
     tracking = next(iter(composed.values())).tracking
     uri = store_uri(tracking.uri)
     client = open_client(uri)
@@ -329,7 +356,7 @@ def _interrupted(request: SweepRequest, parent: SweepRun, experiment_id: str,
         signal.signal(s, signal.SIG_IGN)  # recording the end must not be cut short
     name = signal.Signals(stop.signum).name
     reason = f"the sweep was stopped by {name}"
-    on_slurm = any(o == "hydra/launcher=slurm" for o in request.launcher or [])
+    on_slurm = uses_slurm(request.launcher or [])
     if not on_slurm:
         parent.kill_children(experiment_id, reason)
     parent.abort("KILLED", reason)

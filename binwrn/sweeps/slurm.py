@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -115,26 +114,3 @@ def check_jobs_fit(shape: SlurmJobShape, jobs: dict[str, DictConfig]) -> None:
                 f"{given[1]}, {given[2] or 0} GPUs per node (Hydra's launcher sizes them from "
                 "the shared config): give trainer=ddp, trainer.num_nodes and trainer.devices on "
                 "the binwrn-sweep command line, not in the sweep's grid.")
-
-
-def preview(request) -> list[str]:
-    """`binwrn-sweep ... --dry-run`: the jobs the sweep composes and, for `--launcher slurm`,
-    what each would be submitted with. Opens no store, creates no run, submits nothing."""
-    from binwrn.configuration.compose import conf_dir
-    from binwrn.sweeps.driver import _compose_jobs, _shared_overrides
-    from binwrn.sweeps.plan import write_plan
-
-    jobs = request.spec.jobs()
-    shared = _shared_overrides(request)
-    with tempfile.TemporaryDirectory() as folder:
-        plan_dir = write_plan(jobs, Path(folder), conf_dir(), request.smoke)
-        composed = _compose_jobs(jobs, plan_dir, shared)
-    smoke = " (smoke)" if request.smoke else ""
-    lines = [f"{request.spec.name}{smoke}: {len(jobs)} jobs"]
-    lines += [f"  {job.job_id}  {' '.join(job.overrides)}" for job in jobs]
-    launcher = request.launcher or []
-    if uses_slurm(launcher):
-        shape = slurm_job_shape([*shared, *launcher])
-        check_jobs_fit(shape, composed)
-        lines += [f"SLURM, each job: {shape.describe()}", shape.sbatch_header()]
-    return lines

@@ -15,6 +15,7 @@ from torch import nn
 
 from binwrn.data import Augment, ImageSplit
 from binwrn.data.imagenet import FileSplit
+from binwrn.train.data_parallel import DDP
 from binwrn.train.fast_path import FastPath
 from binwrn.train.optimizers import OptimizerSettings
 
@@ -28,18 +29,41 @@ class TrainerArgs:
 
     settings: dict  # pl.Trainer keywords: precision resolved, without tf32
     tf32: bool | None = False  # None: as the process has it (a benchmark's own setting)
-    accelerator: str = "cpu"
-    devices: int | list[int] = 1  # a count, or the device ids of each node
-    devices_per_node: int = 1
-    num_nodes: int = 1
-    world_size: int = 1
-    ddp: bool = False  # trainer.strategy=ddp: train/ddp.py or the cluster starts the ranks
-    sync_batchnorm: bool = False
-    max_epochs: int = 1
+    devices_per_node: int = 1  # `devices` as a checked count
 
     @property
     def precision(self) -> str:
         return self.settings.get("precision", "32-true")
+
+    @property
+    def accelerator(self) -> str:
+        return self.settings.get("accelerator", "cpu")
+
+    @property
+    def devices(self) -> int | list[int]:
+        """A count, or the device ids of each node."""
+        return self.settings.get("devices", 1)
+
+    @property
+    def num_nodes(self) -> int:
+        return self.settings.get("num_nodes", 1)
+
+    @property
+    def world_size(self) -> int:
+        return self.num_nodes * self.devices_per_node
+
+    @property
+    def ddp(self) -> bool:
+        """trainer.strategy=ddp: train/ddp.py or the cluster starts the ranks."""
+        return self.settings.get("strategy") == DDP
+
+    @property
+    def sync_batchnorm(self) -> bool:
+        return bool(self.settings.get("sync_batchnorm", False))
+
+    @property
+    def max_epochs(self) -> int:
+        return self.settings["max_epochs"]
 
 
 @dataclass(frozen=True, kw_only=True)
