@@ -152,7 +152,9 @@ def _run_job(cfg: DictConfig) -> float | None:
 
         _quiet_libraries(verbose)  # after MLflow's import, which sets its loggers' levels
         with launched.leading() if launched is not None else nullcontext():
-            result = train(spec, output_dir, started_at=clock_start, launched=launched)
+            result = train(spec, output_dir, started_at=clock_start, launched=launched,
+                           writes_to=Path(hydra_cfg.sweep.dir if in_sweep else
+                                          hydra_cfg.run.dir))
     except (BinwrnError, Diverged, Interrupted) as err:
         if not leader:
             show_error(f"rank {rank_from_environment()}: {err}")

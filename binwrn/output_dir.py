@@ -20,14 +20,18 @@ from binwrn.terminal import show_error
 
 def output_root() -> Path:
     """The folder binwrn-run starts in: Hydra's `outputs/` and a relative `hydra.run.dir` lie
-    under it. A resume loads checkpoints from under it only (the store's `binwrn.output_dir`
-    tag could name any file)."""
+    under it."""
     return Path.cwd().resolve()
 
 
-def under_output_root(folder: str | Path) -> bool:
-    """Whether `folder`, symbolic links resolved, lies inside `output_root()`."""
-    return Path(folder).resolve().is_relative_to(output_root())
+def resumable_from(folder: str | Path, writes_to: str | Path | None = None) -> bool:
+    """Whether a resume may load checkpoints from `folder` (symbolic links resolved): it lies
+    under `output_root()` or under `writes_to`, the folder this command itself writes to
+    (an absolute hydra.run.dir or hydra.sweep.dir on a scratch disk). Anything else is
+    refused: the store's `binwrn.output_dir` tag could name any file."""
+    where = Path(folder).resolve()
+    roots = [output_root()] + ([Path(writes_to).resolve()] if writes_to is not None else [])
+    return any(where.is_relative_to(root) for root in roots)
 
 
 def unwritable_reason(folder: Path) -> str | None:

@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from torch import nn
 
 from binwrn.errors import ConfigError
-from binwrn.output_dir import under_output_root
+from binwrn.output_dir import resumable_from
 from binwrn.tracking.run import (
     DIGEST_TAG,
     FAILURE_TAG,
@@ -118,11 +118,16 @@ def test_output_root_is_the_starting_folder(tmp_path: Path,
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "work" / "link").symlink_to(tmp_path / "elsewhere")
     monkeypatch.chdir(tmp_path / "work")
-    assert under_output_root(tmp_path / "work" / "outputs" / "runs" / "x")
-    assert under_output_root("outputs/runs/x")
-    assert not under_output_root(tmp_path / "elsewhere")
-    assert not under_output_root(tmp_path / "work" / "link" / "x")  # a link out of it
-    assert not under_output_root(tmp_path / "work" / ".." / "elsewhere")
+    assert resumable_from(tmp_path / "work" / "outputs" / "runs" / "x")
+    assert resumable_from("outputs/runs/x")
+    assert not resumable_from(tmp_path / "elsewhere")
+    assert not resumable_from(tmp_path / "work" / "link" / "x")  # a link out of it
+    assert not resumable_from(tmp_path / "work" / ".." / "elsewhere")
+    # the folder the command itself writes to (an absolute hydra.run.dir on scratch)
+    scratch = tmp_path / "scratch" / "run"
+    assert resumable_from(scratch, writes_to=scratch)
+    assert resumable_from(scratch / "sub", writes_to=scratch.parent)
+    assert not resumable_from(tmp_path / "elsewhere", writes_to=scratch)
 
 
 class _Trainer:

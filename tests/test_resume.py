@@ -93,6 +93,28 @@ def test_kill_at_five_moments_then_the_same_command_ends_as_an_uninterrupted_run
     assert [s for s, _ in history["test_final/acc"]] == [3]  # the final one, BN recomputed
 
 
+def test_a_run_on_a_scratch_folder_outside_the_start_folder_resumes_there(
+        tmp_path: Path) -> None:
+    """hydra.run.dir on another disk (absolute, outside the folder the command starts in):
+    killed after its first checkpoint, the same command resumes it to the uninterrupted
+    run's metrics (issue 27 item 1: it used to be refused and its work lost)."""
+    start, scratch = tmp_path / "start", tmp_path / "scratch" / "run"
+    start.mkdir()
+    command = (*SETTINGS, f"hydra.run.dir={scratch}")
+    killed = binwrn_run(start, *command, env={"BINWRN_TEST_KILL_AT": "mid_epoch:2"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    again = binwrn_run(start, *command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Not resuming" not in again.stderr and "Traceback" not in again.stderr
+    client, runs = _runs(again.store)
+    assert [r.info.status for r in runs] == ["FINISHED"]  # resumed, not started afresh
+    assert runs[0].data.tags["binwrn.resumed_by"] == str(scratch)
+    (tmp_path / "whole").mkdir()
+    whole = binwrn_run(tmp_path / "whole", *SETTINGS)
+    reference_client, (reference,) = _runs(whole.store)
+    assert _history(client, runs[0]) == _history(reference_client, reference)
+
+
 def _plant(store: Path, artifacts: Path, folder: Path, marker: Path) -> str:
     """A RUNNING run of SETTINGS' config whose output folder holds a crafted last.ckpt, as
     anyone who can write to the store could make; its id."""

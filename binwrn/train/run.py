@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from binwrn.models import size_summary
-from binwrn.output_dir import output_root, under_output_root
+from binwrn.output_dir import output_root, resumable_from
 from binwrn.terminal import console_note, show_warning
 from binwrn.tracking.credentials import redact_uri
 from binwrn.tracking.metrics import FINAL, as_view, with_error_pct
@@ -76,9 +76,11 @@ def _log_figure(run: TrackedRun, folder: Path) -> None:
         logging.getLogger("binwrn").warning("no figures/curves.png for the run: %s", err)
 
 
-def _resume_point(spec: RunSpec) -> tuple[str | None, Path | None, str | None]:
+def _resume_point(spec: RunSpec, writes_to: Path | None
+                  ) -> tuple[str | None, Path | None, str | None]:
     """The unfinished run of this exact config, its last checkpoint and that file's SHA-256,
-    when `resume` is on and the checkpoint may be loaded: under the output root, not in use,
+    when `resume` is on and the checkpoint may be loaded: under the output root or the folder
+    this command writes to (`writes_to`), not in use,
     its digest the one the run recorded, loadable with weights_only=True. A run whose
     checkpoint fails the last two is marked FAILED; either way a new run starts, saying so."""
     if not spec.checkpoints.resume:
@@ -87,11 +89,13 @@ def _resume_point(spec: RunSpec) -> tuple[str | None, Path | None, str | None]:
     found = find_resumable_run(uri, spec.tracking.experiment, spec.identity.config_hash)
     if found is None:
         return None, None, None
-    if not under_output_root(found.output_dir):
+    if not resumable_from(found.output_dir, writes_to):
+        where = f"{output_root()}, the folder this command started in" + (
+            f", and {writes_to}, the folder it writes to" if writes_to else "")
         show_warning(escape(
             f"Not resuming run {found.run_id}: its output folder {found.output_dir} (tag "
-            f"binwrn.output_dir) is outside {output_root()}, the folder this command started "
-            "in, and checkpoints are resumed only from under it; starting a new run."))
+            f"binwrn.output_dir) is outside {where}, and checkpoints are resumed only from "
+            "under those; starting a new run."))
         return None, None, None
     checkpoint = resumable_checkpoint(found.output_dir)
     if checkpoint is None:
@@ -118,13 +122,16 @@ def _mark_ghosts(spec: RunSpec, keep: str | None) -> None:
 
 
 def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
-          started_at: float | None = None, launched: Launched | None = None):
+          started_at: float | None = None, launched: Launched | None = None,
+          writes_to: Path | None = None):
     """Fit (or resume), recompute BN statistics, test on the whole test set. `started_at`
     (epoch seconds): where time/to_first_step_s counts from (default: the process start).
-    `launched`: this process is rank zero of ranks a cluster started (train/cluster.py)."""
+    `launched`: this process is rank zero of ranks a cluster started (train/cluster.py).
+    `writes_to`: the command's hydra.run.dir (hydra.sweep.dir under -m), which a resume may
+    read from wherever it lies (default: `output_dir`)."""
     started = time.perf_counter()
     identity, t = spec.identity, spec.tracking
-    resume_id, checkpoint, on_disk = _resume_point(spec)
+    resume_id, checkpoint, on_disk = _resume_point(spec, writes_to or output_dir)
     _mark_ghosts(spec, keep=resume_id)
     # A resumed run keeps writing checkpoints where it started; this invocation's own Hydra
     # folder still gets its log and config.
