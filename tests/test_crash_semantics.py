@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,8 +88,9 @@ def test_crafted_pickle_runs_nothing_even_with_the_force_variable(
     marker = tmp_path / "code-ran"
     last = tmp_path / LAST
     digest = crafted_checkpoint(last, marker)
-    with pytest.raises(UnusableCheckpoint, match="weights_only=True"):
+    with pytest.raises(UnusableCheckpoint, match="weights_only=True") as caught:
         verify_checkpoint(last, {digest})  # the digest matches: it is unpickled, safely
+    assert "weights_only=False" not in str(caught.value)  # never torch's advice to trust it
     with pytest.raises(UnusableCheckpoint, match="not the one"):
         verify_checkpoint(last, {"0" * 64})  # it does not: never unpickled at all
     assert not marker.exists()
@@ -110,6 +112,24 @@ def test_unreadable_checkpoints_are_unusable_with_a_reason(tmp_path: Path, damag
     with pytest.raises(UnusableCheckpoint) as caught:
         verify_checkpoint(last, {digest})
     assert str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_terabyte_checkpoint_is_refused_by_its_size_before_it_is_read(
+        tmp_path: Path) -> None:
+    """`truncate -s 1T last.ckpt` (a sparse file): refused in well under a second, never
+    read into memory (it was a MemoryError that wedged every rerun)."""
+    from binwrn.models.wrn import WideResNet
+    from binwrn.train.checkpoints import checkpoint_size_bound
+
+    last = tmp_path / LAST
+    _real_checkpoint(last)
+    bound = checkpoint_size_bound(WideResNet(depth=10, width=1, num_classes=10))
+    assert last.stat().st_size < bound  # a real checkpoint passes the bound
+    os.truncate(last, 2**40)
+    started = time.perf_counter()
+    with pytest.raises(UnusableCheckpoint, match="1,099,511,627,776 bytes, more than"):
+        verify_checkpoint(last, {"0" * 64}, max_bytes=bound)
+    assert time.perf_counter() - started < 1.0
 
 
 def test_output_root_is_the_starting_folder(tmp_path: Path,

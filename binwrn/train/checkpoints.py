@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import itertools
 import os
 import random
 import signal
@@ -228,19 +229,47 @@ class UnusableCheckpoint(Exception):
     """A checkpoint a resume must not (or cannot) load; the message says why."""
 
 
-def verify_checkpoint(path: Path, digests: set[str]) -> str:
+def _load_failure(err: Exception) -> str:
+    """What torch.load found wrong, without its advice to load with weights_only=False (the
+    one thing a file from outside must never get): the unpickler's own line where it has one."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    found = [line for line in lines if line.startswith("WeightsUnpickler error:")]
+    first = (found or lines or [""])[0]
+    if "weights_only" in first and not found:
+        first = "it holds objects that are not tensors or plain values"
+    return f"{type(err).__name__}: {first[:200]}"
+
+
+def checkpoint_size_bound(model: torch.nn.Module) -> int:
+    """The most bytes a training checkpoint of `model` can hold: its weights and buffers four
+    times over (the weights, SGD's momentum or Adam's two moments, a spare copy) and 64 MiB
+    for loop state, metrics and random states. A larger file is not one binwrn wrote."""
+    state = sum(t.numel() * t.element_size()
+                for t in itertools.chain(model.parameters(), model.buffers()))
+    return 4 * state + 64 * 2**20
+
+
+def verify_checkpoint(path: Path, digests: set[str], max_bytes: int | None = None) -> str:
     """The SHA-256 of `path` once it is one of the run's recorded `digests` and loads as a
     Lightning checkpoint with `weights_only=True` (passed explicitly, so that
     TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot turn it off); else UnusableCheckpoint.
 
-    The file is read once: the bytes hashed are the bytes unpickled, and bytes that do not
-    match a recorded digest are never unpickled at all."""
+    The file's size is checked against `max_bytes` before a byte is read (a 1 TiB sparse file
+    must not be read into memory), then the file is read once: the bytes hashed are the bytes
+    unpickled, and bytes that do not match a recorded digest are never unpickled at all."""
     import io
 
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                raise UnusableCheckpoint(f"it is {size:,} bytes, more than a checkpoint of "
+                                         f"this model can be ({max_bytes:,})")
+            data = file.read(size + 1)
     except OSError as err:
         raise UnusableCheckpoint(f"cannot be read ({err.strerror})") from None
+    if len(data) > size:
+        raise UnusableCheckpoint("it grew while being read (another process writes it)")
     digest = hashlib.sha256(data).hexdigest()
     if not digests:
         raise UnusableCheckpoint("the run records no digest of it (binwrn.checkpoint_sha256)")
@@ -250,9 +279,8 @@ def verify_checkpoint(path: Path, digests: set[str]) -> str:
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, foreign pickle, a global weights_only refuses
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise UnusableCheckpoint(f"it does not load with weights_only=True "
-                                 f"({type(err).__name__}: {first[:200]})") from None
+                                 f"({_load_failure(err)})") from None
     missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise UnusableCheckpoint(f"it is not a binwrn training checkpoint (no {missing[0]})")

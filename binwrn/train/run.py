@@ -36,6 +36,7 @@ from binwrn.train.checkpoints import (
     EpochCheckpoints,
     OutputLock,
     UnusableCheckpoint,
+    checkpoint_size_bound,
     remove_stale_partials,
     resumable_checkpoint,
     verify_checkpoint,
@@ -101,7 +102,8 @@ def _resume_point(spec: RunSpec, writes_to: Path | None
     if checkpoint is None:
         return None, None, None
     try:
-        sha256 = verify_checkpoint(checkpoint, found.digests)
+        sha256 = verify_checkpoint(checkpoint, found.digests,
+                                   max_bytes=checkpoint_size_bound(spec.model))
     except UnusableCheckpoint as err:
         reason = f"its checkpoint {checkpoint} cannot be resumed: {err}"
         mark_unresumable(uri, found.run_id, reason)
