@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,21 @@ def test_schedule_that_does_not_fit_the_trainer_is_named():
     assert "85, 170" in StepDecay().mismatch(170)
     assert Cosine(epochs=300).mismatch(300) is None
     assert "schedule.epochs=300" in Cosine(epochs=300).mismatch(30)
+
+
+@pytest.mark.parametrize("first, mult", [(2, 2), (1, 1), (3, 1), (1, 3)])
+def test_restart_epochs_are_the_epochs_restarts_at_names(first: int, mult: int) -> None:
+    """Listed one step per cycle (a loop over 10^8 epochs hung the start), the same set."""
+    sgdr = SGDR(first_cycle=first, cycle_mult=mult)
+    assert sgdr.restart_epochs(300) == tuple(e for e in range(1, 301) if sgdr.restarts_at(e))
+
+
+def test_restart_epochs_of_a_long_run_are_quick_and_its_tag_fits_mlflow() -> None:
+    from binwrn.train.run import restarts_tag
+
+    started = time.process_time()
+    epochs = SGDR(first_cycle=1, cycle_mult=1).restart_epochs(100_000)
+    tag = restarts_tag(epochs)
+    assert time.process_time() - started < 1.0
+    assert len(epochs) == 100_000 and len(tag) <= 5000 and tag.endswith(",...")
+    assert restarts_tag((2, 6, 14)) == "2,6,14"

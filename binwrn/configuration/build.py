@@ -83,7 +83,7 @@ def recomputed_test_epochs(cfg: DictConfig, schedule) -> frozenset[int]:
     if value in (None, "none"):
         return frozenset()
     if value == "cycle_ends":
-        return frozenset(e for e in range(1, last + 1) if schedule.restarts_at(e))
+        return frozenset(schedule.restart_epochs(last))
     epochs = OmegaConf.to_container(value) if OmegaConf.is_list(value) else value
     if not isinstance(epochs, list) or not all(
             isinstance(e, int) and not isinstance(e, bool) and e >= 1 for e in epochs):

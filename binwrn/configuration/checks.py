@@ -41,6 +41,9 @@ DECODERS = ("torchvision", "pil")
 PRECISIONS = ("auto", "transformer-engine", "transformer-engine-float16", "16-true", "16-mixed",
               "bf16-true", "bf16-mixed", "32-true", "64-true", "64", "32", "16", "bf16")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+DATASETS = ("cifar10", "cifar100", "svhn", "imagenet", "imagenet32", "mnist", "digits")
+NETS = tuple(f"binwrn.models.{net}" for net in  # conf/model/*.yaml's _target_
+             ("WideResNet", "WideResNet18", "CifarResNet", "VGG", "MLP"))
 
 # --- value rules: each returns None for a good value, else what to use instead ----------
 
@@ -54,12 +57,31 @@ def _is_number(value: object) -> bool:
             and math.isfinite(value))
 
 
-def whole(low: int, optional: bool = False) -> Callable[[object], str | None]:
+# Whole numbers without a tighter bound of their own stop here: a count past it is a typo,
+# and every loop or allocation it drives stays bounded (issue 27: max_epochs=10^8 hung).
+MOST = 2**31 - 1
+
+
+def whole(low: int, optional: bool = False, high: int = MOST) -> Callable[[object], str | None]:
     def rule(value: object) -> str | None:
-        if (optional and value is None) or (_is_whole(value) and value >= low):
+        if (optional and value is None) or (_is_whole(value) and low <= value <= high):
             return None
-        return f"a whole number >= {low}" + (" (or null)" if optional else "")
+        return f"a whole number from {low} to {high:,}" + (" (or null)" if optional else "")
     return rule
+
+
+def text(value: object) -> str | None:
+    return None if isinstance(value, str) and value else "a non-empty text"
+
+
+def optional_text(value: object) -> str | None:
+    return None if value is None or isinstance(value, str) else "a text (or null)"
+
+
+def numbers(value: object) -> str | None:
+    if isinstance(value, ListConfig | list) and value and all(_is_number(v) for v in value):
+        return None
+    return "a list of numbers, e.g. [0.49, 0.48, 0.45]"
 
 
 def number(low: float, high: float | None = None, low_open: bool = False,
@@ -100,10 +122,10 @@ def limit(value: object) -> str | None:
 
 
 def whole_list(value: object) -> str | None:
-    if isinstance(value, ListConfig | list) and value and all(
-            _is_whole(v) and v >= 1 for v in value):
+    if isinstance(value, ListConfig | list) and value and len(value) <= 1000 and all(
+            _is_whole(v) and 1 <= v <= MOST for v in value):
         return None
-    return "a list of whole numbers >= 1, e.g. [85, 170]"
+    return "a list of at most 1,000 whole numbers from 1 to 2,147,483,647, e.g. [85, 170]"
 
 
 def betas(value: object) -> str | None:
@@ -134,7 +156,7 @@ def auto_switch(value: object) -> str | None:
 
 
 RULES: dict[str, Callable[[object], str | None]] = {
-    "seed": whole(0),
+    "seed": whole(0, high=2**32 - 1),  # NumPy's and Lightning's seeds are 32-bit
     "deterministic": switch,
     "resume": switch,
     "verbose": switch,
@@ -149,19 +171,31 @@ RULES: dict[str, Callable[[object], str | None]] = {
     "data.batch_rule": one_of("global", "per_device"),
     "data.eval_batch_size": whole(1),
     "data.flip": switch,
-    "data.pad": whole(0),
+    "data.pad": whole(0, high=1024),
     "data.pad_fill": one_of(*PAD_FILLS),
-    "data.cutout": whole(0),
+    "data.cutout": whole(0, high=4096),
     "data.train_limit": whole(1, optional=True),
     "data.test_limit": whole(1, optional=True),
     "data.val_size": whole(0),
-    "dataset.num_classes": whole(2),
-    "dataset.image_size": whole(1),
-    "dataset.channels": whole(1),
+    "dataset.name": one_of(*DATASETS),
+    "dataset.num_classes": whole(2, high=1_000_000),
+    "dataset.image_size": whole(1, high=4096),
+    "dataset.channels": whole(1, high=4096),
+    "dataset.mean": numbers,
+    "dataset.std": numbers,
     "dataset.workers": workers,
     "dataset.train_crop": one_of(*TRAIN_CROPS),
     "dataset.multi_crop_positions": one_of(*POSITIONS),
     "dataset.decoder": one_of(*DECODERS),
+    "model._target_": one_of(*NETS),
+    "model.label": text,
+    "model.num_classes": whole(2, high=1_000_000),
+    "model.in_channels": whole(1, high=4096),
+    "model.image_size": whole(1, high=4096),
+    "model.bn_affine": switch,
+    "model.final_bn_affine": switch,
+    "model.skip": switch,
+    "model.init_gain": number(0.0, low_open=True),
     "model.bits": one_of(1, 32),
     "model.scale": one_of(*SCALES),
     "model.grad": one_of(*GRADS),
@@ -175,6 +209,7 @@ RULES: dict[str, Callable[[object], str | None]] = {
     "bn.recompute_stats": switch,
     "bn.recompute_batches": whole(1, optional=True),
     "schedule.name": one_of(*SCHEDULES),
+    "schedule.per_batch": switch,
     "schedule.lr_min": number(0.0),
     "schedule.first_cycle": whole(1),
     "schedule.cycle_mult": whole(1),
@@ -190,13 +225,22 @@ RULES: dict[str, Callable[[object], str | None]] = {
     "optim.betas": betas,
     "optim.eps": number(0.0, low_open=True),
     "optim.reset_momentum_at_restart": switch,
-    "trainer.max_epochs": whole(1),
+    "trainer.max_epochs": whole(1, high=100_000),  # the papers: 254 at most
     "trainer.accelerator": one_of(*ACCELERATORS),
     "trainer.precision": precision,
     "trainer.check_val_every_n_epoch": whole(1),
     "trainer.limit_train_batches": limit,
     "trainer.limit_val_batches": limit,
     "trainer.limit_test_batches": limit,
+    "trainer.tf32": switch,
+    "trainer.num_sanity_val_steps": whole(0),
+    "trainer.enable_model_summary": switch,
+    "trainer.enable_checkpointing": switch,
+    "data.root": optional_text,
+    "data.cache_dir": optional_text,
+    "tracking.uri": text,
+    "tracking.artifact_root": text,
+    "tracking.experiment": text,
     "tracking.log_checkpoint": switch,
     "tracking.system_metrics_interval": number(0.0),
 }
@@ -216,13 +260,13 @@ def _model_rules(model: DictConfig) -> None:
     target = str(model.get("_target_", "")).rsplit(".", 1)[-1]
     depth, width = model.get("depth"), model.get("width")
     if target == "WideResNet":
-        if not (_is_whole(depth) and any(depth >= 6 + k and (depth - k) % 6 == 0
-                                         for k in (2, 4))):
+        if not (_is_whole(depth) and depth <= 1000 and any(
+                depth >= 6 + k and (depth - k) % 6 == 0 for k in (2, 4))):
             _refuse("model.depth", depth, "6n+2 (8, 14, 20, 26, ...) or Zagoruyko's 6n+4 "
-                    "naming of the same nets (10, 16, 22, 28, ...)")
-        if not (_is_whole(width) and width >= 1):
+                    "naming of the same nets (10, 16, 22, 28, ...), at most 1000")
+        if not (_is_whole(width) and 1 <= width <= MOST):
             _refuse("model.width", width, "a whole number >= 1")
-    elif target == "CifarResNet" and not (_is_whole(depth) and depth >= 8
+    elif target == "CifarResNet" and not (_is_whole(depth) and 8 <= depth <= 1000
                                           and (depth - 2) % 6 == 0):
         _refuse("model.depth", depth, "6n+2 (paper 3: 20; also 8, 14, 32, 44, 56, ...)")
     elif target == "VGG" and depth not in (5, 9):
@@ -230,7 +274,7 @@ def _model_rules(model: DictConfig) -> None:
     elif target == "WideResNet18":
         if depth != 18:
             _refuse("model.depth", depth, "18 (paper 1's ImageNet net)")
-        if not (_is_number(width) and width > 0 and float(64 * width).is_integer()):
+        if not (_is_number(width) and 0 < width <= 10_000 and float(64 * width).is_integer()):
             _refuse("model.width", width, "a width whose 64 x width is a whole number of "
                     "channels (2.5 gives the paper's 160)")
     temperature, norm = model.get("temperature"), model.get("norm", "batchnorm")
@@ -255,12 +299,55 @@ def check_config(cfg: DictConfig) -> None:
                   streaming=cfg.dataset.get("streaming", False))
 
 
+def _resolves(cfg: DictConfig) -> None:
+    """Every ${...} of `cfg` resolves (a user's `model.depth=${x}`, a list where a lookup
+    needs a name); else one sentence naming the key."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        first = str(err).splitlines()[0].strip()
+        where = f"{key} " if key else "A setting "
+        raise ConfigError(f"{where}cannot be resolved ({first[:200]}): fix or drop the "
+                          "override that sets it.") from None
+
+
+def _net_size(model: DictConfig) -> None:
+    """A net too large to train is refused before anything is allocated."""
+    from binwrn.configuration.net_size import (
+        MAX_WEIGHTS,
+        mlp_weights,
+        resnet18_weights,
+        wrn_weights,
+    )
+
+    target = str(model.get("_target_", "")).rsplit(".", 1)[-1]
+    channels, classes = model.get("in_channels", 3), model.get("num_classes", 10)
+    if target == "WideResNet":
+        count = wrn_weights(model.depth, model.width, channels, classes)
+    elif target == "WideResNet18":
+        count = resnet18_weights(model.width, channels, classes)
+    elif target == "MLP":
+        count = mlp_weights(list(model.hidden), channels * model.image_size ** 2, classes)
+    else:
+        return  # paper 3's VGG and ResNet-20 have fixed widths
+    if count > MAX_WEIGHTS:
+        raise ConfigError(
+            f"model.depth={model.get('depth')} model.width={model.get('width')} with "
+            f"{classes:,} classes would make a net of about {count:,} weights ({count * 4:,} "
+            f"bytes in fp32), more than the {MAX_WEIGHTS:,} binwrn-run trains: use a smaller "
+            "model.width, model.depth or model.hidden.")
+
+
 def check_values(cfg: DictConfig) -> None:
-    """The values of `cfg` against RULES, the net's depth and width, the device count and
-    the tracking URI's scheme (ConfigError)."""
+    """The values of `cfg` against RULES, the net's depth, width and size, the device count
+    and the tracking URI's scheme (ConfigError)."""
     from binwrn.configuration.parallel import batch_rule, world_size
     from binwrn.tracking.store import absolute_uri
 
+    _resolves(cfg)
     for key, rule in RULES.items():
         value = OmegaConf.select(cfg, key, default="__absent__")
         if value != "__absent__":
@@ -268,6 +355,7 @@ def check_values(cfg: DictConfig) -> None:
             if advice:
                 _refuse(key, value, advice)
     _model_rules(cfg.model)
+    _net_size(cfg.model)
     world_size(cfg.trainer)
     batch_rule(cfg)
     absolute_uri(cfg.tracking.uri)

@@ -61,7 +61,8 @@ class RunResult:
 
 def _restarts(tag: str) -> tuple[int, ...]:
     try:
-        return tuple(int(part) for part in tag.split(",") if part.strip())
+        return tuple(int(part) for part in tag.split(",")
+                     if part.strip() and part.strip() != "...")  # train/run.py restarts_tag
     except ValueError:  # a tag this report cannot read marks no restarts rather than failing
         return ()
 

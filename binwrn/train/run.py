@@ -66,6 +66,13 @@ def _ddp_tags(spec: RunSpec, launched: Launched | None = None) -> dict[str, str]
             "binwrn.sync_batchnorm": str(t.sync_batchnorm).lower()}
 
 
+def restarts_tag(epochs: tuple[int, ...], most: int = 5000) -> str:
+    """The restart epochs as `2,6,14`, cut to `most` characters with a closing `,...` (an
+    MLflow tag holds 8,000; cycles of one epoch over 100,000 epochs would be 590,000)."""
+    text = ",".join(map(str, epochs))
+    return text if len(text) <= most else text[:text.rfind(",", 0, most - 4)] + ",..."
+
+
 def _log_figure(run: TrackedRun, folder: Path) -> None:
     """figures/curves.png on the run; a figure that cannot be drawn costs a warning, never
     the trained run."""
@@ -147,8 +154,8 @@ def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
             "binwrn.config_hash": identity.config_hash, **identity.tags,
             "binwrn.output_dir": str(work_dir), **identity.sweep_tags,
             **_ddp_tags(spec, launched),
-            "binwrn.restarts": ",".join(str(e) for e in range(1, spec.trainer.max_epochs)
-                                        if spec.schedule.restarts_at(e))}
+            "binwrn.restarts": restarts_tag(spec.schedule.restart_epochs(
+                spec.trainer.max_epochs - 1))}
     # The precision the Trainer runs at (auto resolved), not the config's word for it.
     params = {**identity.params, "trainer.precision": parts.trainer.precision}
     with OutputLock(work_dir), TrackedRun(

@@ -68,6 +68,16 @@ class SGDR:
         """True when a new cycle begins at the start of this (0-based) epoch, not the first."""
         return epoch > 0 and self.cycle_at(epoch + 1e-9)[0] == epoch
 
+    def restart_epochs(self, last: int) -> tuple[int, ...]:
+        """Every epoch from 1 to `last` where `restarts_at` holds, one step per cycle (a loop
+        over epochs asking `restarts_at` costs epochs x cycles)."""
+        starts, start, length = [], self.first_cycle, self.first_cycle
+        while start <= last:
+            starts.append(start)
+            length *= self.cycle_mult
+            start += length
+        return tuple(starts)
+
     def mismatch(self, max_epochs: int) -> str | None:
         start, length = self.cycle_at(max_epochs)
         if max_epochs == start + length:
@@ -98,6 +108,9 @@ class StepDecay:
     def restarts_at(self, epoch: int) -> bool:
         return False
 
+    def restart_epochs(self, last: int) -> tuple[int, ...]:
+        return ()
+
     def mismatch(self, max_epochs: int) -> str | None:
         unreached = [m for m in self.milestones if m >= max_epochs]
         if not unreached:
@@ -125,6 +138,9 @@ class Cosine:
     def restarts_at(self, epoch: int) -> bool:
         return False
 
+    def restart_epochs(self, last: int) -> tuple[int, ...]:
+        return ()
+
     def mismatch(self, max_epochs: int) -> str | None:
         if self.epochs == max_epochs:
             return None
@@ -141,6 +157,9 @@ class Constant:
 
     def restarts_at(self, epoch: int) -> bool:
         return False
+
+    def restart_epochs(self, last: int) -> tuple[int, ...]:
+        return ()
 
     def mismatch(self, max_epochs: int) -> str | None:
         return None
