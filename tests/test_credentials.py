@@ -37,6 +37,12 @@ SECRET = "pl4nted-Secret"
     ("store tracking.uri=https://me:x@h/ failed", "store tracking.uri=https://me:***@h/ failed"),
     ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
     ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    # issue 27 item 7: every other spelling a driver accepts
+    ("postgresql://u@127.0.0.1:9/db?password=S3cretPW", "postgresql://u@127.0.0.1:9/db?password=***"),
+    ("postgresql://u@h/db?sslmode=require&sslpassword=k", "postgresql://u@h/db?sslmode=require&sslpassword=***"),
+    ("http://TOKEN@host:5000/", "http://***@host:5000/"),
+    ("uri: https://h/api?token=T0K&x=1", "uri: https://h/api?token=***&x=1"),
+    ("postgresql://mlflow@127.0.0.1:5433/mlflow", "postgresql://mlflow@127.0.0.1:5433/mlflow"),
 ])
 def test_redact_uri_masks_the_password_and_nothing_else(text: str, shown: str) -> None:
     assert redact_uri(text) == shown
@@ -51,6 +57,30 @@ def test_the_password_moves_to_the_variable_its_client_reads() -> None:
                                         env) == ["model.bits=1", "tracking.uri=postgresql://b@h/d"]
     assert env["MLFLOW_TRACKING_URI"] == "postgresql://ann@h/db"
     assert env["PGPASSWORD"] == "q"  # the command line's, which Hydra would use
+
+
+def test_a_query_password_moves_to_pgpassword_and_leaves_the_override() -> None:
+    """What Hydra records (.hydra/*.yaml, outcome.json) never holds `?password=`."""
+    env: dict[str, str] = {}
+    given = "tracking.uri=postgresql://u@127.0.0.1:9/db?sslmode=require&password=S3cretPW"
+    assert credentials_out_of_overrides([given], env) == [
+        "tracking.uri=postgresql://u@127.0.0.1:9/db?sslmode=require"]
+    assert env == {"PGPASSWORD": "S3cretPW"}
+    assert move_credentials_to_env("http://[::1", env) == "http://[::1"  # refused later
+
+
+def test_a_uri_that_does_not_parse_is_one_sentence() -> None:
+    for uri in ("http://[::1", "http://h:99999"):
+        with pytest.raises(ConfigError, match="is malformed"):
+            absolute_uri(uri)
+
+
+def test_a_file_that_is_not_a_database_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "notes.db").write_text("not a database")
+    with pytest.raises(ConfigError, match="is not an SQLite database"):
+        absolute_uri(f"sqlite:///{tmp_path / 'notes.db'}")
+    (tmp_path / "empty.db").write_bytes(b"")  # SQLite's own empty database: a new store
+    assert absolute_uri(f"sqlite:///{tmp_path / 'empty.db'}").endswith("empty.db")
 
 
 def test_plain_postgresql_uri_names_the_installed_driver() -> None:

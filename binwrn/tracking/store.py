@@ -27,8 +27,15 @@ POSTGRES_DRIVER = "postgresql+psycopg2"  # the driver binwrn installs (and the s
 
 def absolute_uri(uri: str) -> str:
     """Make a relative `sqlite:///x.db` absolute, name psycopg2 for `postgresql://`, refuse
-    schemes MLflow cannot track to and SQLite paths that cannot be files."""
-    parsed = urlparse(uri)
+    schemes MLflow cannot track to, SQLite paths that cannot be files and files that are not
+    SQLite databases."""
+    try:
+        parsed = urlparse(uri)
+        parsed.port  # noqa: B018 (parsing the port is what refuses 'http://h:x')
+    except ValueError as err:  # 'http://[::1' (an unclosed IPv6 host), a port out of range
+        raise ConfigError(f"tracking.uri={redact_uri(uri)} is malformed ({err}): write "
+                          "sqlite:///<file>.db, http://<host>:<port> or "
+                          "postgresql://<user>@<host>/<db>.") from None
     if parsed.scheme == "sqlite":
         path = uri[len("sqlite:///"):]
         if not uri.startswith("sqlite:///") or not path:
@@ -38,6 +45,7 @@ def absolute_uri(uri: str) -> str:
             )
         database = Path(path).expanduser().resolve()
         _check_can_be_a_file(database)
+        _check_is_sqlite(database)
         return f"sqlite:///{database}"
     if parsed.scheme == "postgresql":  # SQLAlchemy 2.1 picks psycopg 3, which is not installed
         return POSTGRES_DRIVER + uri[len("postgresql"):]
@@ -72,6 +80,26 @@ def _check_can_be_a_file(database: Path) -> None:
                 raise ConfigError(f"The tracking store {database} cannot be created: {parent} "
                                   "is a file, not a folder; point tracking.uri elsewhere.")
             return
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite 3 database
+
+
+def _check_is_sqlite(database: Path) -> None:
+    """A file that exists must be an SQLite database (an empty one becomes a new store): MLflow
+    answers anything else with sqlite3.DatabaseError deep in SQLAlchemy."""
+    try:
+        with open(database, "rb") as file:
+            head = file.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ConfigError(f"The tracking store {database} cannot be read ({err.strerror}): "
+                          "point tracking.uri at a store you can read.") from None
+    if head and head != SQLITE_HEADER:
+        raise ConfigError(f"The tracking store {database} is not an SQLite database: point "
+                          "tracking.uri at an MLflow store (sqlite:///mlflow.db) or a file "
+                          "that does not exist yet.")
 
 
 def check_store_exists(uri: str, what: str) -> None:
@@ -142,7 +170,7 @@ def _create_sqlite_store(database: Path) -> None:
         from mlflow.store.db.utils import _initialize_tables
     except ImportError:  # a later MLflow without it: it creates the store in place
         return
-    for stale in database.parent.glob(f".{database.name}.*.creating"):
+    for stale in database.parent.glob(f".{database.name}.*.creating*"):  # and its -journal
         stale.unlink(missing_ok=True)
     temporary = database.with_name(f".{database.name}.{os.getpid()}.creating")
     engine = sqlalchemy.create_engine(f"sqlite:///{temporary}")
