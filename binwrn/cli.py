@@ -24,7 +24,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from binwrn.configuration.checks import check_config
+from binwrn.configuration.checks import check_config, check_values
 from binwrn.configuration.compose import compose, conf_dir
 from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
 from binwrn.terminal import (
@@ -361,6 +361,7 @@ def evaluate() -> None:
 
         packed = read_packed(args.file)
         cfg = compose(default_overrides(packed.header, args.overrides))
+        check_values(cfg)  # data.test_limit=-5 evaluated no image and said 100 % error
         result = evaluate_packed(packed, run_config(cfg), args.runtime, str(args.file))
         if args.json:
             write_bytes(args.json, json.dumps(result, indent=2).encode())

@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -176,8 +177,66 @@ def test_with_auth_nobody_writes_without_the_password_and_runs_with_it_land(
             assert done.returncode == 0, done.stderr[-3000:]
             assert admin not in done.stdout + done.stderr
             assert pg_password not in done.stdout + done.stderr
+        assert list((data / "artifacts").rglob("resolved.yaml"))  # the runs' configs...
+        found = as_nobody("find", str(data / "artifacts"), "-name", "*.yaml")
+        assert found.stdout == "" and "Permission denied" in found.stderr  # ...not for nobody
+        assert _mode(data / "artifacts") == 0o700
     finally:
         stop_group(server)
         output = server.stdout.read()
     assert output.count(admin) == 1  # printed once, on first start
     assert "intruder" not in output
+
+
+def _healthy(url: str) -> bool:
+    import urllib.request
+
+    try:
+        return urllib.request.urlopen(f"{url}/health", timeout=2).status == 200
+    except OSError:
+        return False
+
+
+def _pg_running(data: Path) -> bool:
+    return subprocess.run(["pgrep", "-f", f"postgres -D {data / 'pg'}"],
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.server
+@needs_postgres
+def test_a_hard_killed_server_starts_again_and_sigterm_stops_it_quickly(data: Path) -> None:
+    """kill -9 left PostgreSQL running and the next start failed with pg_ctl's command
+    list; SIGTERM took 30-60 s (issue 27 item 9)."""
+    port, pg_port = free_port(), free_port()
+    command = [str(BIN / "binwrn-server"), "--port", str(port), "--pg-port", str(pg_port),
+               "--data", str(data)]
+    url = f"http://127.0.0.1:{port}"
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    try:
+        wait_healthy(url, first)
+        first.kill()  # SIGKILL: no handler runs
+        first.wait()
+        assert _pg_running(data)  # what a hard kill leaves
+        deadline = time.monotonic() + 30  # its mlflow server follows it (PDEATHSIG)
+        while _healthy(url) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _healthy(url)
+        second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True)
+        wait_healthy(url, second)  # the old cluster was stopped, the port freed
+        twin = subprocess.run([*command[:-4], "--pg-port", str(free_port()), "--data",
+                               str(data)], capture_output=True, text=True, timeout=60)
+        assert twin.returncode == 2 and "Another binwrn-server serves" in twin.stderr
+        started = time.monotonic()
+        second.terminate()
+        second.wait(timeout=60)
+        assert time.monotonic() - started < 20
+        assert not _pg_running(data)
+    finally:
+        for server in (first, locals().get("second")):
+            if server is not None and server.poll() is None:
+                stop_group(server)
+        if _pg_running(data):
+            stop_postgres(data / "pg")

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from binwrn.errors import BinwrnError
+from binwrn.errors import BinwrnError, ConfigError
 
 ORIGIN_TAG = "binwrn.migrated_from"
 PARENT_TAG = "mlflow.parentRunId"
@@ -59,6 +59,9 @@ def migrate(src_uri: str, dst_uri: str, log=print) -> int:
     )
 
     src_uri, dst_uri = absolute_uri(src_uri), absolute_uri(dst_uri)
+    if src_uri == dst_uri:  # it would copy every run in beside itself, once per call
+        raise ConfigError(f"--from and --to name the same store, {redact_uri(src_uri)}: give "
+                          "--to another store.")
     check_store_exists(src_uri, "--from")  # a mistyped source must not become an empty store
     for uri in (src_uri, dst_uri):
         check_reachable(uri)

@@ -125,12 +125,21 @@ def start_postgres(data: Path, port: int) -> tuple[Path, str]:
     sockets.mkdir(mode=0o700, exist_ok=True)
     sockets.chmod(0o700)
     _own(sockets)
-    if not (cluster / "PG_VERSION").is_file():
-        _initdb(cluster, password)
-    else:
-        _close_trust(cluster, sockets, password)
-    _pg_ctl_start(cluster, f"-h 127.0.0.1 -p {port} -k {sockets} "
-                           "-c unix_socket_permissions=0700")
+    if (cluster / "postmaster.pid").is_file():  # a hard-killed binwrn-server's cluster
+        stop_postgres(cluster)  # the caller holds the data folder's lock: nobody else uses it
+    try:
+        if not (cluster / "PG_VERSION").is_file():
+            _initdb(cluster, password)
+        else:
+            _close_trust(cluster, sockets, password)
+        _pg_ctl_start(cluster, f"-h 127.0.0.1 -p {port} -k {sockets} "
+                               "-c unix_socket_permissions=0700")
+    except subprocess.CalledProcessError as err:
+        said = (err.stderr or b"")
+        said = said.decode(errors="replace") if isinstance(said, bytes) else said
+        last = said.strip().splitlines()[-1] if said.strip() else f"exit status {err.returncode}"
+        raise ConfigError(f"PostgreSQL did not start in {cluster} ({last}): see "
+                          f"{cluster / 'server.log'}, or free --pg-port {port}.") from None
     created = subprocess.run([pg_tool("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U",
                               SUPERUSER, "mlflow"], capture_output=True, text=True,
                              env=_client_env(password))

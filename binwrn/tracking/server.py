@@ -102,22 +102,98 @@ def _announce(args: argparse.Namespace, data: Path, cluster: Path,
                       soft_wrap=True)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Every number and the data folder, before PostgreSQL starts (a port of -1 started it,
+    then `mlflow server` died and binwrn-server served nothing)."""
+    for flag, port in (("--port", args.port), ("--pg-port", args.pg_port)):
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"{flag} {port} is not a port: use a number from 1 to 65535.")
+    if args.port == args.pg_port:
+        raise ConfigError(f"--port and --pg-port are both {args.port}: give them different "
+                          "ports.")
+    if not 1 <= args.workers <= 64:
+        raise ConfigError(f"--workers {args.workers} is not allowed: use 1 to 64 server "
+                          "processes.")
+    data = args.data.resolve()
+    existing = next((p for p in (data, *data.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"--data {args.data} cannot be the server's folder: {existing} is a "
+                          "file; name a folder (it is created if missing).")
+
+
+def _hold_data(data: Path):
+    """The data folder's lock for this process's life (released by the OS when it dies):
+    a second binwrn-server on the same folder is refused in one sentence."""
+    import fcntl
+
+    data.mkdir(parents=True, exist_ok=True)  # PostgreSQL's user must reach pg/ inside it
+    lock = open(data / ".binwrn-server.lock", "a+")  # noqa: SIM115 (held until exit)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ConfigError(f"Another binwrn-server serves --data {data}: stop it, or give "
+                          "this one another --data.") from None
+    return lock
+
+
+def _die_with_parent() -> None:
+    """In the `mlflow server` child: SIGTERM when binwrn-server dies, even by SIGKILL, so no
+    server is left holding the port (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: a hard kill leaves the server to the user
+        pass
+
+
 def main() -> None:
     from binwrn.terminal import show_error
 
     args = _args()
-    data = args.data.resolve()
+    try:
+        check_args(args)
+        data = args.data.resolve()
+        lock = _hold_data(data)  # noqa: F841 (held until the process ends)
+    except (ConfigError, OSError) as err:
+        show_error(str(err), "binwrn-server")
+        sys.exit(2)
     if args.auth and importlib.util.find_spec("flask_wtf") is None:
         show_error("binwrn-server --auth needs MLflow's auth extra (Flask-WTF), which is not "
                    "installed: install mlflow[auth] into this environment, or start without "
                    "--auth.", "binwrn-server")
         sys.exit(2)
+    # SIGTERM at any moment from here on (start-up included) stops what was started.
+    signal.signal(signal.SIGTERM, _interrupt)
+    server, status = None, 0
     try:
         cluster, password = start_postgres(data, args.pg_port)
+        server = _start_mlflow(args, data, cluster, password)
+        status = server.wait()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a requested stop, not a failure
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the stop
+        if server is not None:
+            _stop(server)
+        status = 0
     except (ConfigError, subprocess.CalledProcessError, OSError) as err:
         detail = getattr(err, "stderr", None) or ""
         show_error(f"{err} {detail}".strip(), "binwrn-server")
         sys.exit(2)
+    finally:  # whatever was started, even by a start-up that was interrupted
+        if (data / "pg" / "postmaster.pid").is_file():
+            stop_postgres(data / "pg")
+    if status:
+        show_error(f"mlflow server exited with status {status} (its lines are above); "
+                   "PostgreSQL is stopped.", "binwrn-server")
+        sys.exit(1)
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def _start_mlflow(args: argparse.Namespace, data: Path, cluster: Path,
+                  password: str) -> subprocess.Popen:
     env = {**os.environ, "PGPASSWORD": password}  # libpq reads it; not on the command line
     command = [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
                f"postgresql+psycopg2://{SUPERUSER}@127.0.0.1:{args.pg_port}/mlflow",
@@ -128,20 +204,18 @@ def main() -> None:
         auth_env, new_admin_password = auth_settings(data)
         env.update(auth_env)
         command += ["--app-name", "basic-auth"]
-    (data / "artifacts").mkdir(parents=True, exist_ok=True)
+    # Checkpoints and configs of every run: the owner's alone, as the database is (--auth
+    # guards the API; the disk needs its own guard).
+    artifacts = data / "artifacts"
+    artifacts.mkdir(mode=0o700, parents=True, exist_ok=True)
+    artifacts.chmod(0o700)
     _announce(args, data, cluster, new_admin_password)
     # A session of its own: stopping it stops uvicorn and MLflow's job runner with it.
-    server = subprocess.Popen(command, env=env, start_new_session=True)
-    signal.signal(signal.SIGTERM, lambda *_: _stop(server))
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        _stop(server)
-    finally:
-        stop_postgres(cluster)
+    return subprocess.Popen(command, env=env, start_new_session=True,
+                            preexec_fn=_die_with_parent)
 
 
-def _stop(server: subprocess.Popen, grace_s: float = 20) -> None:
+def _stop(server: subprocess.Popen, grace_s: float = 5) -> None:
     """SIGTERM to the server's process group, SIGKILL to what is left after `grace_s`."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
