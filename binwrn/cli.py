@@ -165,6 +165,10 @@ def _run_job(cfg: DictConfig) -> float | None:
         _write_outcome(output_dir, cfg, "failed", str(err), job=job)
         if not in_sweep:
             sys.exit(2)
+        if isinstance(err, Interrupted):  # stop means stop: no later job of this sweep starts
+            show_error(f"job {hydra_cfg.job.num} stopped by a signal; the sweep's later jobs "
+                       "are not started (the same command resumes them).")
+            sys.exit(2)
         _failed_jobs.append(f"job {hydra_cfg.job.num}: {err}")
         return None
     except Exception as err:  # a bug in one job must not stop the other jobs of a sweep
