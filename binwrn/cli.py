@@ -299,6 +299,7 @@ def export() -> None:
             from binwrn.configuration.stored import run_config
 
             cfg = compose(args.items)
+            check_values(cfg)  # model.width=100000 was an allocator error for 92 TB
             summary, layout = job.size_only(build_model(cfg), run_config(cfg))
             if args.markdown:
                 print(report.size_report_markdown(summary, layout), end="")

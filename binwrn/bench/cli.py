@@ -21,13 +21,15 @@ multiply-adds (2 FLOPs each) x 3 for a training step.
 
 
 def _args() -> argparse.Namespace:
+    from binwrn.bench.arguments import whole
+
     parser = argparse.ArgumentParser(prog="binwrn-bench", description=__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="depth 10, widths 1 and 4 only (a CPU in a few minutes)")
-    parser.add_argument("--depths", type=int, nargs="+")
-    parser.add_argument("--widths", type=int, nargs="+")
-    parser.add_argument("--steps", type=int, default=25, help="timed steps per case")
-    parser.add_argument("--batch-size", type=int, default=125)
+    parser.add_argument("--depths", type=whole(8, 1000), nargs="+")
+    parser.add_argument("--widths", type=whole(1, 64), nargs="+")
+    parser.add_argument("--steps", type=whole(1), default=25, help="timed steps per case")
+    parser.add_argument("--batch-size", type=whole(2, 100_000), default=125)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--no-startup", action="store_true",
                         help="skip the command-to-first-step measurement")

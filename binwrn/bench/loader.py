@@ -38,13 +38,16 @@ class Case:
 
 
 def _args() -> argparse.Namespace:
+    from binwrn.bench.arguments import picture_size, whole
+
     parser = argparse.ArgumentParser(prog="binwrn-bench-loader", description=__doc__)
-    parser.add_argument("--images", type=int, default=2048, help="JPEGs to generate")
-    parser.add_argument("--size", default="500x375", help="WIDTHxHEIGHT of each JPEG")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+    parser.add_argument("--images", type=whole(1), default=2048, help="JPEGs to generate")
+    parser.add_argument("--size", type=picture_size, default="500x375",
+                        help="WIDTHxHEIGHT of each JPEG")
+    parser.add_argument("--batch-size", type=whole(1, 100_000), default=64)
+    parser.add_argument("--workers", type=whole(0, 1024), default=len(os.sched_getaffinity(0)),
                         help="loader processes of the main case (default: usable cores)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=whole(1, 1000), default=5)
     parser.add_argument("--dir", type=Path, help="keep the JPEGs here (reused if present)")
     parser.add_argument("--out", type=Path, default=DOC)
     parser.add_argument("--gpu-rate", type=float, nargs=2, default=(3000.0, 5000.0),

@@ -70,8 +70,14 @@ def whole(low: int, optional: bool = False, high: int = MOST) -> Callable[[objec
     return rule
 
 
-def text(value: object) -> str | None:
-    return None if isinstance(value, str) and value else "a non-empty text"
+def text(most: int) -> Callable[[object], str | None]:
+    """A non-empty text of at most `most` characters (a run label becomes a folder name,
+    which the file system caps at 255 bytes; MLflow caps experiment names at 500)."""
+    def rule(value: object) -> str | None:
+        if isinstance(value, str) and 0 < len(value) <= most:
+            return None
+        return f"a non-empty text of at most {most:,} characters"
+    return rule
 
 
 def optional_text(value: object) -> str | None:
@@ -188,7 +194,7 @@ RULES: dict[str, Callable[[object], str | None]] = {
     "dataset.multi_crop_positions": one_of(*POSITIONS),
     "dataset.decoder": one_of(*DECODERS),
     "model._target_": one_of(*NETS),
-    "model.label": text,
+    "model.label": text(100),
     "model.num_classes": whole(2, high=1_000_000),
     "model.in_channels": whole(1, high=4096),
     "model.image_size": whole(1, high=4096),
@@ -238,9 +244,9 @@ RULES: dict[str, Callable[[object], str | None]] = {
     "trainer.enable_checkpointing": switch,
     "data.root": optional_text,
     "data.cache_dir": optional_text,
-    "tracking.uri": text,
-    "tracking.artifact_root": text,
-    "tracking.experiment": text,
+    "tracking.uri": text(10_000),
+    "tracking.artifact_root": text(4096),
+    "tracking.experiment": text(500),
     "tracking.log_checkpoint": switch,
     "tracking.system_metrics_interval": number(0.0),
 }
@@ -252,7 +258,10 @@ def _yaml(value: object) -> str:
 
 
 def _refuse(key: str, value: object, advice: str) -> None:
-    raise ConfigError(f"{key}={_yaml(value)} is not allowed: use {advice}.")
+    shown = _yaml(value)
+    if len(shown) > 80:  # a pasted 3,000-character value is named, not echoed
+        shown = f"{shown[:60]}... ({len(shown):,} characters)"
+    raise ConfigError(f"{key}={shown} is not allowed: use {advice}.")
 
 
 def _model_rules(model: DictConfig) -> None:

@@ -22,6 +22,10 @@ def load_config(path: Path, overrides: list[str]) -> DictConfig:
     except (OSError, OmegaConfBaseException, ValueError, yaml.YAMLError) as err:
         raise DataError(f"Cannot read the config {path} ({type(err).__name__}): give the "
                         "run's config/resolved.yaml or .hydra/config.yaml.") from None
+    if not isinstance(cfg, DictConfig) or not all(k in cfg for k in ("model", "dataset")):
+        raise ConfigError(f"The config {path} is not a run's config (it has no model and "
+                          "dataset sections): give the run's config/resolved.yaml or "
+                          ".hydra/config.yaml.")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or OmegaConf.select(cfg, key, default=KeyError) is KeyError:

@@ -194,11 +194,15 @@ def decode(blob: bytes, name: str = "the packed model") -> PackedModel:
 def write_bytes(path: str | Path, blob: bytes) -> None:
     """Write atomically: a temporary file beside `path`, renamed into place."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"Cannot write {path}: it is a folder; name a file in it, e.g. "
+                        f"{path / 'model.bwn'}.")
     partial = path.with_name(path.name + ".partial")
     try:
         partial.write_bytes(blob)
         partial.replace(path)
     except OSError as err:
+        partial.unlink(missing_ok=True)  # nothing half written is left behind
         raise DataError(f"Cannot write {path} ({err.strerror}): choose a path in a writable "
                         "folder.") from None
 

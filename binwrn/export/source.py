@@ -63,6 +63,12 @@ class Source:
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The model's tensors from a Lightning checkpoint (keys without the `model.` prefix)."""
     try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise DataError(f"{path} cannot be read ({err.strerror}): give a checkpoint you can "
+                        "read.") from None
+    try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         state = checkpoint["state_dict"]
     except Exception as err:  # unpickling and format failures surface in many types

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from binwrn.configuration.checks import check_values
 from binwrn.configuration.compose import compose, conf_dir
 from binwrn.configuration.identity import config_hash
 from binwrn.errors import BinwrnError, ConfigError
@@ -126,6 +127,7 @@ def _compose_jobs(jobs: list[Job], plan_dir: Path, shared: list[str]) -> dict[st
         try:
             composed[job.job_id] = compose([f"+{GROUP}={job.job_id}",
                                             f"hydra.searchpath=[file://{plan_dir}]", *shared])
+            check_values(composed[job.job_id])  # --dry-run too: a bad value is said now
         except ConfigError as err:
             raise ConfigError(f"{job.job_id} ({' '.join(job.overrides)}): {err}") from None
     return composed
@@ -152,7 +154,7 @@ def preview(request: SweepRequest) -> list[str]:
     with tempfile.TemporaryDirectory() as folder:
         plan_dir = write_plan(jobs, Path(folder), conf_dir(), request.smoke)
         _, _, shape = _composed_and_sized(request, jobs, plan_dir)
-    smoke = " (smoke)" if request.smoke else ""
+    smoke = f" (smoke: every job adds {' '.join(request.spec.smoke)})" if request.smoke else ""
     lines = [f"{request.spec.name}{smoke}: {len(jobs)} jobs"]
     lines += [f"  {job.job_id}  {' '.join(job.overrides)}" for job in jobs]
     if shape is not None:

@@ -222,6 +222,9 @@ def resumable_checkpoint(output_dir: str | Path) -> Path | None:
     last = folder / "checkpoints" / LAST
     if not last.is_file() or OutputLock(folder).held_elsewhere():
         return None
+    if not last.resolve().is_relative_to(folder.resolve()):  # a link out of the folder
+        raise UnusableCheckpoint(f"it is a link to {last.resolve()}, outside the run's "
+                                 "output folder (binwrn writes last.ckpt as a file)")
     return last
 
 

@@ -105,14 +105,15 @@ def _resume_point(spec: RunSpec, writes_to: Path | None
             f"binwrn.output_dir) is outside {where}, and checkpoints are resumed only from "
             "under those; starting a new run."))
         return None, None, None
-    checkpoint = resumable_checkpoint(found.output_dir)
-    if checkpoint is None:
-        return None, None, None
     try:
+        checkpoint = resumable_checkpoint(found.output_dir)
+        if checkpoint is None:
+            return None, None, None
         sha256 = verify_checkpoint(checkpoint, found.digests,
                                    max_bytes=checkpoint_size_bound(spec.model))
     except UnusableCheckpoint as err:
-        reason = f"its checkpoint {checkpoint} cannot be resumed: {err}"
+        last = Path(found.output_dir) / "checkpoints" / "last.ckpt"
+        reason = f"its checkpoint {last} cannot be resumed: {err}"
         mark_unresumable(uri, found.run_id, reason)
         show_warning(escape(f"Run {found.run_id} is now marked FAILED because {reason}; "
                             "starting a new run of this config instead."))
