@@ -15,18 +15,22 @@ which it imports) load only here, so serving never needs them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import helper
 
-from binwrn.errors import DataError
+from binwrn.errors import ConfigError, DataError
 from binwrn.export.format import PackedModel
 from binwrn.export.onnx_export import _Graph, build_graph
 
 QONNX_DOMAIN = "qonnx.custom_op.general"  # where qonnx and FINN look BipolarQuant up
 QONNX_OPSET = 1
+HEADER_PROP = "binwrn.header"  # metadata: the .bwn header's topology, model, data, source
+HEADER_KEYS = ("topology", "model", "data", "source")
 
 
 class _QonnxGraph(_Graph):
@@ -61,6 +65,8 @@ def to_qonnx(packed: PackedModel, image_shape: tuple[int, int]) -> onnx.ModelPro
     model.doc_string = (f"McDonnell's 1-bit Wide ResNet ({packed.header['topology']}) in "
                         "QONNX: 1-bit conv weights as BipolarQuant(+/-1, alpha); activations "
                         "full precision; input: raw 0-255 pixels, NCHW, no normalisation.")
+    header = {k: packed.header[k] for k in HEADER_KEYS if k in packed.header}
+    helper.set_model_props(model, {HEADER_PROP: json.dumps(header, sort_keys=True)})
     wrapper = ModelWrapper(model)
     for name in g.bipolar:
         wrapper.set_tensor_datatype(name, DataType["BIPOLAR"])
@@ -141,6 +147,32 @@ def check_qonnx(model: onnx.ModelProto, packed: PackedModel, images: np.ndarray)
                         "as a bug.")
     binary = bits.count(1)
     return QonnxCheck(binary, len(bits) - binary, qonnx_logits(wrapper, images))
+
+
+@dataclass
+class QonnxFile:
+    """A QONNX file binwrn-export wrote: its graph and what binwrn-eval reads of the `.bwn`
+    header it came from (data set, test_limit, classes, the run's test accuracy)."""
+
+    header: dict
+    model: onnx.ModelProto
+
+
+def read_qonnx(path: str | Path) -> QonnxFile:
+    """The QONNX file at `path`; one sentence (DataError) for anything else."""
+    name = Path(path)
+    try:
+        model = onnx.load(str(name))
+        header = json.loads({p.key: p.value for p in model.metadata_props}[HEADER_PROP])
+        header["model"]["num_classes"]  # noqa: B018 - present, or the file is not ours
+    except FileNotFoundError:
+        raise ConfigError(f"{name} does not exist: give a QONNX file written by "
+                          "binwrn-export --qonnx.") from None
+    except Exception:  # noqa: BLE001 - protobuf and JSON fail in many types
+        raise DataError(f"{name} is not a QONNX file written by binwrn-export --qonnx (no "
+                        f"{HEADER_PROP} metadata): export it with binwrn-export --qonnx.") \
+            from None
+    return QonnxFile(header, model)
 
 
 def qonnx_version() -> str:
