@@ -178,24 +178,15 @@ def test_registered_model_is_served_without_torch_and_predicts_what_binwrn_eval_
 
     # Loaded as `mlflow.pyfunc.load_model` with torch unimportable: the model's own code runs.
     np.save(tmp_path / "images.npy", test.images)
-    loaded = subprocess.run(
-        [sys.executable, "-c", NO_TORCH, f"models:/{NAME}@champion", "images.npy", "out.npy"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri})
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    facts = json.loads(loaded.stdout.strip().splitlines()[-1])
+    facts = _python(NO_TORCH, tmp_path, uri, f"models:/{NAME}@champion", "images.npy",
+                    "out.npy")
     assert facts["torch"] is False and "/code/binwrn/export/served.py" in facts["served_from"]
     assert "binwrn.export.onnx_export" in facts["binwrn"]  # ONNX Runtime serves it
     served = np.load(tmp_path / "out.npy")
     assert_round_off(served, expected)
 
     # In one process: predict on 1,000 images against ONNX Runtime on the exported ONNX file.
-    speed = subprocess.run(
-        [sys.executable, "-c", SPEED, f"models:/{NAME}@champion", "wrn.onnx", "wrn.bwn"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri})
-    assert speed.returncode == 0, speed.stderr[-3000:]
-    timed = json.loads(speed.stdout.strip().splitlines()[-1])
+    timed = _python(SPEED, tmp_path, uri, f"models:/{NAME}@champion", "wrn.onnx", "wrn.bwn")
     assert timed["predict_s"] <= SPEED_RATIO * timed["onnxruntime_s"], timed
     assert timed["max_diff_vs_numpy"] <= 1e-4 * timed["max_abs_logit"], timed
 
@@ -257,6 +248,14 @@ print(json.dumps({**{k: float(np.median(v)) for k, v in times.items()},
                   "max_diff_vs_numpy": float(np.abs(served - numpy_logits).max()),
                   "max_abs_logit": max(1.0, float(np.abs(numpy_logits).max()))}))
 """
+
+
+def _python(script: str, cwd: Path, uri: str, *args: str) -> dict:
+    """The JSON object that `script` prints last, run in a fresh Python on store `uri`."""
+    done = subprocess.run([sys.executable, "-c", script, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def assert_round_off(got: np.ndarray, expected: np.ndarray) -> None:
