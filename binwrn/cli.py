@@ -243,7 +243,8 @@ def _export_args() -> argparse.Namespace:
                              "version)")
     parser.add_argument("--register", metavar="NAME",
                         help="log the packed model on its run as an MLflow Model (a pyfunc "
-                             "that runs the NumPy runtime) and register it as a version of NAME")
+                             "that runs ONNX Runtime on the graph it builds from the .bwn) and "
+                             "register it as a version of NAME")
     parser.add_argument("--alias", help="with --register: point this alias (e.g. champion) "
                                         "at the new version")
     parser.add_argument("--tracking-uri", help="the store the run id is in (default: "
@@ -268,6 +269,8 @@ def _export_args() -> argparse.Namespace:
         parser.error("--alias needs --register NAME")
     if args.onnx == AUTO_ONNX and args.out is None and not args.register:
         parser.error("give --onnx a FILE, or --out FILE.bwn to write it beside")
+    if args.onnx and args.onnx != AUTO_ONNX and args.onnx == args.qonnx:
+        parser.error("--onnx and --qonnx name the same file: give them two names")
     for option in ("onnx", "qonnx"):
         path = getattr(args, option)
         if path and "=" in path.name:

@@ -133,21 +133,22 @@ def export_model(source: Source, out: Path | None, onnx_path: Path | None,
                           zero_weights=zero_weights(model))
     result.checks["packed"] = check_logits(
         expected, torch_logits(rebuild_wrn(unpacked), images), "packed model's")
-    graphs = {}
+    onnx_graph = qonnx_graph = None
     if onnx_path is not None:
         from binwrn.export.onnx_export import onnx_logits, to_onnx
 
-        graphs[onnx_path] = to_onnx(unpacked)
-        result.checks["onnx"] = check_logits(expected, onnx_logits(graphs[onnx_path], images),
+        onnx_graph = to_onnx(unpacked)
+        result.checks["onnx"] = check_logits(expected, onnx_logits(onnx_graph, images),
                                              "ONNX model's")
     if qonnx_path is not None:
-        graphs[qonnx_path] = _checked_qonnx(unpacked, images, expected, result)
-    from binwrn.export.onnx_export import save_onnx
+        qonnx_graph = _checked_qonnx(unpacked, images, expected, result)
+    if onnx_graph is not None or qonnx_graph is not None:  # every check passed: write
+        from binwrn.export.onnx_export import save_onnx
 
-    if onnx_path is not None:
-        result.onnx, result.onnx_bytes = onnx_path, save_onnx(graphs[onnx_path], onnx_path)
-    if qonnx_path is not None:
-        result.qonnx, result.qonnx_bytes = qonnx_path, save_onnx(graphs[qonnx_path], qonnx_path)
+        if onnx_graph is not None:
+            result.onnx, result.onnx_bytes = onnx_path, save_onnx(onnx_graph, onnx_path)
+        if qonnx_graph is not None:
+            result.qonnx, result.qonnx_bytes = qonnx_path, save_onnx(qonnx_graph, qonnx_path)
     if out is not None:
         write_bytes(out, blob)
         result.out = out
