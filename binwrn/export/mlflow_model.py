@@ -321,7 +321,7 @@ def _check_logged_file(client, model_id: str, path: str, local: Path) -> None:
 def pyfunc_arguments(bwn: Path, pixels: np.ndarray, result, folder: Path) -> dict:
     """What `mlflow.pyfunc.log_model` / `save_model` take for the served model of `bwn`:
     example `pixels` (uint8 NHWC), the size report of `result` (job.ExportResult), binwrn's
-    NumPy-only code copied under `folder`."""
+    torch-free code copied under `folder`."""
     from binwrn.export.format import read_packed
 
     classes = int(read_packed(bwn).header["model"]["num_classes"])
