@@ -232,6 +232,7 @@ def _export_args() -> argparse.Namespace:
         description="Pack a trained 1-bit WRN into a .bwn file (and/or ONNX), check it "
                     "against the trained model, report its size.",
         epilog="examples: binwrn-export <run id> --out wrn.bwn --onnx wrn.onnx | "
+               "binwrn-export <run id> --qonnx | "
                "binwrn-export outputs/runs/<dir>/checkpoints/final.ckpt --out wrn.bwn | "
                "binwrn-export --size-only model.depth=20 model.width=10 dataset=cifar100")
     parser.add_argument("items", nargs="*", metavar="SOURCE [key=value ...]",
@@ -241,9 +242,15 @@ def _export_args() -> argparse.Namespace:
     parser.add_argument("--onnx", type=Path, nargs="?", const=AUTO_ONNX, metavar="FILE",
                         help="write the ONNX inference graph here (without FILE: beside "
                              "--out; with --register, also logged as an MLflow onnx model)")
+    parser.add_argument("--qonnx", type=Path, nargs="?", const=AUTO_ONNX, metavar="FILE",
+                        help="write a QONNX model here (1-bit weights as BipolarQuant nodes, "
+                             "for FINN and hls4ml; without FILE: beside --out, else "
+                             "<run id>.qonnx.onnx; with --register, also logged on the model "
+                             "version)")
     parser.add_argument("--register", metavar="NAME",
                         help="log the packed model on its run as an MLflow Model (a pyfunc "
-                             "that runs the NumPy runtime) and register it as a version of NAME")
+                             "that runs ONNX Runtime on the graph it builds from the .bwn) and "
+                             "register it as a version of NAME")
     parser.add_argument("--alias", help="with --register: point this alias (e.g. champion) "
                                         "at the new version")
     parser.add_argument("--tracking-uri", help="the store the run id is in (default: "
@@ -261,33 +268,46 @@ def _export_args() -> argparse.Namespace:
     args = parser.parse_args()
     if not args.size_only and not args.items:
         parser.error("give a run id or checkpoint file (or --size-only)")
-    if not args.size_only and args.out is None and args.onnx is None and not args.register:
-        parser.error("give --out FILE.bwn, --onnx FILE.onnx and/or --register NAME")
+    if not args.size_only and args.out is None and args.onnx is None and \
+            args.qonnx is None and not args.register:
+        parser.error("give --out FILE.bwn, --onnx FILE.onnx, --qonnx and/or --register NAME")
     if args.alias and not args.register:
         parser.error("--alias needs --register NAME")
     if args.onnx == AUTO_ONNX and args.out is None and not args.register:
         parser.error("give --onnx a FILE, or --out FILE.bwn to write it beside")
-    if args.onnx and "=" in args.onnx.name:
-        parser.error(f"--onnx took {args.onnx} as its file: put key=value overrides before "
-                     "the options")
+    if args.onnx and args.onnx != AUTO_ONNX and args.onnx == args.qonnx:
+        parser.error("--onnx and --qonnx name the same file: give them two names")
+    for option in ("onnx", "qonnx"):
+        path = getattr(args, option)
+        if path and "=" in path.name:
+            parser.error(f"--{option} took {path} as its file: put key=value overrides before "
+                         "the options")
     return args
 
 
 AUTO_ONNX = Path("<auto>")  # --onnx without a file name
 
 
-def _export_files(args: argparse.Namespace, tmp: Path) -> tuple[Path | None, Path | None]:
-    """(.bwn, .onnx) paths: as given; beside --out for a bare --onnx; in `tmp` where only the
-    registered model needs them."""
+def _export_files(args: argparse.Namespace, tmp: Path, source_name: str
+                  ) -> tuple[Path | None, Path | None, Path | None]:
+    """(.bwn, .onnx, QONNX) paths: as given; beside --out for a bare --onnx or --qonnx; in
+    `tmp` where only the registered model needs them; a bare --qonnx alone writes
+    `<source_name>.qonnx.onnx` here."""
+    from binwrn.export.job import QONNX_SUFFIX
+
     out = args.out or (tmp / "model.bwn" if args.register else None)
-    onnx = args.onnx
+    onnx, qonnx = args.onnx, args.qonnx
     if onnx == AUTO_ONNX:
         onnx = (args.out or tmp / "model.bwn").with_suffix(".onnx")
-    return out, onnx
+    if qonnx == AUTO_ONNX:
+        qonnx = out.with_name(out.stem + QONNX_SUFFIX) if out else Path(source_name +
+                                                                         QONNX_SUFFIX)
+    return out, onnx, qonnx
 
 
 def export() -> None:
-    """`binwrn-export SOURCE --out F.bwn [--onnx F.onnx]`, or `--size-only [overrides]`."""
+    """`binwrn-export SOURCE --out F.bwn [--onnx F.onnx] [--qonnx [F]]`, or `--size-only
+    [overrides]`."""
     args = _export_args()
     try:
         from binwrn.export import job, report
@@ -321,11 +341,12 @@ def export() -> None:
             raise ConfigError("--register logs the model on the run it came from: give the "
                               "run id instead of a checkpoint file.")
         with tempfile.TemporaryDirectory(prefix="binwrn-export-") as tmp:
-            out, onnx = _export_files(args, Path(tmp))
-            result = job.export_model(source, out, onnx, args.check_images)
+            out, onnx, qonnx = _export_files(args, Path(tmp),
+                                             source.run_id or Path(args.items[0]).stem)
+            result = job.export_model(source, out, onnx, args.check_images, qonnx)
             registered = args.register and mlflow_model.register(
-                source, result, out, args.register, args.alias, onnx)
-            for name in ("out", "onnx", "report"):  # temporary files are gone after this
+                source, result, out, args.register, args.alias, onnx, qonnx)
+            for name in ("out", "onnx", "qonnx", "report"):  # temporary files are gone after this
                 path = getattr(result, name)
                 if path is not None and Path(tmp) in path.parents:
                     setattr(result, name, None)
@@ -346,7 +367,8 @@ def _eval_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="binwrn-eval", description="Accuracy of a packed .bwn model on a whole test set.",
         epilog="example: binwrn-eval wrn.bwn dataset=cifar10 data.root=/data/cifar10")
-    parser.add_argument("file", type=Path, help="a .bwn file written by binwrn-export")
+    parser.add_argument("file", type=Path, help="a .bwn file written by binwrn-export (with "
+                        "--runtime qonnx: the QONNX file of binwrn-export --qonnx)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides (default: the data set and test_limit the run "
                              "was measured with)")
@@ -356,7 +378,8 @@ def _eval_args() -> argparse.Namespace:
 
 
 def evaluate() -> None:
-    """`binwrn-eval FILE.bwn [overrides] [--runtime torch|numpy|onnx]`."""
+    """`binwrn-eval FILE.bwn [overrides] [--runtime torch|numpy|onnx]`, or `binwrn-eval
+    FILE.qonnx.onnx --runtime qonnx`."""
     args = _eval_args()
     try:
         from binwrn.configuration.stored import run_config
@@ -364,7 +387,12 @@ def evaluate() -> None:
         from binwrn.export.format import read_packed, write_bytes
         from binwrn.export.report import show_evaluation
 
-        packed = read_packed(args.file)
+        if args.runtime == "qonnx":
+            from binwrn.export.qonnx_export import read_qonnx
+
+            packed = read_qonnx(args.file)
+        else:
+            packed = read_packed(args.file)
         cfg = compose(default_overrides(packed.header, args.overrides))
         check_values(cfg)  # data.test_limit=-5 evaluated no image and said 100 % error
         result = evaluate_packed(packed, run_config(cfg), args.runtime, str(args.file))

@@ -1,6 +1,6 @@
-"""Train, export, evaluate, as a user would (three subprocesses): the packed file's accuracy
-is the run's recorded final test accuracy (test_final/acc), in PyTorch, NumPy and ONNX alike,
-and the export is logged on the run."""
+"""Train, export, evaluate, as a user would (subprocesses): the packed file's accuracy is the
+run's recorded final test accuracy (test_final/acc), in PyTorch, NumPy and ONNX alike and in
+qonnx's executor on the QONNX file (issue 31), and the export is logged on the run."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from binwrn.data import load_splits
 from binwrn.export.format import read_packed
 from binwrn.export.numpy_runtime import NumpyWRN
 from binwrn.export.onnx_export import onnx_logits
+from binwrn.export.qonnx_export import cleaned, conv_weight_datatypes, qonnx_logits, read_qonnx
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -38,9 +39,10 @@ def test_trained_run_exported_by_id_keeps_its_accuracy(tmp_path: Path) -> None:
 
     # By run id, from the folder holding mlflow.db: the default store.
     exported = _tool("binwrn-export", tmp_path, run.info.run_id, "--out", "wrn.bwn",
-                     "--onnx", "wrn.onnx")
+                     "--onnx", "wrn.onnx", "--qonnx")
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert "packed max |diff| 0" in exported.stdout and "74,800" in exported.stdout
+    assert "8 BipolarQuant weights, qonnx datatype BIPOLAR" in " ".join(exported.stdout.split())
 
     evaluated = _tool("binwrn-eval", tmp_path, "wrn.bwn", "--json", "eval.json")
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
@@ -57,6 +59,20 @@ def test_trained_run_exported_by_id_keeps_its_accuracy(tmp_path: Path) -> None:
                        .argmax(axis=1) == test.labels)
     assert numpy_acc == result["acc"] and onnx_acc == result["acc"]
 
+    # qonnx's executor on the QONNX file: the run's accuracy, the NumPy runtime's logits.
+    qonnx_eval = _tool("binwrn-eval", tmp_path, "wrn.qonnx.onnx", "--runtime", "qonnx",
+                       "--json", "qonnx.json")
+    assert qonnx_eval.returncode == 0, qonnx_eval.stderr[-3000:]
+    qonnx_result = json.loads((tmp_path / "qonnx.json").read_text())
+    assert (qonnx_result["runtime"], qonnx_result["images"]) == ("qonnx", 200)
+    assert qonnx_result["acc"] == result["acc"] == pytest.approx(recorded, abs=1e-6)
+    assert qonnx_result["equals_recorded"] is True
+    wrapper = cleaned(read_qonnx(tmp_path / "wrn.qonnx.onnx").model)
+    assert conv_weight_datatypes(wrapper) == ["BIPOLAR"] * 8
+    expected = NumpyWRN(read_packed(tmp_path / "wrn.bwn")).logits(images)
+    got = qonnx_logits(wrapper, images)
+    assert np.abs(got - expected).max() <= 1e-4 * max(1.0, np.abs(expected).max())
+
     client = MlflowClient(f"sqlite:///{trained.store}")
     after = client.get_run(run.info.run_id)
     tags = after.data.tags  # run constants are tags, so no one-point charts push the curves
@@ -65,6 +81,9 @@ def test_trained_run_exported_by_id_keeps_its_accuracy(tmp_path: Path) -> None:
     assert tags["export/file_bytes"] == str((tmp_path / "wrn.bwn").stat().st_size)
     assert not [k for k in after.data.metrics if k.startswith(("model/", "export/"))]
     names = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "export")}
-    assert names == {"size_report.md", "wrn.bwn", "wrn.onnx"}
+    assert names == {"size_report.md", "wrn.bwn", "wrn.onnx", "wrn.qonnx.onnx"}
+    qonnx_bytes = (tmp_path / "wrn.qonnx.onnx").stat().st_size
+    assert tags["export/qonnx_file_bytes"] == str(qonnx_bytes)
+    assert f"| {qonnx_bytes:,} |" in (tmp_path / "wrn.size_report.md").read_text()
     stored = client.download_artifacts(run.info.run_id, "export/wrn.bwn", str(tmp_path / "dl"))
     assert Path(stored).read_bytes() == (tmp_path / "wrn.bwn").read_bytes()

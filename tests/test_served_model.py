@@ -1,6 +1,9 @@
 """binwrn-export --register: the packed model as an MLflow Model, registered, loaded without
-torch and served by the real `mlflow models serve`; what it predicts is what
-`binwrn-eval --runtime numpy` computes. Bad input gets one sentence and registers nothing."""
+torch and served by the real `mlflow models serve` through ONNX Runtime on the graph built
+from the `.bwn` in memory; what it predicts is what `binwrn-eval --runtime numpy` computes, up
+to float round-off, and `predict` is about as fast as ONNX Runtime on the exported ONNX file.
+The QONNX file travels on the version beside the `.bwn`. Bad input gets one sentence and
+registers nothing."""
 
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from binwrn.export.served import check_images
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
 NAME = "digits-wrn8-1bit"
+SPEED_RATIO = 1.5  # predict on 1,000 images / ONNX Runtime on the exported file, at most
 SERVE_START_S = 300  # `mlflow models serve` imports MLflow twice: slow on a loaded machine
 NO_TORCH = """
 import importlib.abc, json, sys
@@ -110,7 +114,7 @@ def test_registered_model_is_served_without_torch_and_predicts_what_binwrn_eval_
     # From the checkout, a uv project, whose uv.lock (torch and all) must stay out of the model.
     exported = _tool(REPO, "binwrn-export", run_id, "--tracking-uri", uri, "--out",
                      str(tmp_path / "wrn.bwn"), "--register", NAME, "--alias", "champion",
-                     "--onnx")
+                     "--onnx", "--qonnx")
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert f"registered {NAME} version 1 (alias champion)" in exported.stdout
     evaluated = _tool(tmp_path, "binwrn-eval", "wrn.bwn", "--runtime", "numpy", "--json",
@@ -155,7 +159,16 @@ def test_registered_model_is_served_without_torch_and_predicts_what_binwrn_eval_
     assert (folder / "artifacts" / "wrn.bwn").read_bytes() == (tmp_path / "wrn.bwn").read_bytes()
     requirements = (folder / "requirements.txt").read_text().split()
     assert not {"uv.lock", "pyproject.toml"} & {p.name for p in folder.iterdir()}
-    assert sorted(r.split("==")[0] for r in requirements) == ["mlflow", "numpy"]
+    assert sorted(r.split("==")[0] for r in requirements) == ["mlflow", "numpy", "onnx",
+                                                              "onnxruntime"]
+    # The QONNX file, on the version beside the .bwn, named in a tag.
+    assert tags["binwrn.qonnx_file"] == "artifacts/wrn.qonnx.onnx"
+    qonnx_bytes = (tmp_path / "wrn.qonnx.onnx").read_bytes()
+    assert (folder / tags["binwrn.qonnx_file"]).read_bytes() == qonnx_bytes
+    assert tags["binwrn.qonnx_file_bytes"] == str(len(qonnx_bytes))
+    assert mlmodel["metadata"]["size_report"]["qonnx_file_bytes"] == len(qonnx_bytes)
+    assert f"QONNX file logged on the version beside the .bwn: artifacts/wrn.qonnx.onnx " \
+           f"({len(qonnx_bytes):,} bytes" in " ".join(exported.stdout.split())
     example = np.array(json.loads((folder / "input_example.json").read_text()), np.uint8)
     _, everything = load_splits("digits", None, 10)
     assert all((everything.images == image).all(axis=(1, 2, 3)).any() for image in example)
@@ -165,21 +178,25 @@ def test_registered_model_is_served_without_torch_and_predicts_what_binwrn_eval_
 
     # Loaded as `mlflow.pyfunc.load_model` with torch unimportable: the model's own code runs.
     np.save(tmp_path / "images.npy", test.images)
-    loaded = subprocess.run(
-        [sys.executable, "-c", NO_TORCH, f"models:/{NAME}@champion", "images.npy", "out.npy"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri})
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    facts = json.loads(loaded.stdout.strip().splitlines()[-1])
+    facts = _python(NO_TORCH, tmp_path, uri, f"models:/{NAME}@champion", "images.npy",
+                    "out.npy")
     assert facts["torch"] is False and "/code/binwrn/export/served.py" in facts["served_from"]
-    assert np.array_equal(np.load(tmp_path / "out.npy"), expected)
+    assert "binwrn.export.onnx_export" in facts["binwrn"]  # ONNX Runtime serves it
+    served = np.load(tmp_path / "out.npy")
+    assert_round_off(served, expected)
+
+    # In one process: predict on 1,000 images against ONNX Runtime on the exported ONNX file.
+    timed = _python(SPEED, tmp_path, uri, f"models:/{NAME}@champion", "wrn.onnx", "wrn.bwn")
+    assert timed["predict_s"] <= SPEED_RATIO * timed["onnxruntime_s"], timed
+    assert timed["max_diff_vs_numpy"] <= 1e-4 * timed["max_abs_logit"], timed
 
     # Served over HTTP by the real `mlflow models serve`.
     with mlflow_serve(f"models:/{NAME}@champion", uri, tmp_path / "serve.log") as url:
         status, answer = _post(url, {"inputs": test.images.tolist()})
         assert status == 200, answer
         logits = np.array(answer["predictions"]["logits"], np.float32)
-        assert np.array_equal(logits, expected)  # float32 survives JSON exactly
+        assert np.array_equal(logits, served)  # float32 survives JSON exactly
+        assert_round_off(logits, expected)
         assert np.mean(logits.argmax(axis=1) == test.labels) == eval_acc
         probabilities = np.array(answer["predictions"]["probabilities"])
         assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
@@ -202,6 +219,50 @@ def test_registered_model_is_served_without_torch_and_predicts_what_binwrn_eval_
                                capture_output=True, text=True, timeout=300)
         assert asked.returncode == 0, asked.stderr[-2000:]
         assert asked.stdout.strip() == f"class {expected[3].argmax()}"
+
+
+SPEED = """
+import json, sys, time
+import numpy as np
+import mlflow.pyfunc
+from binwrn.data import load_splits
+from binwrn.export.format import read_packed
+from binwrn.export.numpy_runtime import NumpyWRN
+from binwrn.export.onnx_export import OnnxWRN
+
+_, test = load_splits("digits", None, 10)
+pixels = np.resize(test.images, (1000, *test.images.shape[1:]))  # 1,000 real test images
+images = pixels.transpose(0, 3, 1, 2).astype(np.float32)
+model = mlflow.pyfunc.load_model(sys.argv[1])
+session = OnnxWRN(open(sys.argv[2], "rb").read())
+times = {"predict_s": [], "onnxruntime_s": []}
+for _ in range(5):  # interleaved, so both see the same load
+    for key, call in (("predict_s", lambda: model.predict(pixels)["logits"]),
+                      ("onnxruntime_s", lambda: session.logits(images, 1000))):
+        start = time.perf_counter()
+        logits = call()
+        times[key].append(time.perf_counter() - start)
+numpy_logits = NumpyWRN(read_packed(sys.argv[3])).logits(images)
+served = model.predict(pixels)["logits"]
+print(json.dumps({**{k: float(np.median(v)) for k, v in times.items()},
+                  "max_diff_vs_numpy": float(np.abs(served - numpy_logits).max()),
+                  "max_abs_logit": max(1.0, float(np.abs(numpy_logits).max()))}))
+"""
+
+
+def _python(script: str, cwd: Path, uri: str, *args: str) -> dict:
+    """The JSON object that `script` prints last, run in a fresh Python on store `uri`."""
+    done = subprocess.run([sys.executable, "-c", script, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def assert_round_off(got: np.ndarray, expected: np.ndarray) -> None:
+    """The NumPy runtime's logits up to float round-off (job.ROUND_OFF), the same classes."""
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= 1e-4 * max(1.0, np.abs(expected).max())
+    assert np.array_equal(got.argmax(axis=1), expected.argmax(axis=1))
 
 
 def readme_client() -> str:
@@ -231,14 +292,17 @@ def test_check_images_names_the_problem_in_one_sentence():
 
 def test_served_code_is_binwrn_numpy_part_alone(tmp_path: Path):
     """What the model carries instead of an installed binwrn: the modules served.py needs
-    and their packages, none of which imports torch."""
+    and their packages, none of which imports torch (nor qonnx)."""
     package = served_code(tmp_path)
     files = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
     assert {"__init__.py", "errors.py", "export/__init__.py", "export/served.py",
-            "export/numpy_runtime.py", "export/format.py", "export/graph.py"} <= files
-    assert not {"cli.py", "export/pack.py", "export/job.py", "config.py"} & files
+            "export/onnx_export.py", "export/format.py", "export/graph.py"} <= files
+    assert not {"cli.py", "export/pack.py", "export/job.py", "config.py",
+                "export/qonnx_export.py", "export/numpy_runtime.py"} & files
     for path in package.rglob("*.py"):
         assert "import torch" not in path.read_text(), path
+        assert "import qonnx" not in path.read_text(), path
+        assert "from qonnx" not in path.read_text(), path
 
 
 def _empty(uri: str) -> bool:

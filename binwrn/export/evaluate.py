@@ -1,7 +1,9 @@
 """The body of binwrn-eval: the accuracy of a packed model itself, on a whole test set.
 
 Three runtimes read the same file: `torch` (the rebuilt WideResNet in eval mode), `numpy`
-(the reference runtime) and `onnx` (the exported graph in onnxruntime). The test set is the
+(the reference runtime) and `onnx` (the exported graph in onnxruntime); `qonnx` runs a QONNX
+file written by `binwrn-export --qonnx` (which carries the `.bwn` header's data and source)
+in qonnx's own executor, after qonnx's cleanup. The test set is the
 one the run was measured on (data set and test_limit from the file's header) unless the
 overrides say otherwise, so the accuracy can be compared with the run's test/acc.
 """
@@ -17,7 +19,7 @@ from binwrn.errors import ConfigError
 from binwrn.export.format import PackedModel
 from binwrn.export.run_config import RunConfig
 
-RUNTIMES = ("torch", "numpy", "onnx")
+RUNTIMES = ("torch", "numpy", "onnx", "qonnx")
 SAME_ACC = 1e-6  # the run's test/acc is a float32 mean of per-batch accuracies
 
 
@@ -36,7 +38,12 @@ def default_overrides(header: dict, given: list[str]) -> list[str]:
 def packed_runner(packed: PackedModel, runtime: str, device: str = "cpu"
                   ) -> Callable[[np.ndarray], np.ndarray]:
     """Images -> logits in `runtime`, built once for all the test set's chunks (`torch` on
-    `device`; the others on the CPU)."""
+    `device`; the others on the CPU). For `qonnx`, `packed` is a `qonnx_export.QonnxFile`."""
+    if runtime == "qonnx":
+        from binwrn.export.qonnx_export import cleaned, qonnx_logits
+
+        wrapper = cleaned(packed.model)
+        return lambda images: qonnx_logits(wrapper, images, batch_size=250)
     if runtime == "numpy":
         from binwrn.export.numpy_runtime import NumpyWRN
 

@@ -26,6 +26,7 @@ from binwrn.export.source import Source, packable_net
 from binwrn.models import SizeSummary, size_summary
 from binwrn.train.layer_order import binarizable_names, fully_binary_warning
 
+QONNX_SUFFIX = ".qonnx.onnx"  # what `--qonnx` without a file name writes
 ROUND_OFF = 1e-4  # relative to the largest logit; a wrong bit or BN value moves far more
 
 
@@ -36,6 +37,9 @@ class ExportResult:
     out: Path | None = None
     onnx: Path | None = None
     onnx_bytes: int = 0
+    qonnx: Path | None = None
+    qonnx_bytes: int = 0
+    qonnx_binary: int = 0  # convs whose weight enters as BipolarQuant (qonnx: BIPOLAR)
     checks: dict[str, float] = field(default_factory=dict)  # max |logit difference|
     check_images: int = 0
     zero_weights: int = 0
@@ -114,8 +118,9 @@ def check_binary_state(source: Source, model: PackableNet) -> None:
 
 
 def export_model(source: Source, out: Path | None, onnx_path: Path | None,
-                 n_images: int = 100) -> ExportResult:
-    """Pack `source`, verify the file's logits (and ONNX's), then write what was asked."""
+                 n_images: int = 100, qonnx_path: Path | None = None) -> ExportResult:
+    """Pack `source`, verify the file's logits (and ONNX's, QONNX's), then write what was
+    asked: nothing unless every check passed."""
     check_packable(source.config)
     kwargs = source.model_kwargs()
     model = trained_model(source, kwargs)
@@ -128,21 +133,56 @@ def export_model(source: Source, out: Path | None, onnx_path: Path | None,
                           zero_weights=zero_weights(model))
     result.checks["packed"] = check_logits(
         expected, torch_logits(rebuild_wrn(unpacked), images), "packed model's")
+    onnx_graph = qonnx_graph = None
     if onnx_path is not None:
-        from binwrn.export.onnx_export import onnx_logits, save_onnx, to_onnx
+        from binwrn.export.onnx_export import onnx_logits, to_onnx
 
-        graph = to_onnx(unpacked)
-        result.checks["onnx"] = check_logits(expected, onnx_logits(graph, images),
+        onnx_graph = to_onnx(unpacked)
+        result.checks["onnx"] = check_logits(expected, onnx_logits(onnx_graph, images),
                                              "ONNX model's")
-        result.onnx, result.onnx_bytes = onnx_path, save_onnx(graph, onnx_path)
+    if qonnx_path is not None:
+        qonnx_graph = _checked_qonnx(unpacked, images, expected, result)
+    if onnx_graph is not None or qonnx_graph is not None:  # every check passed: write
+        from binwrn.export.onnx_export import save_onnx
+
+        if onnx_graph is not None:
+            result.onnx, result.onnx_bytes = onnx_path, save_onnx(onnx_graph, onnx_path)
+        if qonnx_graph is not None:
+            result.qonnx, result.qonnx_bytes = qonnx_path, save_onnx(qonnx_graph, qonnx_path)
     if out is not None:
         write_bytes(out, blob)
         result.out = out
-    saved = out or onnx_path
+    saved = out or onnx_path or qonnx_path
     if saved is not None:
-        result.report = saved.with_name(saved.stem + ".size_report.md")
-        write_bytes(result.report, size_report_markdown(result.summary, layout).encode())
+        stem = saved.name.removesuffix(QONNX_SUFFIX) if saved.name.endswith(QONNX_SUFFIX) \
+            else saved.stem
+        result.report = saved.with_name(stem + ".size_report.md")
+        write_bytes(result.report, size_report_markdown(result.summary, layout,
+                                                        exported_files(result)).encode())
     return result
+
+
+def _checked_qonnx(unpacked, images: np.ndarray, expected: np.ndarray, result: ExportResult):
+    """The QONNX graph of the decoded file, after qonnx's own checks (qonnx_export.check_qonnx)
+    and its executor's logits against the trained model's and the NumPy runtime's."""
+    from binwrn.export.numpy_runtime import NumpyWRN
+    from binwrn.export.qonnx_export import check_qonnx, to_qonnx
+
+    graph = to_qonnx(unpacked, images.shape[2:])
+    checked = check_qonnx(graph, unpacked, images)
+    result.checks["qonnx"] = check_logits(expected, checked.logits, "QONNX model's")
+    result.checks["qonnx_vs_numpy"] = check_logits(NumpyWRN(unpacked).logits(images),
+                                                   checked.logits, "QONNX model's (against "
+                                                   "the NumPy runtime's)")
+    result.qonnx_binary = checked.binary_weights
+    return graph
+
+
+def exported_files(result: ExportResult) -> dict[str, int]:
+    """The graph files written beside the .bwn, by kind: bytes."""
+    return {kind: n for kind, path, n in (("ONNX", result.onnx, result.onnx_bytes),
+                                          ("QONNX", result.qonnx, result.qonnx_bytes))
+            if path is not None}
 
 
 def log_export(source: Source, result: ExportResult) -> None:
@@ -150,9 +190,12 @@ def log_export(source: Source, result: ExportResult) -> None:
     from binwrn.tracking.lookup import log_on_run
 
     tags = {**result.summary.tags(), "export/file_bytes": str(result.layout.total)}
-    files = [(p, "export") for p in (result.out, result.onnx) if p is not None]
+    if result.qonnx is not None:
+        tags["export/qonnx_file_bytes"] = str(result.qonnx_bytes)
+    files = [(p, "export") for p in (result.out, result.onnx, result.qonnx) if p is not None]
     log_on_run(source.tracking_uri, source.run_id, tags,
-               {"export/size_report.md": size_report_markdown(result.summary, result.layout)},
+               {"export/size_report.md": size_report_markdown(result.summary, result.layout,
+                                                              exported_files(result))},
                files)
     result.logged_on = source.run_id
 

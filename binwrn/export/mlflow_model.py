@@ -1,11 +1,13 @@
 """`binwrn-export <run id> --register NAME`: the packed model as an MLflow Model, logged on the
 run it came from and registered as a version of NAME.
 
-The MLflow Model is a pyfunc (`served.PackedWRN`) over the `.bwn` file: its `predict` runs the
-NumPy runtime, so serving it needs NumPy and MLflow, not torch. The model carries binwrn's
-NumPy-only modules in its `code/` folder and says so in its pip requirements (mlflow, numpy).
-With `--onnx` the ONNX graph is logged beside it with MLflow's onnx flavor (not registered; its
-URI is a tag of the version).
+The MLflow Model is a pyfunc (`served.PackedWRN`) over the `.bwn` file: loading it builds the
+ONNX graph from the file in memory and its `predict` runs that in ONNX Runtime, so serving it
+needs NumPy, onnx, onnxruntime and MLflow, not torch. The model carries binwrn's torch-free
+modules in its `code/` folder and says so in its pip requirements. With `--qonnx` the QONNX
+file is one more artifact of the model, beside the `.bwn` (its path is a tag of the version);
+with `--onnx` the ONNX graph is logged beside it with MLflow's onnx flavor (not registered;
+its URI is a tag of the version).
 
 Nothing is registered half-way: the name and alias are checked before anything is written, and
 if logging or registering fails after that, what was created is deleted again.
@@ -40,6 +42,7 @@ class Registered:
     alias: str | None
     model_uri: str  # models:/<model id> of the logged pyfunc
     onnx_uri: str | None = None
+    qonnx_file: str | None = None  # the QONNX file's path in the version's files
     served_bytes: dict[str, int] = field(default_factory=dict)  # part -> bytes
 
     @property
@@ -128,9 +131,10 @@ def as_pixels(images: np.ndarray) -> np.ndarray:
 def _size_metadata(result) -> dict:
     """The size report (job.ExportResult) as the MLmodel's metadata."""
     layout = result.layout
+    qonnx = {"qonnx_file_bytes": result.qonnx_bytes} if result.qonnx is not None else {}
     return {"size_report": {
         **{k.removeprefix("model/"): v for k, v in result.summary.metrics().items()},
-        "bwn_file_bytes": layout.total,
+        "bwn_file_bytes": layout.total, **qonnx,
         "bwn_parts": {"sign_bits": layout.sign_bits, "float32": layout.float32,
                       "header": layout.prefix_and_header, "padding": layout.padding,
                       "checksum": layout.checksum},
@@ -195,6 +199,8 @@ def _final_step(client, run_id: str) -> int:
 
 
 def _version_tags(run, result, served: dict[str, int]) -> dict[str, str]:
+    """The version's facts; binwrn.served_bytes counts what serving loads (the QONNX file
+    travels in the model's folder but is not read by `predict`)."""
     from binwrn.tracking.metrics import final_value
 
     metrics, tags = run.data.metrics, run.data.tags
@@ -202,16 +208,23 @@ def _version_tags(run, result, served: dict[str, int]) -> dict[str, str]:
              "binwrn.config_hash": tags.get("binwrn.config_hash"),
              "binwrn.packed_bytes": result.summary.packed_bytes,
              "binwrn.bwn_file_bytes": result.layout.total,
-             "binwrn.served_bytes": sum(served.values()),
+             "binwrn.served_bytes": sum(v for k, v in served.items() if k != "qonnx"),
+             "binwrn.qonnx_file_bytes": result.qonnx_bytes if result.qonnx else None,
              "binwrn.test_error_pct": final_value(metrics, "error_pct"),  # the run's result
              "binwrn.test_acc": final_value(metrics, "acc")}
     return {k: str(v) for k, v in found.items() if v is not None}
 
 
-def served_bytes(client, model_id: str) -> dict[str, int]:
+QONNX_ARTIFACT = "qonnx"  # the pyfunc's artifact key of the QONNX file
+
+
+def served_bytes(client, model_id: str, qonnx_name: str | None = None) -> dict[str, int]:
     """The logged model's files by part: the .bwn, the pyfunc wrapper (MLmodel, the code file,
-    binwrn's NumPy modules, environment files), the input example."""
+    binwrn's torch-free modules, environment files), the input example, and the QONNX file
+    named `qonnx_name` where there is one."""
     parts = {"bwn": 0, "wrapper": 0, "input_example": 0}
+    if qonnx_name:
+        parts["qonnx"] = 0
 
     def walk(path: str | None) -> None:
         for info in client.list_logged_model_artifacts(model_id, path):
@@ -219,7 +232,8 @@ def served_bytes(client, model_id: str) -> dict[str, int]:
                 walk(info.path)
                 continue
             name = Path(info.path).name
-            part = ("bwn" if name.endswith(".bwn") else
+            part = ("qonnx" if qonnx_name and name == qonnx_name else
+                    "bwn" if name.endswith(".bwn") else
                     "input_example" if "input_example" in name else "wrapper")
             parts[part] += info.file_size or 0
 
@@ -228,9 +242,10 @@ def served_bytes(client, model_id: str) -> dict[str, int]:
 
 
 def register(source, result, bwn: Path, name: str, alias: str | None,
-             onnx_path: Path | None) -> Registered:
-    """Log the pyfunc (and ONNX) model on `source`'s run, check what was stored, register it
-    as a version of `name` with tags and `alias`; undo everything on failure."""
+             onnx_path: Path | None, qonnx_path: Path | None = None) -> Registered:
+    """Log the pyfunc (with the QONNX file as an artifact) and the ONNX model on `source`'s
+    run, check what was stored, register it as a version of `name` with tags and `alias`;
+    undo everything on failure."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -246,17 +261,26 @@ def register(source, result, bwn: Path, name: str, alias: str | None,
     created: list = []  # (kind, ...) in creation order, undone in reverse
     try:
         with _tracking(source.tracking_uri), tempfile.TemporaryDirectory() as tmp:
+            arguments = pyfunc_arguments(bwn, pixels, result, Path(tmp))
+            if qonnx_path is not None:
+                arguments["artifacts"][QONNX_ARTIFACT] = str(qonnx_path)
             model_id = _log_model(client, run, step, created, SERVED_MODEL, flavor=mlflow.pyfunc,
-                                  **pyfunc_arguments(bwn, pixels, result, Path(tmp)))
+                                  **arguments)
             _check_served(f"models:/{model_id}", bwn, images, pixels)
             onnx_uri = None
             if onnx_path is not None:
                 onnx_uri = "models:/" + _log_model(client, run, step, created, ONNX_MODEL,
                                                    **_onnx_model(onnx_path, images, classes))
-            served = served_bytes(client, model_id)
+            qonnx_name = qonnx_path.name if qonnx_path is not None else None
+            served = served_bytes(client, model_id, qonnx_name)
             tags = _version_tags(run, result, served)
             if onnx_uri:
                 tags["binwrn.onnx_model_uri"] = onnx_uri
+            qonnx_file = None
+            if qonnx_name:
+                qonnx_file = f"artifacts/{qonnx_name}"
+                _check_logged_file(client, model_id, qonnx_file, qonnx_path)
+                tags["binwrn.qonnx_file"] = qonnx_file
             if not _registered_model_exists(client, name):
                 client.create_registered_model(name, description=DESCRIPTION)
                 created.append(("registered", name))
@@ -274,24 +298,38 @@ def register(source, result, bwn: Path, name: str, alias: str | None,
     except BaseException:
         _undo(client, created)
         raise
-    return Registered(name, str(version), alias, f"models:/{model_id}", onnx_uri, served)
+    return Registered(name, str(version), alias, f"models:/{model_id}", onnx_uri, qonnx_file,
+                      served)
 
 
 DESCRIPTION = ("A 1-bit WRN packed by binwrn-export (.bwn, one bit per weight), served by "
-               "binwrn's NumPy runtime: no torch needed.")
+               "ONNX Runtime on the graph built from it when the model loads: no torch needed.")
+
+
+def _check_logged_file(client, model_id: str, path: str, local: Path) -> None:
+    """The model's file `path` holds exactly the bytes of `local`."""
+    import mlflow.artifacts
+
+    uri = client.get_logged_model(model_id).artifact_location.rstrip("/") + "/" + path
+    with tempfile.TemporaryDirectory() as tmp:
+        stored = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
+        if stored.read_bytes() != local.read_bytes():
+            raise DataError(f"The logged model's {path} differs from {local}, so nothing was "
+                            "registered: please report this as a bug.")
 
 
 def pyfunc_arguments(bwn: Path, pixels: np.ndarray, result, folder: Path) -> dict:
     """What `mlflow.pyfunc.log_model` / `save_model` take for the served model of `bwn`:
     example `pixels` (uint8 NHWC), the size report of `result` (job.ExportResult), binwrn's
-    NumPy-only code copied under `folder`."""
+    torch-free code copied under `folder`."""
     from binwrn.export.format import read_packed
 
     classes = int(read_packed(bwn).header["model"]["num_classes"])
     return {"python_model": str(Path(__file__).with_name("served_model.py")),
             "artifacts": {"bwn": str(bwn)}, "code_paths": [str(served_code(folder))],
             "signature": signature(pixels.shape[1:], classes), "input_example": pixels,
-            "pip_requirements": _requirements(), "metadata": _size_metadata(result)}
+            "pip_requirements": _requirements("onnx", "onnxruntime"),
+            "metadata": _size_metadata(result)}
 
 
 def _log_model(client, run, step: int, created: list, name: str, **kwargs) -> str:
@@ -308,17 +346,21 @@ def _log_model(client, run, step: int, created: list, name: str, **kwargs) -> st
 
 def _check_served(uri: str, bwn: Path, images: np.ndarray, pixels: np.ndarray) -> None:
     """The stored model, loaded back as a server would, gives the NumPy runtime's logits on
-    the example images, bit for bit."""
+    the example images up to float round-off (job.ROUND_OFF: ONNX Runtime sums in another
+    order)."""
     import mlflow
 
     from binwrn.export.format import read_packed
+    from binwrn.export.job import check_logits
     from binwrn.export.numpy_runtime import NumpyWRN
 
     got = mlflow.pyfunc.load_model(uri).predict(pixels)["logits"]
-    if not np.array_equal(got, NumpyWRN(read_packed(bwn)).logits(images)):
-        raise DataError(f"The logged model {uri} does not give the NumPy runtime's logits on "
-                        f"{len(images)} test images, so nothing was registered: please report "
-                        "this as a bug.")
+    try:
+        check_logits(NumpyWRN(read_packed(bwn)).logits(images), got,
+                     f"logged model {uri}'s (against the NumPy runtime's)")
+    except DataError as err:
+        raise DataError(str(err).replace("nothing was written", "nothing was registered")) \
+            from None
 
 
 def _onnx_model(path: Path, images: np.ndarray, classes: int) -> dict:

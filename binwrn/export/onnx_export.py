@@ -40,7 +40,7 @@ class _Graph:
             self.node("BatchNormalization", [*inputs, gamma, beta, mean, var], op.output,
                       name, epsilon=layer["eps"])
         elif op.kind == "conv2d":
-            w = self.constant(layer["weight"], conv_weight(self.packed, layer))
+            w = self.conv_weight(layer)
             pad, k, s = layer["padding"], layer["kernel_size"], layer["stride"]
             self.node("Conv", [*inputs, w], op.output, layer["name"], kernel_shape=[k, k],
                       strides=[s, s], pads=[pad] * 4)
@@ -65,27 +65,37 @@ class _Graph:
         else:
             self.node({"relu": "Relu", "add": "Add"}[op.kind], inputs, op.output)
 
+    def conv_weight(self, layer: dict) -> str:
+        """The name of the weight a conv uses: here the floats, +/-alpha for 1-bit layers."""
+        return self.constant(layer["weight"], conv_weight(self.packed, layer))
+
     def node(self, kind: str, inputs: list[str], output: str, name: str | None = None,
-             **attributes) -> None:
+             domain: str | None = None, **attributes) -> None:
         self.nodes.append(helper.make_node(kind, inputs, [output], name=name or output,
-                                           **attributes))
+                                           domain=domain, **attributes))
+
+
+def build_graph(g: _Graph, batch: int | str = "batch", image_hw: tuple = ("height", "width"),
+                opsets: dict[str, int] | None = None) -> onnx.ModelProto:
+    """The model of `g`'s nodes for every operation of its packed net, with input `images`
+    (batch, C, *image_hw) and output `logits` (batch, classes); `opsets` adds domains."""
+    for op in wrn_ops(g.packed.header):
+        g.emit(op)
+    model_kwargs = g.packed.header["model"]
+    images = helper.make_tensor_value_info(
+        "images", TensorProto.FLOAT, [batch, model_kwargs.get("in_channels", 3), *image_hw])
+    logits = helper.make_tensor_value_info(
+        "logits", TensorProto.FLOAT, [batch, model_kwargs["num_classes"]])
+    graph = helper.make_graph(g.nodes, "binwrn_wrn", [images], [logits], g.initializers)
+    imports = [helper.make_opsetid(d, v) for d, v in {"": OPSET, **(opsets or {})}.items()]
+    return helper.make_model(graph, opset_imports=imports, ir_version=IR_VERSION,
+                             producer_name="binwrn")
 
 
 def to_onnx(packed: PackedModel) -> onnx.ModelProto:
     """The inference graph: input `images` (N, C, H, W) float32 raw 0-255 pixels, output
     `logits` (N, classes)."""
-    g = _Graph(packed)
-    for op in wrn_ops(packed.header):
-        g.emit(op)
-    model_kwargs = packed.header["model"]
-    images = helper.make_tensor_value_info(
-        "images", TensorProto.FLOAT, ["batch", model_kwargs.get("in_channels", 3), "height",
-                                      "width"])
-    logits = helper.make_tensor_value_info(
-        "logits", TensorProto.FLOAT, ["batch", model_kwargs["num_classes"]])
-    graph = helper.make_graph(g.nodes, "binwrn_wrn", [images], [logits], g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              ir_version=IR_VERSION, producer_name="binwrn")
+    model = build_graph(_Graph(packed))
     model.doc_string = (f"McDonnell's 1-bit Wide ResNet ({packed.header['topology']}); weights "
                         "expanded to +/-alpha; input: raw 0-255 pixels, NCHW, no "
                         "normalisation.")
@@ -100,16 +110,26 @@ def save_onnx(model: onnx.ModelProto, path: str | Path) -> int:
     return len(blob)
 
 
+class OnnxWRN:
+    """An onnxruntime session (CPU) of the graph, made once: `logits` of float32 NCHW images,
+    `batch_size` at a time."""
+
+    def __init__(self, model: onnx.ModelProto | bytes) -> None:
+        import onnxruntime as ort
+
+        blob = model if isinstance(model, bytes) else model.SerializeToString()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only
+        self.session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+
+    def logits(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        images = np.asarray(images, dtype=np.float32)
+        out = [self.session.run(["logits"], {"images": images[i:i + batch_size]})[0]
+               for i in range(0, len(images), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
 def onnx_logits(model: onnx.ModelProto | bytes, images: np.ndarray,
                 batch_size: int = 500) -> np.ndarray:
     """Logits from onnxruntime on the CPU, for float32 NCHW images."""
-    import onnxruntime as ort
-
-    blob = model if isinstance(model, bytes) else model.SerializeToString()
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
-    session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
-    images = np.asarray(images, dtype=np.float32)
-    out = [session.run(["logits"], {"images": images[i:i + batch_size]})[0]
-           for i in range(0, len(images), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+    return OnnxWRN(model).logits(images, batch_size)

@@ -25,11 +25,21 @@ def _layout_rows(layout: FileLayout) -> list[tuple[str, int]]:
             ("whole .bwn file", layout.total)]
 
 
-def size_report_markdown(summary: SizeSummary, layout: FileLayout | None) -> str:
+FILE_NOTES = {"ONNX": "standard ONNX, weights expanded to +/-alpha float32",
+              "QONNX": "BipolarQuant(+/-1 float32 signs, alpha) per 1-bit conv"}
+
+
+def size_report_markdown(summary: SizeSummary, layout: FileLayout | None,
+                         files: dict[str, int] | None = None) -> str:
+    """The report; `files`: the graph files exported beside the .bwn (kind -> bytes)."""
     text = "# Size report\n\n" + summary.as_markdown()
     if layout is not None:
         text += "\n| .bwn file part | bytes |\n|---|---|\n"
         text += "".join(f"| {name} | {n:,} |\n" for name, n in _layout_rows(layout))
+    if files:
+        text += "\n| exported file | bytes |\n|---|---|\n"
+        text += "".join(f"| {kind} ({FILE_NOTES[kind]}) | {n:,} |\n"
+                        for kind, n in files.items())
     return text
 
 
@@ -71,6 +81,10 @@ def show_export(result) -> None:
     if result.onnx:
         console.print(f"wrote [bold]{result.onnx}[/] ({result.onnx_bytes:,} bytes, weights "
                       "expanded to +/-alpha float32)")
+    if result.qonnx:
+        console.print(f"wrote [bold]{result.qonnx}[/] ({result.qonnx_bytes:,} bytes, QONNX: "
+                      f"{result.qonnx_binary} BipolarQuant weights, qonnx datatype BIPOLAR; "
+                      "checked by qonnx's cleanup, inference and executor)", soft_wrap=True)
     if result.report:
         console.print(f"wrote {result.report}")
     if result.logged_on:
@@ -98,9 +112,14 @@ def show_registered(registered) -> None:
     console.print(f"registered [bold]{registered.name}[/] version {registered.version}"
                   + (f" (alias {registered.alias})" if registered.alias else "")
                   + f": logged model {registered.model_uri} on the run")
-    console.print(f"served model {sum(served.values()):,} bytes: .bwn {served['bwn']:,}, "
+    loaded = sum(v for k, v in served.items() if k != "qonnx")
+    console.print(f"served model {loaded:,} bytes: .bwn {served['bwn']:,}, "
                   f"pyfunc wrapper {served['wrapper']:,}, input example "
                   f"{served['input_example']:,}")
+    if registered.qonnx_file:
+        console.print(f"QONNX file logged on the version beside the .bwn: "
+                      f"{registered.qonnx_file} ({served['qonnx']:,} bytes; version tag "
+                      "binwrn.qonnx_file)", soft_wrap=True)
     if registered.onnx_uri:
         console.print(f"ONNX model logged beside it: {registered.onnx_uri}")
     console.print(f"serve it: mlflow models serve -m {registered.registry_uri} "

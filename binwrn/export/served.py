@@ -1,10 +1,16 @@
-"""The served 1-bit model: an MLflow pyfunc whose `predict` runs the NumPy runtime on a `.bwn`.
+"""The served 1-bit model: an MLflow pyfunc over a `.bwn` file, run by ONNX Runtime.
+
+Loading the model reads the `.bwn` (one bit per weight on disk), builds the ONNX graph of
+`onnx_export` from it in memory (the bits become +/-alpha floats there, never on disk) and
+opens one onnxruntime session; `predict` runs it. The NumPy runtime stays the readable
+reference: `binwrn-export --register` checks the loaded model's logits against it.
 
 This module is what `mlflow models serve` and `mlflow.pyfunc.load_model` import, in an
 environment that may have no torch: it imports NumPy, MLflow's pyfunc base class and the
-NumPy-only part of `binwrn.export` (format, graph, numpy_runtime), nothing else. The logged
-model carries those files in its `code/` folder (`mlflow_model.served_code`), so binwrn need
-not be installed where it is served; `served_model.py` is the model's code file.
+torch-free part of `binwrn.export` (format, graph, onnx_export with onnx and onnxruntime),
+nothing else. The logged model carries those files in its `code/` folder
+(`mlflow_model.served_code`), so binwrn need not be installed where it is served;
+`served_model.py` is the model's code file.
 
 Input contract (docs/packed-format.md sections 8 and 9): uint8 images, NHWC (N, H, W, C), raw
 pixels 0-255 as read from an image file, no scaling, at the size the run was tested with
@@ -25,7 +31,7 @@ import numpy as np
 from mlflow.pyfunc import PythonModel
 
 from binwrn.export.format import read_packed
-from binwrn.export.numpy_runtime import NumpyWRN
+from binwrn.export.onnx_export import OnnxWRN, to_onnx
 
 INPUT = "images"
 KINDS = {"f": "floating-point numbers", "b": "booleans", "U": "strings", "S": "strings",
@@ -59,11 +65,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class PackedWRN(PythonModel):
-    """A packed 1-bit WRN (artifact `bwn`) run by `NumpyWRN`; see the module docstring."""
+    """A packed 1-bit WRN (artifact `bwn`) run by `OnnxWRN`; see the module docstring."""
 
     def load_context(self, context) -> None:
         packed = read_packed(context.artifacts["bwn"])
-        self._net = NumpyWRN(packed)
+        self._net = OnnxWRN(to_onnx(packed))
         self._channels = int(packed.header["model"].get("in_channels", 3))
         if "mlflow.pyfunc.scoring_server" in sys.modules:  # being served
             _check_json_before_parsing()
