@@ -350,19 +350,24 @@ def _net_size(model: DictConfig) -> None:
             "model.width, model.depth or model.hidden.")
 
 
-def check_values(cfg: DictConfig) -> None:
+def check_values(cfg: DictConfig, only: tuple[str, ...] | None = None) -> None:
     """The values of `cfg` against RULES, the net's depth, width and size, the device count
-    and the tracking URI's scheme (ConfigError)."""
+    and the tracking URI's scheme (ConfigError). `only`: the RULES under these prefixes and
+    nothing else (binwrn-eval, whose net comes from its file, checks `data.` and `dataset.`)."""
     from binwrn.configuration.parallel import batch_rule, world_size
     from binwrn.tracking.store import absolute_uri
 
     _resolves(cfg)
     for key, rule in RULES.items():
+        if only is not None and not key.startswith(only):
+            continue
         value = OmegaConf.select(cfg, key, default="__absent__")
         if value != "__absent__":
             advice = rule(value)
             if advice:
                 _refuse(key, value, advice)
+    if only is not None:
+        return
     _model_rules(cfg.model)
     _net_size(cfg.model)
     world_size(cfg.trainer)

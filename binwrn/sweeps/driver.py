@@ -127,7 +127,6 @@ def _compose_jobs(jobs: list[Job], plan_dir: Path, shared: list[str]) -> dict[st
         try:
             composed[job.job_id] = compose([f"+{GROUP}={job.job_id}",
                                             f"hydra.searchpath=[file://{plan_dir}]", *shared])
-            check_values(composed[job.job_id])  # --dry-run too: a bad value is said now
         except ConfigError as err:
             raise ConfigError(f"{job.job_id} ({' '.join(job.overrides)}): {err}") from None
     return composed
@@ -153,10 +152,17 @@ def preview(request: SweepRequest) -> list[str]:
     jobs = request.spec.jobs()
     with tempfile.TemporaryDirectory() as folder:
         plan_dir = write_plan(jobs, Path(folder), conf_dir(), request.smoke)
-        _, _, shape = _composed_and_sized(request, jobs, plan_dir)
-    smoke = f" (smoke: every job adds {' '.join(request.spec.smoke)})" if request.smoke else ""
+        _, composed, shape = _composed_and_sized(request, jobs, plan_dir)
+    for job in jobs:  # a run fails its bad job alone; a dry run says so now
+        try:
+            check_values(composed[job.job_id])
+        except ConfigError as err:
+            raise ConfigError(f"{job.job_id} ({' '.join(job.overrides)}): {err}") from None
+    smoke = " (smoke)" if request.smoke else ""
     lines = [f"{request.spec.name}{smoke}: {len(jobs)} jobs"]
     lines += [f"  {job.job_id}  {' '.join(job.overrides)}" for job in jobs]
+    if request.smoke:
+        lines.append(f"every job adds the smoke overrides: {' '.join(request.spec.smoke)}")
     if shape is not None:
         lines += [f"SLURM, each job: {shape.describe()}", shape.sbatch_header()]
     return lines
