@@ -36,6 +36,8 @@ def test_the_same_deprecation_from_a_library_stays_a_warning():
      "child.", DeprecationWarning),
     ("You're resuming from a checkpoint that ended before the epoch ended and your "
      "dataloader is not resumable.", UserWarning),
+    ("The ``noload`` loader strategy is deprecated and will be removed in a future release.",
+     DeprecationWarning),
 ])
 def test_the_named_third_party_warnings_are_silenced(message, category):
     with warnings.catch_warnings(record=True) as caught:
