@@ -73,12 +73,15 @@ def test_bundle_carries_only_what_the_image_lacks_at_the_image_versions() -> Non
 
 
 def test_bundle_follows_the_image_list_it_is_given(tmp_path: Path) -> None:
+    from binwrn.gpucheck import compat
+
+    floor = compat.floors(REPO / "pyproject.toml", ("mlflow",))["mlflow"]
     image = tmp_path / "image.txt"
-    image.write_text(bundle.IMAGE.read_text() + "# this image also has MLflow\nMLflow==3.9.0\n"
+    image.write_text(bundle.IMAGE.read_text() + f"# this image also has MLflow\nMLflow=={floor}\n"
                      "SQLAlchemy\nalembic[tz] >= 1\n")
     assert {"mlflow", "sqlalchemy", "alembic", "torch", "pyyaml"} <= bundle.image_names(image)
     assert "python" not in bundle.image_names(image)
-    assert dict(bundle.resolve(REPO, image, "3.12"))["mlflow"] == "3.9.0"  # the image's
+    assert dict(bundle.resolve(REPO, image, "3.12"))["mlflow"] == floor  # the image's pin
     missing = dict(bundle.missing_packages(REPO, image, "3.12"))
     assert {"hydra-core", "omegaconf"} <= set(missing)
     assert not {"mlflow", "sqlalchemy", "alembic"} & set(missing)
