@@ -8,6 +8,8 @@ the learning-rate schedule and the optimizer over the network's parameters. Noth
 resume an unfinished one, configuration/identity.py's config_hash) and a digest of its whole
 composed, unresolved config, both taken from the tree before issue 20 moved the 32-bit twins
 onto their 1-bit files: a change to either would orphan the finished runs of that experiment.
+The ImageNet digests changed once, with issue 26's default `dataset.decoder=pil` (torchvision's
+decoders are deprecated): a speed-only key that config_hash leaves out, so their hashes stand.
 """
 
 from __future__ import annotations
@@ -44,12 +46,12 @@ PINNED = {
     "p1_t2_1bit_imagenet32_20-15": ("51c9e5d5c0d84fc1", "d86c85dabbef2506"),
     "p1_t2_1bit_imagenet32_20-4": ("ce4c3875b33b3f46", "05cb8057110d0447"),
     "p1_t2_1bit_imagenet32_26-10": ("902be7416ac5f424", "863cb2d1b5d11d9b"),
-    "p1_t2_1bit_imagenet_18-2.5": ("1cc73e12cd31ed72", "65d91c89a3519efb"),
+    "p1_t2_1bit_imagenet_18-2.5": ("1cc73e12cd31ed72", "f203794e7f9d3b2f"),
     "p1_t2_1bit_svhn_20-4": ("f55035ec042f8735", "12888600666271a5"),
     "p1_t2_fp32_imagenet32_20-10": ("c15613f0d8b4685f", "d13fbea7f8f06f2b"),
     "p1_t2_fp32_imagenet32_20-15": ("25b2a13b871821dc", "2c6913eafe9234df"),
     "p1_t2_fp32_imagenet32_20-4": ("5a8f2043ebc78f8e", "c579414235342d5a"),
-    "p1_t2_fp32_imagenet_18-2.5": ("e511af357e3ff9b7", "95eb7b57394382a5"),
+    "p1_t2_fp32_imagenet_18-2.5": ("e511af357e3ff9b7", "8246fddf86e10668"),
     "p1_t2_fp32_svhn_20-4": ("13b5e2d6b7214cd2", "370699e2d1202966"),
     "p2_1bit_bn": ("b41f151c9c9a7c00", "4d20cbdbf89604c4"),
     "p2_1bit_srelu": ("65402ca3862f6952", "347e08796c50c341"),

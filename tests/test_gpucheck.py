@@ -1,5 +1,6 @@
 """binwrn-gpucheck: the shrunk CPU run end to end, its refusals, its rows, and the staging
-plan of `make gpu-bundle` (sizes against the device tool's 64 MiB per call)."""
+plan of `make gpu-bundle` (computed from the image's package list, folders within a part
+size), and `make test-compat`'s refusals."""
 
 from __future__ import annotations
 
@@ -60,27 +61,88 @@ def test_a_broken_step_stays_visible_after_shrinking() -> None:
     assert "a \\| b" in markdown([Row("x", "a | b", "v")], "h", [])
 
 
-def test_bundle_carries_what_the_device_lacks_at_the_locked_versions() -> None:
-    missing = {name: (version, wheels)
-               for name, version, wheels in bundle.missing_packages(REPO / "uv.lock")}
+def test_bundle_carries_only_what_the_image_lacks_at_the_image_versions() -> None:
+    resolved = dict(bundle.resolve(REPO, bundle.IMAGE, "3.12"))
+    assert resolved["torch"] == "2.11.0" and resolved["numpy"] == "2.5.2"  # the image's pins
+    missing = dict(bundle.missing_packages(REPO, bundle.IMAGE, "3.12"))
     assert {"hydra-core", "omegaconf", "mlflow", "sqlalchemy", "alembic"} <= set(missing)
-    assert not {"numpy", "pandas", "torch", "rich", "pyyaml"} & set(missing)  # in the image
-    assert missing["antlr4-python3-runtime"][1] is False  # source only: built into a wheel
+    assert not {"numpy", "pandas", "torch", "torchvision", "rich", "pyyaml", "pytest"} \
+        & set(missing)  # in the image
+    assert "antlr4-python3-runtime" in bundle.source_only(REPO / "uv.lock")  # built here
     assert "colorama" not in missing and "pywin32" not in missing  # Windows-only needs
 
 
-def test_staging_plan_keeps_every_call_under_the_limit(tmp_path: Path) -> None:
+def test_bundle_follows_the_image_list_it_is_given(tmp_path: Path) -> None:
+    from binwrn.gpucheck import compat
+
+    floor = compat.floors(REPO / "pyproject.toml", ("mlflow",))["mlflow"]
+    image = tmp_path / "image.txt"
+    image.write_text(bundle.IMAGE.read_text() + f"# this image also has MLflow\nMLflow=={floor}\n"
+                     "SQLAlchemy\nalembic[tz] >= 1\n")
+    assert {"mlflow", "sqlalchemy", "alembic", "torch", "pyyaml"} <= bundle.image_names(image)
+    assert "python" not in bundle.image_names(image)
+    assert dict(bundle.resolve(REPO, image, "3.12"))["mlflow"] == floor  # the image's pin
+    missing = dict(bundle.missing_packages(REPO, image, "3.12"))
+    assert {"hydra-core", "omegaconf"} <= set(missing)
+    assert not {"mlflow", "sqlalchemy", "alembic"} & set(missing)
+
+
+@pytest.mark.parametrize(("args", "sentence"), [
+    (["--tar", "nowhere.tar"], "nowhere.tar is not there: pass TAR="),
+    (["--image", "{tmp}/none.txt"], "none.txt is not there: pass IMAGE="),
+    (["--image", "{tmp}/nopython.txt"], "names no Python: add a line such as python=="),
+    (["--part-mib", "2"], "PART_MIB=2 leaves"),
+])
+def test_bundle_refuses_bad_input_in_one_sentence(tmp_path: Path, args, sentence) -> None:
+    (tmp_path / "nopython.txt").write_text("torch==2.11.0\n")
+    tar = tmp_path / "c.tar"
+    tar.write_bytes(b"")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    done = subprocess.run([sys.executable, "-m", "binwrn.gpucheck.bundle", "--tar", str(tar),
+                           *args], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("gpu-bundle: ")
+    assert sentence in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_staging_plan_keeps_every_folder_within_the_part_size(tmp_path: Path) -> None:
     sizes = {"part-aa": 60, "part-ab": 60, "part-ac": 9, "wheels.bin": 30, "sums": 0}
     items = []
     for name, mib in sizes.items():
         (tmp_path / name).write_bytes(b"\0" * (mib * bundle.MIB + 100))
         items.append(tmp_path / name)
-    capacity = bundle.CALL_LIMIT - 2 * bundle.MIB
+    capacity = 62 * bundle.MIB
     calls = bundle.plan_calls(items, capacity)
     assert len(calls) == 3 and all(sum(map(bundle.size, c)) <= capacity for c in calls)
     assert sorted(i.name for c in calls for i in c) == sorted(sizes)
-    with pytest.raises(SystemExit, match="cannot travel in one call"):
+    with pytest.raises(bundle.Refusal, match="does not fit one part"):
         bundle.plan_calls(items, 50 * bundle.MIB)
     folders = bundle.stage_folders(tmp_path / "bundle", calls)
-    manifest = (folders[0] / "MANIFEST-call1.sha256").read_text()
+    manifest = (folders[0] / "MANIFEST-part1.sha256").read_text()
     assert json.dumps(manifest) and "part-a" in manifest
+
+
+def test_compat_refuses_a_missing_or_unsupported_python_in_one_sentence(tmp_path) -> None:
+    """No python3.13 on PATH, in pyenv's versions (PYENV_ROOT empty) or uv's: one sentence,
+    exit 2, never a silent pass; so for a Python outside requires-python."""
+    uv = tmp_path / "uv"  # a uv that finds no interpreter, as on a machine without one
+    uv.write_text("#!/bin/sh\nexit 2\n")
+    uv.chmod(0o755)
+    env = {"PATH": "/nonexistent", "PYENV_ROOT": str(tmp_path), "UV": str(uv)}
+    for version, sentence in (("3.13", "No Python 3.13 on this machine"),
+                              ("3.10", "Python 3.10 is outside the supported range")):
+        done = subprocess.run([sys.executable, "-m", "binwrn.gpucheck.compat", "--python",
+                               version], cwd=REPO, env=env, capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr.startswith(f"test-compat: {sentence}")
+        assert len(done.stderr.strip().splitlines()) == 1 and not done.stdout
+
+
+def test_compat_oldest_set_is_the_image_pins_and_the_floors() -> None:
+    from binwrn.gpucheck import compat
+
+    oldest = compat.constraints("3.12", compat.IMAGE)
+    assert {"torch==2.11.0", "torchvision==0.26.0", "numpy==2.5.2", "onnx==1.23.1",
+            "onnxruntime==1.30.0", "lightning==2.6.0"} <= set(oldest)
+    floors = compat.floors(REPO / "pyproject.toml", compat.FLOORED)
+    assert {f"{name}=={floor}" for name, floor in floors.items()} <= set(oldest)
+    assert compat.constraints("3.13", compat.IMAGE) == []  # the newest versions

@@ -6,6 +6,7 @@ naming (<root>/train/<wnid>/<wnid>_<n>.JPEG, <root>/val/<wnid>/ILSVRC2012_val_<n
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -103,16 +104,52 @@ def test_official_tarballs_are_checked_against_their_md5(tmp_path):
     assert not (tmp_path / "train").exists()  # nothing was extracted
 
 
-@pytest.mark.parametrize("mode", ["L", "CMYK"])
-def test_grey_and_cmyk_jpegs_decode_to_rgb_with_either_decoder(tmp_path, mode):
-    rgb = photo_like(np.random.default_rng(1), 40, 30)
-    path = tmp_path / f"img.{mode}.JPEG"
-    Image.fromarray(rgb).convert(mode).save(path, format="JPEG", quality=95)
-    fast, reference = read_rgb(str(path), "torchvision"), read_rgb(str(path), "pil")
-    assert fast.shape == reference.shape == (3, 30, 40) and fast.dtype == torch.uint8
-    assert (fast.int() - reference.int()).abs().float().mean() < 2  # IDCTs differ slightly
-    if mode == "L":
-        assert torch.equal(fast[0], fast[1]) and torch.equal(fast[1], fast[2])
+JPEGS = Path(__file__).with_name("jpeg")
+# sha256 of the (3, H, W) uint8 pixels torchvision's decode_image(..., ImageReadMode.RGB) gave
+# for each file of tests/jpeg/ (the reader's decoder until torchvision deprecated it), on
+# 2026-12-07 with torchvision 0.29.2 and 0.26.0 alike. The files are committed, not generated,
+# so an encoder's update cannot move them.
+TORCHVISION_PIXELS = {
+    "cmyk.JPEG": "4a2749eba9baecd6a4c3a7686e3b548685388d68d70d645b0423751fade025a1",
+    "grey.JPEG": "1c99e74bfff8e5b4f320d070a025e4ba5a057dbf3c49247feb7e84d59e5d92bc",
+    "odd-size.JPEG": "f9cdff5ce007bee3e2224bdaeb80ceed1b14ff1378c7b05afad836349f8cb755",
+    "png-named.JPEG": "d287e6a1effb55286c0596c3aba5d664130e4cdc08358420079c2d053fc83e8e",
+    "progressive.JPEG": "aecb042bcf3d2ed3e1ffbced5eeffdbe24485174ca453097b3856989cbd72e6d",
+    "rgb420.JPEG": "56854ea556fa81f6ff2d17011285685cad8581dd876282d2aeb67ab511cc6fee",
+    "rgb422.JPEG": "97bd5eb0dcc9ded8bb44b6a3c20a0dd5e51af68bf27b7dccb4628b16016f8038",
+    "rgb444.JPEG": "9b15a9848c07e11f1c24fa37d263dbcce4167a0ce9d4037dcdea7dee12c2de4e",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_PIXELS))
+def test_pillow_gives_the_pixels_torchvision_gave(name):
+    """4:2:0, 4:2:2, 4:4:4, progressive, odd-sized, grey, CMYK and a PNG named .JPEG."""
+    pixels = read_rgb(str(JPEGS / name))
+    assert pixels.dtype == torch.uint8 and pixels.shape[0] == 3
+    digest = hashlib.sha256(pixels.contiguous().numpy().tobytes()).hexdigest()
+    assert digest == TORCHVISION_PIXELS[name]
+    if name == "grey.JPEG":
+        assert torch.equal(pixels[0], pixels[1]) and torch.equal(pixels[1], pixels[2])
+
+
+@pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities of "
+                            "TorchVision are deprecated:DeprecationWarning")
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_pillow_equals_torchvision_on_photo_sized_jpegs(tmp_path, mode):
+    """Against the installed torchvision's decoder itself, on ImageNet-sized images, for as
+    long as torchvision ships it (deprecated since 0.29)."""
+    io = pytest.importorskip("torchvision.io")
+    if not hasattr(io, "decode_image"):
+        pytest.skip("this torchvision no longer decodes images; TORCHVISION_PIXELS still holds")
+    rng = np.random.default_rng(7)
+    for index, (width, height, options) in enumerate([
+            (500, 375, {"quality": 90}), (333, 500, {"quality": 75, "subsampling": 1}),
+            (640, 427, {"quality": 95, "subsampling": 0, "progressive": True})]):
+        path = tmp_path / f"{index}.{mode}.JPEG"
+        Image.fromarray(photo_like(rng, width, height)).convert(mode).save(
+            path, format="JPEG", **options)
+        before = io.decode_image(io.read_file(str(path)), mode=io.ImageReadMode.RGB)
+        assert torch.equal(read_rgb(str(path)), before)
 
 
 def test_unreadable_image_is_one_sentence_even_from_a_worker(tree, tmp_path):
@@ -185,6 +222,7 @@ def test_multi_crops_are_windows_at_each_scale():
     ({"train_crop": "inception"}, "dataset.train_crop=inception"),
     ({"multi_crop_positions": "grid"}, "dataset.multi_crop_positions=grid"),
     ({"decoder": "opencv"}, "dataset.decoder=opencv"),
+    ({"decoder": "torchvision"}, "dataset.decoder=torchvision is not supported: use one of pil"),
 ])
 def test_bad_crop_settings_are_refused(settings, message):
     with pytest.raises(ConfigError, match=message):

@@ -24,10 +24,10 @@ def _make(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 
 def _variables(env: dict) -> dict[str, str]:
-    """UV and PY as the Makefile resolves them in `env`."""
+    """UV and PYTHON3 as the Makefile resolves them in `env`."""
     database = _make("-pn", "install", env=env).stdout
     pairs = (line.split(" := ", 1) for line in database.splitlines() if " := " in line)
-    return {k: v for k, v in pairs if k in ("UV", "PY")}
+    return {k: v for k, v in pairs if k in ("UV", "PYTHON3")}
 
 
 def _uv_binary() -> Path:
@@ -44,7 +44,7 @@ def _uv_binary() -> Path:
 def _env(home: Path, path: str) -> dict:
     cache = subprocess.run([str(_uv_binary()), "cache", "dir"], capture_output=True,
                            text=True, check=True).stdout.strip()
-    env = {k: v for k, v in os.environ.items() if k not in ("UV", "PY", "MAKEFLAGS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("UV", "PYTHON3", "PY", "MAKEFLAGS")}
     # As `source .venv/bin/activate` leaves it; the real uv cache, so nothing is downloaded.
     env.update(HOME=str(home), PATH=path, VIRTUAL_ENV=str(ROOT / ".venv"),
                UV_CACHE_DIR=cache)
@@ -81,7 +81,7 @@ def test_install_with_venv_active_and_uv_a_module_of_python3(tmp_path: Path) -> 
     home.mkdir()
     env = {**_env(home, f"{VENV_BIN}:{bin_dir}:{SYSTEM_PATH}"), "PYTHONUSERBASE": user_base}
     variables = _variables(env)
-    assert variables["PY"] == str(bin_dir / "python3")
+    assert variables["PYTHON3"] == str(bin_dir / "python3")
     assert variables["UV"] == f"{bin_dir / 'python3'} -m uv"
     done = _make("install", env=env)
     assert done.returncode == 0, done.stdout + done.stderr

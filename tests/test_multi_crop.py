@@ -61,7 +61,7 @@ def test_top_k_hits():
 def test_evaluation_over_batches_counts_and_names_its_metrics():
     model = nn.Sequential(nn.BatchNorm2d(6), nn.Flatten())  # BN shows train/eval mode
     model[0].running_var.fill_(1.0)  # eval-mode BN: identity (mean 0, var 1, eps tiny)
-    model[0].eps = 0.0
+    model[0].eps = 1e-12  # torch 2.11 refuses 0 ("batch_norm eps must be positive")
     # Two batches of (images, crops=3, classes, 1, 1) integer logits, and a label per image.
     first = torch.tensor([IMAGE0, IMAGE1]).reshape(2, 3, 6, 1, 1)
     ranked = [[0, 1, 2, 3, 4, 5]] * 3  # class 5 first ... class 0 last

@@ -23,11 +23,13 @@ from test_partly_binary import BINARY, _iterative_run_dir, _partly_binary
 
 from binwrn import cli
 from binwrn.data import load_splits
+from binwrn.errors import ConfigError
 from binwrn.export.format import decode, encode, read_packed
 from binwrn.export.numpy_runtime import NumpyWRN
 from binwrn.export.pack import pack_wrn, torch_logits
 from binwrn.export.qonnx_export import (
     QONNX_DOMAIN,
+    check_executor_runtime,
     check_qonnx,
     cleaned,
     conv_weight_datatypes,
@@ -35,6 +37,19 @@ from binwrn.export.qonnx_export import (
     read_qonnx,
     to_qonnx,
 )
+
+try:
+    check_executor_runtime()
+    EXECUTOR_REASON = None
+except ConfigError as err:  # the GPU image's onnxruntime 1.30 (make test-compat)
+    EXECUTOR_REASON = str(err)
+pytestmark = pytest.mark.skipif(EXECUTOR_REASON is not None, reason=str(EXECUTOR_REASON))
+
+
+def test_an_older_onnxruntime_gets_one_sentence() -> None:
+    check_executor_runtime("1.32.0")
+    with pytest.raises(ConfigError, match="needs onnxruntime 1.32 or newer .* has 1.30.0"):
+        check_executor_runtime("1.30.0")
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 STANDARD = {"BatchNormalization", "Relu", "Conv", "AveragePool", "Pad", "Add", "Max", "Div",

@@ -167,16 +167,16 @@ def _record(doc: Path, section: str) -> None:
 
 def main() -> None:
     args = _args()
-    from binwrn.data.imagenet_transforms import CropSettings
+    from binwrn.data.imagenet_transforms import DECODERS, CropSettings
     from binwrn.terminal import console
 
     folder = args.dir or Path(tempfile.mkdtemp(prefix="binwrn-loader-"))
     console.print(f"binwrn-bench-loader: {args.images} JPEGs of {args.size} in {folder}")
     files = _jpegs(folder, args.images, args.size)
     crops = CropSettings()  # conf/dataset/imagenet.yaml's defaults
-    cases = [Case("torchvision", 1, "train"), Case("pil", 1, "train"),
-             Case("torchvision", args.workers, "train"), Case("pil", args.workers, "train"),
-             Case("torchvision", args.workers, "centre")]
+    cases = [*(Case(decoder, 1, "train") for decoder in DECODERS),
+             *(Case(decoder, args.workers, "train") for decoder in DECODERS),
+             Case(crops.decoder, args.workers, "centre")]
     cases = list(dict.fromkeys(cases))
     results = measure(files, crops, cases, args.batch_size, args.rounds, on_round=lambda i, r:
                       console.print(f"  round {i + 1}: " + ", ".join(

@@ -36,7 +36,7 @@ OPTIMIZERS = ("sgd", "adam")  # train/optimizers.py
 DECAY_SCOPES = ("weights", "all")
 TRAIN_CROPS = ("scale_jitter", "random_resized")  # data/imagenet_transforms.py
 POSITIONS = ("random", "corners_center")
-DECODERS = ("torchvision", "pil")
+DECODERS = ("pil",)  # data/imagenet_transforms.py: Pillow; torchvision's decoders are deprecated
 # Lightning's trainer.precision values (as text: 32 and "32" are the same), and binwrn's auto
 PRECISIONS = ("auto", "transformer-engine", "transformer-engine-float16", "16-true", "16-mixed",
               "bf16-true", "bf16-mixed", "32-true", "64-true", "64", "32", "16", "bf16")

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms import RandomResizedCrop
 from torchvision.transforms.v2 import functional as TF
 
@@ -31,7 +30,10 @@ from binwrn.errors import ConfigError, DataError
 
 TRAIN_CROPS = ("scale_jitter", "random_resized")
 POSITIONS = ("random", "corners_center")
-DECODERS = ("torchvision", "pil")
+# Pillow (libjpeg-turbo inside its wheels). torchvision's decode_image, the default before, is
+# deprecated since torchvision 0.29 and due for removal; Pillow gives the same pixels
+# (tests/test_imagenet_data.py) at the throughput docs/imagenet-loader.md records.
+DECODERS = ("pil",)
 CROPS_PER_SCALE = 5
 
 
@@ -44,15 +46,17 @@ class UnreadableImage(DataError):
         super().__init__(message.rsplit(marker, 1)[-1].strip())
 
 
-def read_rgb(path: str, decoder: str = "torchvision") -> torch.Tensor:
-    """uint8 (3, H, W); grey and CMYK JPEGs (a few dozen in ImageNet) become RGB."""
+def read_rgb(path: str, decoder: str = "pil") -> torch.Tensor:
+    """uint8 (3, H, W); grey and CMYK JPEGs (a few dozen in ImageNet) become RGB. Pillow
+    sniffs the format (one ImageNet PNG is named .JPEG)."""
+    if decoder not in DECODERS:
+        raise ConfigError(f"dataset.decoder={decoder} is not supported: use one of "
+                          f"{', '.join(DECODERS)}.")
     try:
-        if decoder == "torchvision":  # libjpeg-turbo; sniffs the format (one PNG is named .JPEG)
-            return decode_image(read_file(path), mode=ImageReadMode.RGB)
         with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"))
-        return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
-    except (OSError, RuntimeError, UnidentifiedImageError, ValueError) as err:
+            pixels = np.array(image if image.mode == "RGB" else image.convert("RGB"))
+        return torch.from_numpy(pixels).permute(2, 0, 1)
+    except (OSError, UnidentifiedImageError, ValueError) as err:
         raise UnreadableImage(f"Cannot read image {path} ({str(err).splitlines()[0]}): "
                               "replace or remove it.") from None
 
@@ -78,7 +82,7 @@ class CropSettings:
     eval_resize: int = 256
     multi_crop_scales: tuple[int, ...] = (224, 256, 384, 480, 640)
     multi_crop_positions: str = "random"
-    decoder: str = "torchvision"
+    decoder: str = "pil"
 
     def __post_init__(self) -> None:
         if self.train_crop not in TRAIN_CROPS:

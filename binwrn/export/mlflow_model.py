@@ -54,11 +54,16 @@ class Registered:
 def check_names(name: str, alias: str | None) -> None:
     """Refuse a model name or alias the registry would refuse, before anything is written."""
     from mlflow.exceptions import MlflowException
-    from mlflow.utils.validation import (
-        _validate_model_alias_name,
-        _validate_model_alias_name_reserved,
-        _validate_model_name,
-    )
+    from mlflow.utils import validation
+    from mlflow.utils.validation import _validate_model_name
+
+    # MLflow's own checks (private): named _validate_model_alias_name(_reserved) up to 3.17,
+    # _validate_alias_name(_reserved) from 3.18.
+    _validate_model_alias_name = getattr(validation, "_validate_model_alias_name", None) \
+        or validation._validate_alias_name
+    _validate_model_alias_name_reserved = getattr(
+        validation, "_validate_model_alias_name_reserved", None) \
+        or validation._validate_alias_name_reserved
 
     try:
         _validate_model_name(name)

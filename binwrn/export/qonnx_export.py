@@ -112,9 +112,26 @@ def cleaned(model: onnx.ModelProto):
     return wrapper.transform(InferShapes()).transform(InferDataTypes())
 
 
+EXECUTOR_NEEDS = (1, 32)  # onnxruntime that loads the IR 14 node models qonnx's executor makes
+
+
+def check_executor_runtime(version: str | None = None) -> None:
+    """qonnx's executor runs each node as a model of onnx's IR version (14 with onnx 1.23),
+    which onnxruntime loads from 1.32; an older one (a GPU image's 1.30) gets one sentence."""
+    import onnxruntime
+
+    version = version or onnxruntime.__version__
+    found = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if found < EXECUTOR_NEEDS:
+        raise ConfigError(f"QONNX needs onnxruntime 1.32 or newer for qonnx's executor (this "
+                          f"environment has {version}): upgrade onnxruntime, or leave out "
+                          "--qonnx and --runtime qonnx.")
+
+
 def qonnx_logits(wrapper, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """qonnx's executor (node by node; BipolarQuant in qonnx's own Python) on float32 NCHW
     images, `batch_size` at a time."""
+    check_executor_runtime()
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.transformation.change_batchsize import ChangeBatchSize
     from qonnx.transformation.infer_shapes import InferShapes

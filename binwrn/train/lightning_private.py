@@ -16,7 +16,7 @@ from __future__ import annotations
 from binwrn.errors import BinwrnError
 from binwrn.train.lean_imports import import_lightning
 
-TESTED = ">=2.5,<2.7"  # pyproject.toml's lightning pin, which CI installs
+TESTED = ">=2.6,<2.7"  # pyproject.toml's lightning pin, which CI installs
 # The members of the private classes (and of DDPStrategy) that train/ddp.py overrides or calls.
 MEMBERS = {
     "_ChildProcessObserver": ("_run",),
