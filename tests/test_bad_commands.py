@@ -123,7 +123,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("binwrn-eval", "good.bwn", "data.test_limit=0"), "data.test_limit=0"),
     (("binwrn-eval", "truncated.bwn"), "truncated.bwn"),
     (("binwrn-eval", "nosuch.bwn"), "nosuch.bwn"),
-    (("binwrn-eval", "good.bwn", "model.bits=3"), "model.bits=3"),
+    (("binwrn-eval", "good.bwn", "dataset.num_classes=0"), "dataset.num_classes=0"),
     (("binwrn-eval", "good.bwn", "--runtime", "tensorrt"), "--runtime"),
     (("binwrn-eval", "notdb.db"), "notdb.db"),
     # binwrn-sweep
