@@ -1,6 +1,7 @@
 """What each section of the check runs, and its time limit: the H100 sizes and the CPU ones.
 
-Time estimates for one H100 (bf16 dense peak ~790 TFLOP/s measured here, KINDS.md), from
+Time estimates for one H100 (assuming a bf16 dense
+matmul peak of ~790 TFLOP/s, 80 % of the SXM datasheet's 989), from
 FLOPs: a WRN-20-10 forward pass is 8.03 GFLOP per 32x32 image (binwrn.bench.flops), a
 training step 3x that, so one CIFAR-10 epoch (50,000 images) is 1.2 PFLOP.
 - environment: two 8192^3 matmul loops (~25 TFLOP each, < 1 s) plus imports: ~10 s.
