@@ -169,13 +169,8 @@ report: {kind: generic, rows: [model.bits]}
 
 def test_sigterm_of_a_sweep_marks_the_parent_and_its_unfinished_jobs_killed(
         tmp_path: Path) -> None:
-    (tmp_path / "long.yaml").write_text(SWEEP)
     store = tmp_path / "mlflow.db"
-    sweep = subprocess.Popen(
-        [str(Path(sys.executable).with_name("binwrn-sweep")), str(tmp_path / "long.yaml"),
-         "--no-report", f"tracking.uri=sqlite:///{store}",
-         f"tracking.artifact_root={tmp_path / 'artifacts'}", f"data.cache_dir={tmp_path / 'c'}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sweep = _sweep(tmp_path, "long", SWEEP)
     deadline = time.monotonic() + 600
     while not list(tmp_path.glob("outputs/sweeps/long/*/jobs/0/checkpoints/last.ckpt")):
         assert sweep.poll() is None and time.monotonic() < deadline, sweep.communicate()
@@ -201,11 +196,12 @@ report: {kind: generic, rows: [seed]}
 """
 
 
-def _sweep(folder: Path) -> subprocess.Popen:
+def _sweep(folder: Path, name: str = "three", text: str = THREE_JOBS) -> subprocess.Popen:
+    """`binwrn-sweep` of the sweep file `text` with its store, artifacts and cache in `folder`."""
     folder.mkdir(exist_ok=True)
-    (folder / "three.yaml").write_text(THREE_JOBS)
+    (folder / f"{name}.yaml").write_text(text)
     return subprocess.Popen(
-        [str(Path(sys.executable).with_name("binwrn-sweep")), str(folder / "three.yaml"),
+        [str(Path(sys.executable).with_name("binwrn-sweep")), str(folder / f"{name}.yaml"),
          "--no-report", f"tracking.uri=sqlite:///{folder / 'mlflow.db'}",
          f"tracking.artifact_root={folder / 'artifacts'}", f"data.cache_dir={folder / 'c'}"],
         cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -59,7 +59,8 @@ def rows(profile: Profile, emit) -> None:
     bf16 = on_gpu and torch.cuda.is_bf16_supported()
     emit(Row("environment", "bf16 supported (CUDA)",
              ("yes" if bf16 else "no") if on_gpu else "- (a CPU: its bf16 autocast is timed "
-             "under speed)", "yes on Ampere and newer (A100, H100)", "pass" if bf16 else ("fail" if on_gpu else "info")))
+             "under speed)", "yes on Ampere and newer (A100, H100)",
+             "pass" if bf16 else ("fail" if on_gpu else "info")))
     emit(Row("environment", "TF32 allowed (cuDNN conv / matmul)",
              f"{torch.backends.cudnn.allow_tf32} / {torch.backends.cuda.matmul.allow_tf32}",
              "PyTorch defaults: True / False"))
