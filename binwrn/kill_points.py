@@ -1,6 +1,7 @@
-"""A test hook, not a feature: `BINWRN_TEST_KILL_AT=<moment>[:<n>]` makes the process SIGKILL
-itself the n-th time (default: the first) it reaches that moment, so tests can kill a run at
-a named point instead of guessing with timers (tests/test_resume.py, docs/reliability.md
+"""A test hook, not a feature: `BINWRN_TEST_KILL_AT=<moment>[:<n>[:TERM]]` makes the process
+SIGKILL itself (SIGTERM with `:TERM`, the signal a scheduler sends) the n-th time (default:
+the first) it reaches that moment, so tests can stop a run at a named point instead of
+guessing with timers (tests/test_resume.py, docs/reliability.md
 "Crash semantics"). Unset, each point costs one dictionary look-up.
 
 Moments: `store` (a new SQLite store, migrated under a temporary name, before it is renamed
@@ -25,9 +26,10 @@ def kill_point(moment: str) -> None:
     wanted = os.environ.get(VARIABLE)
     if not wanted:
         return
-    name, _, count = wanted.partition(":")
+    name, _, rest = wanted.partition(":")
     if name != moment:
         return
+    count, _, how = rest.partition(":")
     _reached[moment] = _reached.get(moment, 0) + 1
     if _reached[moment] == int(count or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGTERM if how == "TERM" else signal.SIGKILL)

@@ -30,6 +30,31 @@ def _loader(data: TensorDataset, index_lists: Sampler) -> DataLoader:
     return DataLoader(data, batch_size=None, sampler=index_lists)
 
 
+class ResumableSteps(DataLoader):
+    """The training loader, resumable mid-epoch: Lightning saves `state_dict()` with its loops
+    in every checkpoint and hands it to `load_state_dict` before the resumed fit iterates.
+    `steps_done()` counts this epoch's steps taken (Lightning's batch progress)."""
+
+    def __init__(self, data: TensorDataset, steps: EpochSteps,
+                 steps_done: Callable[[], int]) -> None:
+        super().__init__(data, batch_size=None, sampler=steps)
+        self.steps, self.steps_done = steps, steps_done
+
+    def state_dict(self) -> dict[str, int]:
+        return self.steps.position(self.steps_done())
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.steps.resume_from(state)
+
+    def __iter__(self):
+        if not self.steps.resuming:
+            return super().__iter__()
+        # Every iterator draws a base seed from the global generator; the interrupted epoch's
+        # iterator drew it before the checkpoint, so the resumed one must not draw again.
+        with torch.random.fork_rng(devices=[]):
+            return super().__iter__()
+
+
 class DeviceAugmentedData(pl.LightningDataModule):
     """Train on shuffled full batches (the paper's floor(N/125) per epoch); test on all images.
 
@@ -54,8 +79,14 @@ class DeviceAugmentedData(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank, world = rank_and_world(self.trainer)
-        return _loader(self.train_set, EpochSteps(len(self.train_set), self.step_batch, rank,
-                                                  world, self.seed if world > 1 else None))
+        steps = EpochSteps(len(self.train_set), self.step_batch, rank, world,
+                           self.seed if world > 1 else None)
+        return ResumableSteps(self.train_set, steps, self._steps_done)
+
+    def _steps_done(self) -> int:
+        """Steps of this epoch whose update is done (read when a checkpoint is written)."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed \
+            if self.trainer else 0
 
     def val_dataloader(self) -> DataLoader:
         rank, world = rank_and_world(self.trainer)

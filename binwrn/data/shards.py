@@ -10,6 +10,11 @@ contiguous part r of the test set, so every test image is evaluated exactly once
 One process keeps what torch's RandomSampler + BatchSampler drew before DDP existed (a
 permutation seeded from the global torch generator, which resumed runs restore); several
 processes cannot share that generator, so theirs is seeded from (seed, epoch).
+
+A run stopped mid-epoch resumes that epoch exactly: the checkpoint holds the epoch's
+permutation seed and how many steps were done (`EpochSteps.position`), and the resumed
+epoch takes the same permutation's remaining steps without drawing a new one (a draw would
+also move the global generator the augmentation draws from).
 """
 
 from __future__ import annotations
@@ -45,22 +50,40 @@ class EpochSteps(Sampler[list[int]]):
             raise ValueError("several processes need a shared seed for their permutation")
         self.n, self.step_batch, self.rank, self.world = n, step_batch, rank, world
         self.seed, self.epoch = seed, 0
+        self.epoch_seed: int | None = None  # the permutation's seed of the epoch under way
+        self._resume: tuple[int, int] | None = None  # (epoch seed, steps done) to go on from
 
     def set_epoch(self, epoch: int) -> None:
         """Lightning calls this before every epoch."""
         self.epoch = epoch
 
-    def _generator(self) -> torch.Generator:
-        generator = torch.Generator()
+    def _draw_seed(self) -> int:
         if self.seed is None:  # exactly RandomSampler's draw, so one-process runs are unchanged
-            generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
-        else:
-            generator.manual_seed(stream_seed(self.seed, PERMUTATION, self.epoch))
-        return generator
+            return int(torch.empty((), dtype=torch.int64).random_().item())
+        return stream_seed(self.seed, PERMUTATION, self.epoch)
+
+    def position(self, steps_done: int) -> dict[str, int]:
+        """What a checkpoint taken after `steps_done` steps of this epoch needs to resume it."""
+        return {"epoch_seed": -1 if self.epoch_seed is None else self.epoch_seed,
+                "steps_done": steps_done, "epoch_steps": len(self)}
+
+    def resume_from(self, position: dict[str, int]) -> None:
+        """Make the next epoch the rest of the epoch `position` was taken in; a position at an
+        epoch's end (or before its first step) changes nothing."""
+        if 0 < position["steps_done"] < position["epoch_steps"] == len(self):
+            self._resume = (position["epoch_seed"], position["steps_done"])
+
+    @property
+    def resuming(self) -> bool:
+        """Whether the next epoch is the rest of a checkpointed one."""
+        return self._resume is not None
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = torch.randperm(self.n, generator=self._generator())
-        for step in range(len(self)):
+        (self.epoch_seed, first), self._resume = self._resume or (self._draw_seed(), 0), None
+        generator = torch.Generator()
+        generator.manual_seed(self.epoch_seed)
+        order = torch.randperm(self.n, generator=generator)
+        for step in range(first, len(self)):
             images = order[step * self.step_batch:(step + 1) * self.step_batch]
             yield torch.tensor_split(images, self.world)[self.rank].tolist()
 

@@ -31,6 +31,7 @@ from binwrn.train.ddp import (
     ddp_trainer_settings,
     share_bn_statistics,
 )
+from binwrn.train.epoch_sums import EpochSums
 from binwrn.train.fast_path import set_tf32
 from binwrn.train.iterative import LayerByLayerBinarization
 from binwrn.train.module import ImageClassifier
@@ -149,7 +150,7 @@ def build(spec: RunSpec, work_dir: Path, show_progress: bool, plan: Path | None 
     final_views = (FINAL, RECOMPUTED) if spec.bn.after_training else (FINAL,)
     to_mlflow, clock = EpochMetricsToMlflow(final_views=final_views), FirstStepClock(started_at)
     # A cycle ends after `n` epochs when the next (0-based index n) restarts.
-    callbacks = [to_mlflow, clock, RandomState(), RankRandomStreams(spec.seed),
+    callbacks = [to_mlflow, clock, RandomState(), EpochSums(), RankRandomStreams(spec.seed),
                  EpochCheckpoints(work_dir / "checkpoints", spec.schedule.restarts_at,
                                   spec.checkpoints.keep_cycle_ends), *extra_callbacks]
     if spec.bn.test_epochs:  # first: its scores join the epoch's, BN restored first
