@@ -51,10 +51,10 @@ bench: install  ## step times, binwrn vs plain PyTorch, and command to first ste
 gpu-check: install  ## the GPU path proven on one GPU in < 8 min -> docs/gpu-check.md (CPU=1: shrunk, on the CPU)
 	$(RUN) binwrn-gpucheck $(if $(call yes,$(CPU)),--cpu) $(ARGS)
 
-gpu-bundle: install  ## wheels the GPU image lacks + CIFAR-10, for a GPU machine without an index (IMAGE=list, PART_MIB=64, REHEARSE=1: stage + check --cpu here)
+gpu-bundle: install  ## wheels the GPU image lacks + CIFAR-10, for a GPU machine without an index (IMAGE=list, PART_MIB=64, REHEARSE=1: stage + check --cpu here, ARGS=--beside-mib 0)
 	$(RUN) --with pip python -m binwrn.gpucheck.bundle $(if $(TAR),--tar $(TAR)) \
 	  $(if $(IMAGE),--image $(IMAGE)) $(if $(PART_MIB),--part-mib $(PART_MIB)) \
-	  $(if $(call yes,$(REHEARSE)),--rehearse)
+	  $(if $(call yes,$(REHEARSE)),--rehearse) $(ARGS)
 
 test: install  ## the whole test suite (CPU, about 15 minutes on 2 cores), two workers (pytest-xdist)
 	$(RUN) pytest -q -n 2

@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Issue 31's acceptance on real CIFAR-10 (docs/packed-format.md section 10, README "Deploying a
-# 1-bit model"): the 1-bit WRN-10-1 trained for one epoch, exported with --qonnx (and --onnx,
+# Issue 31's acceptance on real CIFAR-10 (docs/packed-format.md section 10, docs/deploying.md): the 1-bit WRN-10-1 trained for one epoch, exported with --qonnx (and --onnx,
 # registered), qonnx's executor's accuracy on all 10,000 test images beside the run's final
 # test (test_final/acc) and binwrn-eval --runtime numpy; then the served model's speed
 # (docs/served_speed.py).

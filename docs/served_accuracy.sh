@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 18's acceptance on real CIFAR-10 (README, "Deploying a 1-bit model"): train the 1-bit
+# Issue 18's acceptance on real CIFAR-10 (docs/deploying.md): train the 1-bit
 # WRN-10-1 for one epoch, register it, serve it with `mlflow models serve` (no torch),
 # send all 10,000 test images over HTTP and compare the served accuracy with the run's final
 # test (test_final/acc) and with binwrn-eval --runtime numpy.

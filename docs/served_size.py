@@ -1,6 +1,5 @@
 """Bytes of the served 1-bit model (the `.bwn` plus the pyfunc wrapper binwrn-export --register
-logs) beside the fp32 model of the same net, measured on disk (README, "Deploying a 1-bit
-model"). Sizes do not depend on training, so untrained CIFAR-10 nets are measured.
+logs) beside the fp32 model of the same net, measured on disk (docs/deploying.md). Sizes do not depend on training, so untrained CIFAR-10 nets are measured.
 
     uv run python docs/served_size.py            # WRN-10-1 and WRN-20-10
 """

@@ -1,4 +1,4 @@
-"""Speed of the served 1-bit model (README, "Deploying a 1-bit model"; issue 31): the registered
+"""Speed of the served 1-bit model (docs/deploying.md; issue 31): the registered
 pyfunc's `predict` beside ONNX Runtime on the exported ONNX file and the NumPy runtime on the
 `.bwn`, in one process on the same 1,000 real test images, at batch sizes 1, 100 and 1,000
 (images/s, the median of interleaved repeats, so every runtime sees the same machine load);

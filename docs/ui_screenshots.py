@@ -1,7 +1,7 @@
 """Screenshots of the MLflow UI that `make ui` serves, taken by headless Chromium (docs/ui.md).
 
 Chromium is driven over its DevTools protocol, so the screenshot of the runs table can show
-the README's clicks (Columns -> `test/error_pct`, `model.bits`) and not only a page as it
+docs/tracking.md's clicks (Columns -> `test/error_pct`, `model.bits`) and not only a page as it
 loads; the other views are plain links.
 
     uv run python docs/ui_screenshots.py STORE URL OUT

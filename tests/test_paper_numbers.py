@@ -1,6 +1,6 @@
 """One home for the papers' numbers: `binwrn/report/paper.py`.
 
-Experiment headers, sweep headers and the preset tables of README.md and docs/imagenet.md
+Experiment headers, sweep headers and the preset tables of docs/sweeps.md and docs/imagenet.md
 quote the papers' numbers for the reader; this test reads the numbers they quote and checks
 them against the module the reports compare with, so a typo in a header (or in the module)
 fails here instead of misleading a user. Every experiment header either quotes a paper
@@ -257,7 +257,7 @@ def test_sweep_prose_quotes_only_the_modules_numbers(name):
     assert set(quoted) <= known, sorted(set(quoted) - known)
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/imagenet.md"])
+@pytest.mark.parametrize("doc", ["docs/sweeps.md", "docs/imagenet.md"])
 def test_preset_tables_in_the_docs_match_the_paper_module(doc):
     rows = _rows(r"^\| `(p1_(?:t2|mnist)_\w+?_([\d.]+-[\d.]+))` \|(.*)$", (ROOT / doc).read_text())
     assert rows, doc
@@ -285,10 +285,9 @@ def _every_paper_number() -> set[float]:
     return {*accuracies, *(round(100.0 - a, 2) for a in accuracies), *errors}
 
 
-def test_the_readme_sweep_table_and_the_default_config_quote_only_paper_numbers():
-    readme = (ROOT / "README.md").read_text()
-    sweeps = readme[readme.index("## Reproducing the paper: sweeps"):
-                    readme.index("### Table 2 presets")]
+def test_the_sweep_table_and_the_default_config_quote_only_paper_numbers():
+    page = (ROOT / "docs" / "sweeps.md").read_text()
+    sweeps = page[page.index("# Reproducing the paper: sweeps"):page.index("## Table 2 presets")]
     rows = [line.split("|")[-2] for line in sweeps.splitlines() if line.startswith("| `p")]
     assert len(rows) == len(list((ROOT / "sweeps").glob("*.yaml")))
     config = _header_of((ROOT / "conf" / "config.yaml").read_text())

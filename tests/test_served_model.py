@@ -212,7 +212,7 @@ def test_registered_model_is_served_without_torch_and_predicts_what_binwrn_eval_
             assert status == 400
             assert answer["message"] == f"Invalid input. {sentence}: {contract}."
 
-        # The README's client, as written but for the port, on a real test image.
+        # docs/deploying.md's client, as written but for the port, on a real test image.
         Image.fromarray(test.images[3]).save(tmp_path / "image.png")
         client_code = readme_client().replace("http://127.0.0.1:5001", url)
         asked = subprocess.run([sys.executable, "-c", client_code], cwd=tmp_path,
@@ -266,8 +266,8 @@ def assert_round_off(got: np.ndarray, expected: np.ndarray) -> None:
 
 
 def readme_client() -> str:
-    """The README's Python client of the served model ("Deploying a 1-bit model")."""
-    section = (REPO / "README.md").read_text().split("## Deploying a 1-bit model", 1)[1]
+    """docs/deploying.md's Python client of the served model."""
+    section = (REPO / "docs" / "deploying.md").read_text().split("# Deploying a 1-bit model", 1)[1]
     (code,) = [block for block in re.findall(r"```python\n(.*?)```", section.split("\n## ")[0],
                                              flags=re.S) if "/invocations" in block]
     return code

@@ -195,7 +195,7 @@ def plan_text(folders: list[Path], beside: int, part: int, missing) -> str:
     last = folders[-1].name if folders else "partN"
     lines += ["", "Send each folder to the GPU machine and run `sh binwrn/gpucheck/stage.sh "
               f".gpudata/partK` there from the checkout; the last one, `.gpudata/{last}`, with "
-              "`--finish`, then the check (README, \"Checking on a GPU\")."]
+              "`--finish`, then the check (docs/gpu.md)."]
     return "\n".join(lines) + "\n"
 
 

@@ -70,7 +70,7 @@ def _check_inputs(args: argparse.Namespace) -> None:
     if not args.cpu and "accuracy" in args.sections and not (
             root and (root / "train").is_dir() and (root / "test").is_dir()):
         _refuse(f"--data-root {root} is not the extracted cifar10-png.tar (train/ and test/ "
-                "folders): stage it as README 'Checking on a GPU' says, or pass --cpu.")
+                "folders): stage it as docs/gpu.md says, or pass --cpu.")
 
 
 def _run(name: str, profile: profiles.Profile, out: Path, work: Path, data_root: Path | None,

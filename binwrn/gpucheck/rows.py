@@ -82,7 +82,7 @@ DOC_HEADER = """# GPU check
 Written by `make gpu-check` (`binwrn-gpucheck`); newest first. Each section names the GPU,
 library versions, date and the exact command. `make gpu-check CPU=1` runs the same steps
 shrunk on a CPU; its rows say `cpu-shrunk`: they prove the code path, not the GPU claim.
-README, "Checking on a GPU", says how to run it on any CUDA machine, and how to stage it
+docs/gpu.md says how to run it on any CUDA machine, and how to stage it
 on a GPU node that has no package index.
 
 """

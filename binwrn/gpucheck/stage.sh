@@ -1,6 +1,6 @@
 #!/bin/sh
-# On a GPU machine without a package index, from the checkout's root (README, "Checking on
-# a GPU"), for each folder `make gpu-bundle` wrote:
+# On a GPU machine without a package index, from the checkout's root (docs/gpu.md), for
+# each folder `make gpu-bundle` wrote:
 #   sh binwrn/gpucheck/stage.sh .gpudata/partK            copy this folder's files to the stage
 #   sh binwrn/gpucheck/stage.sh .gpudata/partN --finish   ... then check every file's sha256,
 #       unpack CIFAR-10 to $STAGE/cifar10 and install the wheels to $STAGE/site (no index)

@@ -1,5 +1,5 @@
 """The papers' numbers, as data (paper-spec sections 1.6, 2.4): one home for those a report
-compares against and for those experiment headers, sweep headers and the README quote, which
+compares against and for those experiment headers, sweep headers and the docs quote, which
 tests/test_paper_numbers.py checks against this module.
 
 Everything here is copied from ../shared/docs/paper-spec.md section 1.6 ("Results"), which

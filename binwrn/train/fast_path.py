@@ -1,6 +1,6 @@
 """The switches of the fast path (`speed.*`, `trainer.precision`), resolved for a device.
 
-Each is on where it helps and off where it does not (README, "Speed"):
+Each is on where it helps and off where it does not (docs/speed.md):
 - `trainer.precision=auto`: bf16 autocast with fp32 master weights on a CUDA GPU that supports
   bf16, fp32 elsewhere. Not the default: bf16 is a deviation from the paper's fp32 arithmetic
   (the default `32-true`), and so is TF32 (`trainer.tf32`, off by default, `set_tf32`);
