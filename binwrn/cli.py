@@ -29,6 +29,7 @@ from binwrn.configuration.compose import compose, conf_dir
 from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
 from binwrn.terminal import (
     console_note,
+    print_text,
     show_config,
     show_error,
     show_result,
@@ -196,7 +197,7 @@ def _check_first(argv: list[str]) -> None:
 
     args = get_args_parser().parse_args(argv)  # Hydra's own flags, as hydra.main reads them
     if args.help:
-        print(run_help(conf_dir()))
+        print_text(run_help(conf_dir()))
         sys.exit(0)
     if (args.hydra_help or args.shell_completion or args.info or args.config_path
             or args.config_name or args.config_dir or args.experimental_rerun):

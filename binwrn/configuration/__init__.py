@@ -11,5 +11,5 @@ plain objects and values.
 - `sensitivity`: binwrn-sensitivity's spec.
 Only entry points (cli.py, ddp_rank.py, sweeps, report, bench, gpucheck) import it; nothing
 under binwrn/train does (tests/test_layering.py). It imports neither Lightning nor MLflow
-(about 20 s on 2 cores), so `prepare` can refuse bad input before they load.
+(most of a start's wait), so `prepare` can refuse bad input before they load.
 """

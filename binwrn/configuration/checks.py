@@ -1,4 +1,4 @@
-"""Config checks that answer before torch, Lightning or MLflow load (seconds on 2 cores).
+"""Config checks that answer before torch, Lightning or MLflow load.
 
 `check_command_line` is what `binwrn-run` does first: it composes every job of the command
 line, turns an unknown key or group option into one sentence with a "did you mean" (difflib

@@ -1,7 +1,7 @@
 """`prepare`: a composed config in, a checked `RunSpec` (binwrn/train/spec.py) out.
 
 Everything a user can get wrong (values, data, the tracking store) is refused here, cheapest
-first, before Lightning and MLflow load (about 20 s on 2 cores) and before any run exists.
+first, before Lightning and MLflow load (the slow part of a start) and before any run exists.
 """
 
 from __future__ import annotations
