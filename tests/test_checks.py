@@ -10,6 +10,7 @@ import pytest
 from e2e import binwrn_run
 
 from binwrn.configuration import checks
+from binwrn.configuration import compose as composing
 from binwrn.configuration.compose import compose, conf_dir
 from binwrn.errors import ConfigError
 
@@ -68,12 +69,12 @@ def test_error_comes_before_torch(tmp_path: Path, guard: dict, name: str) -> Non
 
 def test_did_you_mean_keys() -> None:
     cfg = compose(["experiment=demo"])
-    keys = checks._keys(cfg)
-    groups = checks.group_options(conf_dir())
-    assert checks.suggest_key("model.bit", keys, groups)[0] == "model.bits"
-    assert checks.suggest_key("lr", keys, groups)[0] == "optim.lr"
-    assert checks.suggest_key("datset", keys, groups)[0] == "dataset"
-    assert checks.suggest_key("trainer.max_epoch", keys, groups)[0] == "trainer.max_epochs"
+    keys = composing._keys(cfg)
+    groups = composing.group_options(conf_dir())
+    assert composing.suggest_key("model.bit", keys, groups)[0] == "model.bits"
+    assert composing.suggest_key("lr", keys, groups)[0] == "optim.lr"
+    assert composing.suggest_key("datset", keys, groups)[0] == "dataset"
+    assert composing.suggest_key("trainer.max_epoch", keys, groups)[0] == "trainer.max_epochs"
     with pytest.raises(ConfigError, match="did you mean schedule=sgdr"):
         compose(["schedule=sgd"])
 

@@ -1,10 +1,10 @@
 """Config checks that answer before torch, Lightning or MLflow load.
 
-`check_command_line` is what `binwrn-run` does first: it composes every job of the command
-line, turns an unknown key or group option into one sentence with a "did you mean" (difflib
-over the composed keys and the options in conf/), then `check_config` checks each job.
-`check_config` is also the first thing `binwrn.configuration.prepare` does, so every entry point
-gets the same sentences.
+`check_config` is the one check of a job's config: binwrn-run makes it once per job, on the
+config its Hydra app composed, before Hydra makes the job's folder (binwrn/cli.py);
+`binwrn.configuration.prepare` makes it for the other entry points, so every one gets the
+same sentences. `check_command_line` checks the keys and options of every job of a
+`binwrn-run -m` up front (their values are each job's own check).
 
 The models, schedules and data readers keep their own checks (they are libraries, called
 from tests and the exporter too); the value lists below are theirs, copied because importing
@@ -13,14 +13,12 @@ them would import torch, and tests/test_checks.py holds both copies equal.
 
 from __future__ import annotations
 
-import difflib
-import itertools
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from binwrn.configuration.compose import close_matches, compose, job_overrides
 from binwrn.errors import BinwrnError, ConfigError
 
 # Allowed values of settings whose code lives in torch-importing modules (see the test).
@@ -109,7 +107,7 @@ def one_of(*choices: object) -> Callable[[object], str | None]:
         if any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in choices):
             return None
         words = isinstance(value, str) and all(isinstance(c, str) for c in choices)
-        near = _close(value, list(choices), n=1) if words else []
+        near = close_matches(value, list(choices), n=1) if words else []
         hint = f" (did you mean {near[0]}?)" if near else ""
         return f"one of {', '.join(map(_yaml, choices))}{hint}"
     return rule
@@ -375,137 +373,6 @@ def check_values(cfg: DictConfig, only: tuple[str, ...] | None = None) -> None:
     absolute_uri(cfg.tracking.uri)
 
 
-# --- the command line: unknown keys and options, before anything is built --------------
-
-
-def _close(word: str, candidates: list[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
-    return difflib.get_close_matches(word, candidates, n=n, cutoff=cutoff)
-
-
-def group_options(conf: Path) -> dict[str, list[str]]:
-    """conf/'s config groups (dataset, model, ...) and the options each offers."""
-    groups = {}
-    for folder in sorted(p for p in conf.iterdir() if p.is_dir() and p.name != "hydra"):
-        groups[folder.name] = sorted(f.stem for f in folder.glob("*.yaml"))
-    return groups
-
-
-def _keys(node, prefix: str = "") -> list[str]:
-    """Every dotted key of a config, inner nodes included (model, model.bits, ...)."""
-    keys = []
-    if isinstance(node, DictConfig):
-        for key in node.keys():
-            dotted = f"{prefix}{key}"
-            keys.append(dotted)
-            child = node._get_node(key)
-            if isinstance(child, DictConfig):
-                keys += _keys(child, f"{dotted}.")
-    return keys
-
-
-def suggest_key(key: str, keys: list[str], groups: dict[str, list[str]]) -> list[str]:
-    """At most two keys near `key`: the closest whole dotted name, then the keys whose last
-    part is closest to its last part (bit -> model.bits, lr -> optim.lr)."""
-    candidates = list(dict.fromkeys(keys + list(groups)))
-    found = _close(key, candidates, n=1, cutoff=0.75)
-    by_leaf: dict[str, list[str]] = {}
-    for k in candidates:
-        by_leaf.setdefault(k.rsplit(".", 1)[-1], []).append(k)
-    for near in _close(key.rsplit(".", 1)[-1], list(by_leaf), n=1, cutoff=0.7):
-        found += by_leaf[near]
-    return list(dict.fromkeys(found))[:2]
-
-
-def unknown_key_sentence(key: str, keys: list[str], groups: dict[str, list[str]]) -> str:
-    near = suggest_key(key, keys, groups)
-    hint = f"did you mean {' or '.join(near)}? " if near else ""
-    return (f"{key} is not a setting of binwrn-run: {hint}(binwrn-run --help lists the "
-            "config groups; binwrn-run --cfg job prints every key with its value).")
-
-
-def unknown_option_sentence(group: str, option: str, options: list[str]) -> str:
-    near = _close(option, options)
-    hint = f"did you mean {group}={near[0]}? " if near else ""
-    return (f"{group}={option} is not one of the {group} options: {hint}use one of "
-            f"{', '.join(options)}.")
-
-
-def _parse(overrides: list[str]):
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    try:
-        return OverridesParser.create().parse_overrides(overrides)
-    except OverrideParseException as err:
-        raise ConfigError(f"{str(err).splitlines()[0]}: write each setting as key=value "
-                          "(quote values with spaces or commas).") from None
-
-
-def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
-    """The override list of each job a command line runs: Hydra's basic sweep (the product
-    of every comma list) under -m, else the one job as given."""
-    parsed = _parse(overrides)
-    if not multirun:
-        return [list(overrides)]
-    axes = []
-    for o in parsed:
-        if o.is_sweep_override() and o.is_discrete_sweep():
-            key = o.get_key_element()
-            axes.append([f"{key}={value}" for value in o.sweep_string_iterator()])
-        else:
-            axes.append([o.input_line])
-    return [list(combo) for combo in itertools.product(*axes)]
-
-
-def _explain(overrides: list[str]) -> str | None:
-    """The sentence for the first override that names no key or group option, if any."""
-    from binwrn.configuration.compose import conf_dir, hydra_compose
-
-    groups = group_options(conf_dir())
-    parsed = _parse(overrides)
-    for o in parsed:
-        key = o.key_or_group
-        if o.is_add() or o.is_force_add() or o.is_delete() or key.startswith("hydra"):
-            continue
-        if key in groups:
-            value = o.value()
-            if isinstance(value, str) and value not in groups[key] and value != "null":
-                return unknown_option_sentence(key, value, groups[key])
-    base = hydra_compose([o.input_line for o in parsed if o.key_or_group in groups
-                    or o.key_or_group.startswith("hydra") or o.is_add() or o.is_force_add()])
-    keys = _keys(base)
-    for o in parsed:
-        key = o.key_or_group
-        if key in groups or key.startswith("hydra") or o.is_add() or o.is_force_add():
-            continue
-        if key not in keys:
-            return unknown_key_sentence(key, keys, groups)
-    return None
-
-
-def compose_checked(overrides: list[str]) -> DictConfig:
-    """conf/ composed with `overrides`; an unknown key or option is a ConfigError with a
-    "did you mean", any other composition error one with Hydra's first line."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from binwrn.configuration.compose import hydra_compose
-
-    try:
-        return hydra_compose(overrides)
-    except (HydraException, OmegaConfBaseException) as err:
-        try:
-            sentence = _explain(overrides)
-        except (HydraException, OmegaConfBaseException):
-            sentence = None
-        if sentence is None:  # Hydra's first line, without its "+key" advice
-            lines = [line for line in str(err).splitlines()
-                     if line.strip() and "use +" not in line and "append" not in line]
-            sentence = (f"{' '.join(overrides)} does not compose ({lines[0].strip()}): fix "
-                        "or drop the override.")
-        raise ConfigError(sentence) from None
-
-
 def check_command_line(overrides: list[str], multirun: bool, values: bool = True) -> None:
     """Compose every job of `binwrn-run [-m] overrides` and, with `values`, check it;
     raises the first job's problem."""
@@ -513,7 +380,7 @@ def check_command_line(overrides: list[str], multirun: bool, values: bool = True
     shared = set.intersection(*(set(job) for job in jobs))
     for number, job in enumerate(jobs):
         try:
-            cfg = compose_checked(job)
+            cfg = compose(job)
             if values:
                 check_config(cfg)
         except BinwrnError as err:

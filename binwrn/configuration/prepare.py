@@ -85,9 +85,11 @@ def iterative_schedule(cfg: DictConfig, order: tuple[str, ...] | None) -> Iterat
     return IterativeSchedule(order=order, epochs_per_layer=it.epochs_per_layer)
 
 
-def prepare(cfg: DictConfig) -> RunSpec:
-    """Build and check config values and data, cheapest first; raises BinwrnError."""
-    check_config(cfg)  # what the config alone decides (binwrn-run checked it before torch)
+def prepare(cfg: DictConfig, checked: bool = False) -> RunSpec:
+    """Build and check config values and data, cheapest first; raises BinwrnError.
+    `checked`: the caller has made `check_config` already (binwrn-run, before torch)."""
+    if not checked:
+        check_config(cfg)  # what the config alone decides
     tracking = tracking_settings(cfg)
     seed_all(cfg.seed)
     model, schedule, augment = build_model(cfg), build_schedule_from(cfg), build_augment(cfg)
