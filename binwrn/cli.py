@@ -113,6 +113,17 @@ def _cluster_rank(cfg: DictConfig, in_sweep: bool):
     return launched
 
 
+def _log_figure(run, work_dir: Path) -> None:
+    """figures/curves.png on the run, before it closes (train's end-of-run hook); a figure
+    that cannot be drawn costs a warning, never the trained run."""
+    from binwrn.report.run_figure import log_curves  # matplotlib: only at the end
+
+    try:
+        log_curves(run.client, run.run_id, work_dir / "figures")
+    except Exception as err:  # noqa: BLE001 (matplotlib and the store fail in many types)
+        logging.getLogger("binwrn").warning("no figures/curves.png for the run: %s", err)
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _run_job(cfg: DictConfig) -> float | None:
     started = time.time()
@@ -160,7 +171,7 @@ def _run_job(cfg: DictConfig) -> float | None:
         with launched.leading() if launched is not None else nullcontext():
             result = train(spec, output_dir, started_at=clock_start, launched=launched,
                            writes_to=Path(hydra_cfg.sweep.dir if in_sweep else
-                                          hydra_cfg.run.dir))
+                                          hydra_cfg.run.dir), at_end=_log_figure)
     except (BinwrnError, Diverged, Interrupted) as err:
         if not leader:
             show_error(f"rank {rank_from_environment()}: {err}")

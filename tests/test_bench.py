@@ -12,7 +12,7 @@ from binwrn.bench.measure import Case
 from binwrn.train.checkpoints import EpochCheckpoints
 from binwrn.train.fast_path import FastPath
 from binwrn.train.fit import build
-from binwrn.train.layer_order import binarizable_names
+from binwrn.models.layer_order import binarizable_names
 
 CPU = torch.device("cpu")
 

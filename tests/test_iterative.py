@@ -18,7 +18,7 @@ from binwrn.errors import ConfigError, Interrupted
 from binwrn.models import BinaryConv2d, WideResNet
 from binwrn.train.checkpoints import EpochCheckpoints
 from binwrn.train.iterative import METRIC, LayerByLayerBinarization
-from binwrn.train.layer_order import (
+from binwrn.models.layer_order import (
     binarizable_names,
     ranking_record,
     resolve_order,

@@ -14,7 +14,7 @@ from binwrn.configuration.sensitivity import sensitivity_spec
 from binwrn.data.validation import holdout_split
 from binwrn.errors import ConfigError
 from binwrn.train.iterative import LayerByLayerBinarization
-from binwrn.train.layer_order import resolve_order
+from binwrn.models.layer_order import resolve_order
 from binwrn.train.sensitivity import METRIC, sensitivity
 
 

@@ -132,7 +132,7 @@ def betas(value: object) -> str | None:
 
 def order(value: object) -> str | None:
     if isinstance(value, ListConfig | list):
-        return None  # layer names: checked against the built net (train/layer_order.py)
+        return None  # layer names: checked against the built net (models/layer_order.py)
     advice = one_of(*NAMED_ORDERS)(value)
     return advice and f"{advice}, or a list of layer names"
 

@@ -37,10 +37,10 @@ from binwrn.configuration.parallel import check_data_parallel
 from binwrn.configuration.trainer import batch_settings, trainer_args
 from binwrn.data.arrays import check_batch_size
 from binwrn.data.loading import load_data
+from binwrn.models.layer_order import binarizable_names
 from binwrn.tracking.sensitivity_runs import LAYER_NUMBER_TAG, NET_TAG, NETWORK_TAG
 from binwrn.tracking.store import store_uri
 from binwrn.train.fast_path import FastPath
-from binwrn.train.layer_order import binarizable_names
 from binwrn.train.spec import (
     BnRecompute,
     CheckpointPolicy,

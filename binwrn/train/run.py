@@ -12,12 +12,13 @@ every rank (srun, torchrun), from what it broadcasts (train/cluster.py).
 
 from __future__ import annotations
 
-import logging
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
 from binwrn.models import size_summary
+from binwrn.models.layer_order import binarizable_names
 from binwrn.tracking.credentials import redact_uri
 from binwrn.tracking.metrics import FINAL, as_view, with_error_pct
 from binwrn.tracking.provenance import provenance_tags
@@ -27,7 +28,6 @@ from binwrn.train.checkpoints import EpochCheckpoints, OutputLock, remove_stale_
 from binwrn.train.cluster import Launched
 from binwrn.train.ddp import Plan, ddp_session
 from binwrn.train.fit import build, fit_and_test
-from binwrn.train.layer_order import binarizable_names
 from binwrn.train.resume import decide_resume
 from binwrn.train.spec import RunSpec
 
@@ -57,25 +57,16 @@ def restarts_tag(epochs: tuple[int, ...], most: int = 5000) -> str:
     return text if len(text) <= most else text[:text.rfind(",", 0, most - 4)] + ",..."
 
 
-def _log_figure(run: TrackedRun, folder: Path) -> None:
-    """figures/curves.png on the run; a figure that cannot be drawn costs a warning, never
-    the trained run."""
-    from binwrn.report.run_figure import log_curves  # matplotlib: only at the end
-
-    try:
-        log_curves(run.client, run.run_id, folder)
-    except Exception as err:  # noqa: BLE001 (matplotlib and the store fail in many types)
-        logging.getLogger("binwrn").warning("no figures/curves.png for the run: %s", err)
-
-
 def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
           started_at: float | None = None, launched: Launched | None = None,
-          writes_to: Path | None = None):
+          writes_to: Path | None = None,
+          at_end: Callable[[TrackedRun, Path], None] | None = None):
     """Fit (or resume), recompute BN statistics, test on the whole test set. `started_at`
     (epoch seconds): where time/to_first_step_s counts from (default: the process start).
     `launched`: this process is rank zero of ranks a cluster started (train/cluster.py).
     `writes_to`: the command's hydra.run.dir (hydra.sweep.dir under -m), which a resume may
-    read from wherever it lies (default: `output_dir`)."""
+    read from wherever it lies (default: `output_dir`). `at_end(run, work_dir)`: what the
+    entry point adds to the run before it is closed (binwrn-run: its figure)."""
     started = time.perf_counter()
     identity, t = spec.identity, spec.tracking
     client = open_client(t.uri)  # the process's one: resume, ghosts and the run share it
@@ -131,7 +122,8 @@ def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
         wall = time.perf_counter() - started
         run.log_metrics({"time/wall_s": wall, **parts.clock.metrics()},
                         step=parts.trainer.current_epoch)
-        _log_figure(run, work_dir / "figures")
+        if at_end is not None:
+            at_end(run, work_dir)
     return {
         **sizes.metrics(), **with_error_pct(as_view(dict(scores), FINAL)),
         "test_images": len(parts.data.test_set),
