@@ -235,7 +235,7 @@ def _check_first(argv: list[str]) -> list[str] | None:
 
     from binwrn.configuration.checks import check_command_line
     from binwrn.configuration.compose import parse_overrides
-    from binwrn.run_help import run_help
+    from binwrn.configuration.run_help import run_help
 
     args = get_args_parser().parse_args(argv)  # Hydra's own flags, as hydra.main reads them
     if args.help:

@@ -20,7 +20,6 @@ from mlflow import MlflowClient
 from torch import nn
 
 from binwrn.errors import ConfigError
-from binwrn.output_dir import resumable_from
 from binwrn.tracking.run import (
     DIGEST_TAG,
     FAILURE_TAG,
@@ -42,6 +41,7 @@ from binwrn.train.checkpoints import (
     remove_stale_partials,
     verify_checkpoint,
 )
+from binwrn.train.resume import resumable_from
 
 
 class _RunsCode:

@@ -15,7 +15,6 @@ from typing import NamedTuple
 
 from rich.markup import escape
 
-from binwrn.output_dir import output_root, resumable_from
 from binwrn.terminal import console_note, show_warning
 from binwrn.tracking.run import find_resumable_run, mark_dead_runs_killed, mark_unresumable
 from binwrn.train.checkpoints import (
@@ -35,6 +34,22 @@ class ResumePoint(NamedTuple):
 
 
 FRESH = ResumePoint()
+
+
+def output_root() -> Path:
+    """The folder binwrn-run starts in: Hydra's `outputs/` and a relative `hydra.run.dir` lie
+    under it."""
+    return Path.cwd().resolve()
+
+
+def resumable_from(folder: str | Path, writes_to: str | Path | None = None) -> bool:
+    """Whether a resume may load checkpoints from `folder` (symbolic links resolved): it lies
+    under `output_root()` or under `writes_to`, the folder this command itself writes to
+    (an absolute hydra.run.dir or hydra.sweep.dir on a scratch disk). Anything else is
+    refused: the store's `binwrn.output_dir` tag could name any file."""
+    where = Path(folder).resolve()
+    roots = [output_root()] + ([Path(writes_to).resolve()] if writes_to is not None else [])
+    return any(where.is_relative_to(root) for root in roots)
 
 
 def decide_resume(spec: RunSpec, client, writes_to: Path | None) -> ResumePoint:
