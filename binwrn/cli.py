@@ -11,8 +11,10 @@ tests/test_entry_points.py holds this docstring to it.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -22,13 +24,15 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from binwrn.configuration.checks import check_config, check_values
 from binwrn.configuration.compose import compose, conf_dir
 from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
 from binwrn.terminal import (
     console_note,
+    print_text,
     show_config,
     show_error,
     show_result,
@@ -109,6 +113,17 @@ def _cluster_rank(cfg: DictConfig, in_sweep: bool):
     return launched
 
 
+def _log_figure(run, work_dir: Path) -> None:
+    """figures/curves.png on the run, before it closes (train's end-of-run hook); a figure
+    that cannot be drawn costs a warning, never the trained run."""
+    from binwrn.report.run_figure import log_curves  # matplotlib: only at the end
+
+    try:
+        log_curves(run.client, run.run_id, work_dir / "figures")
+    except Exception as err:  # noqa: BLE001 (matplotlib and the store fail in many types)
+        logging.getLogger("binwrn").warning("no figures/curves.png for the run: %s", err)
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _run_job(cfg: DictConfig) -> float | None:
     started = time.time()
@@ -126,14 +141,16 @@ def _run_job(cfg: DictConfig) -> float | None:
         show_config(redact_uri(OmegaConf.to_yaml(cfg, resolve=True)))
     launched = None
     try:
-        check_config(cfg)  # before torch: a multirun's job was not checked up front
+        if in_sweep:  # a single run's config was checked before its folder was made
+            check_config(cfg)
         from binwrn.configuration.prepare import prepare
 
         launched = _cluster_rank(cfg, in_sweep)
-        if launched is None:
-            spec = prepare(cfg)  # bad values and data are refused before the slow imports
+        if launched is None:  # bad data is refused before the slow imports
+            spec = prepare(cfg, checked=True)
         else:  # refused on every rank when any rank cannot build it
-            spec = launched.run_together(lambda: prepare(cfg), "Preparing the config")
+            spec = launched.run_together(lambda: prepare(cfg, checked=True),
+                                         "Preparing the config")
         if leader:
             show_settings(spec.identity.name, cfg, spec.trainer.precision, output_dir,
                           job["number"])
@@ -143,7 +160,7 @@ def _run_job(cfg: DictConfig) -> float | None:
 
         import_lightning()  # without torchmetrics' torchvision, scipy and matplotlib
         if not leader:  # learns the run from rank zero and trains with it; writes nothing
-            from binwrn.train.cluster import follow
+            from binwrn.train.fit import follow
 
             _quiet_libraries(verbose)
             follow(spec, launched)
@@ -154,7 +171,7 @@ def _run_job(cfg: DictConfig) -> float | None:
         with launched.leading() if launched is not None else nullcontext():
             result = train(spec, output_dir, started_at=clock_start, launched=launched,
                            writes_to=Path(hydra_cfg.sweep.dir if in_sweep else
-                                          hydra_cfg.run.dir))
+                                          hydra_cfg.run.dir), at_end=_log_figure)
     except (BinwrnError, Diverged, Interrupted) as err:
         if not leader:
             show_error(f"rank {rank_from_environment()}: {err}")
@@ -186,41 +203,93 @@ def _run_job(cfg: DictConfig) -> float | None:
     return result["test_final/error_pct"]
 
 
-def _check_first(argv: list[str]) -> None:
-    """`--help`, and the checks of the command line's jobs, before torch loads: a typo or a
-    bad value is answered without the imports that precede a first training step."""
+class CheckConfig(Callback):
+    """binwrn-run's one check of a single run's config (values and data), made on the config
+    its Hydra app composed and before Hydra makes the run's folder (conf/config.yaml's
+    hydra.callbacks lists it first). A multirun's jobs are each checked by `_run_job`."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        if _SET_FULL_ERROR:  # composed: later errors are Hydra's to report again
+            os.environ.pop(FULL_ERROR, None)
+        job = copy.deepcopy(config)
+        with open_dict(job):
+            del job["hydra"]
+        try:
+            check_config(job)
+        except BinwrnError as err:
+            show_error(str(err))
+            sys.exit(2)
+
+
+# Hydra reports a composition error itself (exit 1, "+key" advice); with this set it raises
+# it to `run`, which answers with a "did you mean" (binwrn/configuration/compose.py).
+FULL_ERROR = "HYDRA_FULL_ERROR"
+_SET_FULL_ERROR = False
+
+
+def _check_first(argv: list[str]) -> list[str] | None:
+    """`--help`, and the checks of a multirun's keys, before torch loads; the overrides whose
+    composition error `run` is to explain (None: Hydra's business, or a multirun, whose keys
+    are checked here for every job)."""
     from hydra._internal.utils import get_args_parser
 
     from binwrn.configuration.checks import check_command_line
-    from binwrn.run_help import run_help
+    from binwrn.configuration.compose import parse_overrides
+    from binwrn.configuration.run_help import run_help
 
     args = get_args_parser().parse_args(argv)  # Hydra's own flags, as hydra.main reads them
     if args.help:
-        print(run_help(conf_dir()))
+        print_text(run_help(conf_dir()))
         sys.exit(0)
     if (args.hydra_help or args.shell_completion or args.info or args.config_path
             or args.config_name or args.config_dir or args.experimental_rerun):
-        return  # Hydra's business (another config tree, or no job at all)
-    # --cfg only prints: its keys must exist, its values need not be runnable. A multirun's
-    # values are each job's own business: one bad job fails alone while the others run
-    # (its job checks them first thing).
+        return None  # Hydra's business (another config tree, or no job at all)
+    # A multirun's values are each job's own business: one bad job fails alone while the
+    # others run (its job checks them first thing).
     try:
-        check_command_line(args.overrides, args.multirun,
-                           values=args.cfg is None and not args.multirun)
+        if args.multirun:
+            check_command_line(args.overrides, multirun=True, values=False)
+            return None
+        parse_overrides(args.overrides)
     except BinwrnError as err:
         show_error(str(err))
         sys.exit(2)
+    return args.overrides
+
+
+def _composed_once(overrides: list[str] | None) -> None:
+    """`_run_job` under Hydra, which composes the config (once) and runs the job; a
+    composition error of `overrides` is one sentence with a "did you mean"."""
+    global _SET_FULL_ERROR
+    if overrides is None or os.environ.get(FULL_ERROR):
+        _run_job()
+        return
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from binwrn.configuration.compose import composition_error
+
+    os.environ[FULL_ERROR], _SET_FULL_ERROR = "1", True
+    try:
+        _run_job()
+    except (HydraException, OmegaConfBaseException) as err:
+        if os.environ.get(FULL_ERROR) is None:  # raised by the job, after composition
+            raise
+        show_error(str(composition_error(overrides, err)))
+        sys.exit(2)
+    finally:
+        os.environ.pop(FULL_ERROR, None)
 
 
 def run() -> None:
     """`binwrn-run [overrides]`: train and track one config, or a Hydra `-m` sweep."""
     sys.argv[1:] = credentials_out_of_overrides(sys.argv[1:])  # before Hydra records them
-    _check_first(sys.argv[1:])
+    overrides = _check_first(sys.argv[1:])
     from binwrn.train.cluster import follower_hydra_overrides, started_as_follower
 
     if started_as_follower(sys.argv[1:]):  # srun/torchrun rank > 0: rank zero's folder only
         sys.argv += follower_hydra_overrides()
-    _run_job()
+    _composed_once(overrides)
     if _failed_jobs:
         show_error(f"{len(_failed_jobs)} job(s) failed: " + "; ".join(_failed_jobs))
         sys.exit(1)

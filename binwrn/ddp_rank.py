@@ -34,7 +34,7 @@ def main(plan_file: str) -> None:
     plan = Plan.read(Path(plan_file))
     cfg = OmegaConf.create(plan.config)
     try:
-        spec = prepare(cfg)  # rank zero has accepted this config already
+        spec = prepare(cfg, checked=True)  # rank zero has accepted this config already
         from binwrn.train.fit import train_rank  # Lightning, not MLflow
 
         train_rank(spec, Path(plan_file))

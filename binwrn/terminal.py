@@ -3,6 +3,10 @@ closing table at the end (rich), and a table of a multirun's jobs side by side."
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
@@ -28,14 +32,30 @@ def show_settings(name: str, cfg, precision: str, output_dir, job: int | None) -
                   soft_wrap=True, highlight=False)
 
 
+def program() -> str:
+    """The command this process was started as (binwrn-run, binwrn-sweep, ...), which its
+    warnings name; "binwrn" where it was not started by one of them."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return name if name.startswith("binwrn") else "binwrn"
+
+
 def show_error(message: str, prog: str = "binwrn-run") -> None:
     errors.print(f"[bold red]{prog}: error:[/] {escape(message)}", highlight=False,
                  soft_wrap=True)
 
 
 def show_warning(message: str) -> None:
-    errors.print(f"[bold yellow]binwrn-run: warning:[/] {message}", highlight=False,
+    errors.print(f"[bold yellow]{program()}: warning:[/] {message}", highlight=False,
                  soft_wrap=True)
+
+
+def print_text(text: str) -> None:
+    """`text` on stdout; a reader that stops early (`binwrn-run --help | head -1`) ends it
+    quietly: the rest goes to /dev/null, where Python's own flush at exit cannot fail."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _mib(n_bytes: float) -> str:

@@ -9,10 +9,10 @@ import torch
 from binwrn.bench import measure
 from binwrn.bench.case_spec import case_spec
 from binwrn.bench.measure import Case
+from binwrn.models.layer_order import binarizable_names
 from binwrn.train.checkpoints import EpochCheckpoints
 from binwrn.train.fast_path import FastPath
 from binwrn.train.fit import build
-from binwrn.train.layer_order import binarizable_names
 
 CPU = torch.device("cpu")
 

@@ -20,7 +20,6 @@ from mlflow import MlflowClient
 from torch import nn
 
 from binwrn.errors import ConfigError
-from binwrn.output_dir import resumable_from
 from binwrn.tracking.run import (
     DIGEST_TAG,
     FAILURE_TAG,
@@ -42,6 +41,7 @@ from binwrn.train.checkpoints import (
     remove_stale_partials,
     verify_checkpoint,
 )
+from binwrn.train.resume import resumable_from
 
 
 class _RunsCode:
@@ -217,7 +217,7 @@ def test_runs_whose_process_is_gone_are_marked_killed(tmp_path: Path, fresh_stor
         run.client.set_tag(run.run_id, HOST_TAG, where)
         runs[name] = run.run_id
     with OutputLock(held):
-        marked = mark_dead_runs_killed(uri, "exp", "abc",
+        marked = mark_dead_runs_killed(MlflowClient(uri), "exp", "abc",
                                        lambda f: Path(f) == held, keep=runs["resumed"])
     assert set(marked) == {runs["ghost"], runs["reused"]}
     client = MlflowClient(uri)
@@ -235,13 +235,14 @@ def test_an_unresumable_run_is_failed_and_passed_over(tmp_path: Path, fresh_stor
     newer = TrackedRun(uri, "exp", str(tmp_path), "b", {**tags, "binwrn.output_dir": "/b"}, {})
     newer.__enter__()
     newer.record_checkpoint_digests("new", "old")
-    assert find_resumable_run(uri, "exp", "abc") == (newer.run_id, "/b", {"new", "old"})
-    mark_unresumable(uri, newer.run_id, "its checkpoint is truncated")
+    assert find_resumable_run(MlflowClient(uri), "exp", "abc") == (newer.run_id, "/b",
+                                                                  {"new", "old"})
+    mark_unresumable(MlflowClient(uri), newer.run_id, "its checkpoint is truncated")
     stored = MlflowClient(uri).get_run(newer.run_id)
     assert stored.info.status == "FAILED"
     assert stored.data.tags[FAILURE_TAG] == "its checkpoint is truncated"
     assert stored.data.tags[DIGEST_TAG] == "new" and stored.data.tags[PREVIOUS_DIGEST_TAG] == "old"
-    assert find_resumable_run(uri, "exp", "abc").run_id == older.run_id
+    assert find_resumable_run(MlflowClient(uri), "exp", "abc").run_id == older.run_id
 
 
 def test_a_store_killed_while_it_is_created_is_created_again(tmp_path: Path) -> None:

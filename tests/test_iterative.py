@@ -16,14 +16,14 @@ from binwrn.configuration.identity import config_hash, curated_params
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.errors import ConfigError, Interrupted
 from binwrn.models import BinaryConv2d, WideResNet
-from binwrn.train.checkpoints import EpochCheckpoints
-from binwrn.train.iterative import METRIC, LayerByLayerBinarization
-from binwrn.train.layer_order import (
+from binwrn.models.layer_order import (
     binarizable_names,
     ranking_record,
     resolve_order,
     set_binary_layers,
 )
+from binwrn.train.checkpoints import EpochCheckpoints
+from binwrn.train.iterative import METRIC, LayerByLayerBinarization
 from binwrn.train.module import ImageClassifier
 from binwrn.train.schedules import SGDR
 

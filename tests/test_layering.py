@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import binwrn
 
 PACKAGE = Path(binwrn.__file__).parent
@@ -71,3 +73,22 @@ def test_every_mlflow_client_is_opened_by_the_store() -> None:
               for line in _client_constructions(path)]
     assert not direct, "MlflowClient built outside open_client: " + "; ".join(direct)
     assert _client_constructions(store)  # the walk does find them where they are
+
+
+# Rooms and the rooms they must not import (issue 28 item 3): train hands the entry point an
+# end-of-run hook instead of importing report; export reads layer order from models, not
+# train; a model knows nothing of training, tracking or data.
+KEPT_APART = {
+    "train": ("binwrn.report", "binwrn.export", "binwrn.sweeps", "binwrn.cli"),
+    "export": ("binwrn.train", "binwrn.report"),
+    "models": ("binwrn.train", "binwrn.tracking", "binwrn.data", "binwrn.export"),
+}
+
+
+@pytest.mark.parametrize("room", list(KEPT_APART))
+def test_a_room_imports_no_room_above_it(room: str) -> None:
+    offending = [f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}"
+                 for path in sorted((PACKAGE / room).rglob("*.py"))
+                 for line, module in _imports(path)
+                 if any(module == f or module.startswith(f + ".") for f in KEPT_APART[room])]
+    assert not offending, "; ".join(offending)

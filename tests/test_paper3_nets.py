@@ -13,8 +13,8 @@ from binwrn.configuration.stored import run_config
 from binwrn.errors import ConfigError
 from binwrn.export.source import Source
 from binwrn.models import BINARY_LAYERS, MLP, BinaryLinear, CifarResNet
+from binwrn.models.layer_order import binarizable_names, set_binary_layers
 from binwrn.models.resnet import OptionAShortcut
-from binwrn.train.layer_order import binarizable_names, set_binary_layers
 from binwrn.train.optimizers import optimizer_groups
 
 RESNET20 = ["conv_in", *(f"blocks.{b}.conv{c}" for b in range(9) for c in (1, 2)), "fc"]

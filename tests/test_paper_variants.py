@@ -21,7 +21,7 @@ from binwrn.export.format import decode, encode
 from binwrn.export.job import size_only
 from binwrn.export.pack import pack_wrn, rebuild_wrn, torch_logits
 from binwrn.models import WideResNet
-from binwrn.train.layer_order import binarizable_names
+from binwrn.models.layer_order import binarizable_names
 from binwrn.train.optimizers import optimizer_groups
 from binwrn.train.schedules import SGDR, Cosine
 

@@ -21,7 +21,7 @@ from binwrn.export.format import decode, encode, read_packed
 from binwrn.export.numpy_runtime import NumpyWRN
 from binwrn.export.pack import pack_wrn, rebuild_wrn, torch_logits
 from binwrn.models import WideResNet, size_summary
-from binwrn.train.layer_order import set_binary_layers
+from binwrn.models.layer_order import set_binary_layers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 BINARY = {"conv_in", "blocks.0.conv1"}  # the first two of forward order: 2 of 8 layers

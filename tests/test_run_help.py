@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 from binwrn.configuration.compose import conf_dir
-from binwrn.run_help import EXAMPLES, SIBLINGS
+from binwrn.configuration.run_help import EXAMPLES, SIBLINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 BINWRN_RUN = Path(sys.executable).with_name("binwrn-run")

@@ -13,8 +13,8 @@ from binwrn.configuration.compose import compose
 from binwrn.configuration.sensitivity import sensitivity_spec
 from binwrn.data.validation import holdout_split
 from binwrn.errors import ConfigError
+from binwrn.models.layer_order import resolve_order
 from binwrn.train.iterative import LayerByLayerBinarization
-from binwrn.train.layer_order import resolve_order
 from binwrn.train.sensitivity import METRIC, sensitivity
 
 

@@ -80,12 +80,12 @@ def test_only_unfinished_runs_of_the_same_config_are_resumable(tmp_path: Path) -
     tags = {"binwrn.config_hash": "abc", "binwrn.output_dir": "/somewhere"}
     with TrackedRun(uri, "exp", str(tmp_path / "art"), "done", tags, {}):
         pass
-    assert find_resumable_run(uri, "exp", "abc") is None  # FINISHED is never resumed
+    assert find_resumable_run(MlflowClient(uri), "exp", "abc") is None  # FINISHED is never resumed
     with pytest.raises(RuntimeError), TrackedRun(uri, "exp", str(tmp_path), "x", tags, {}) as run:
         raise RuntimeError("crash")
-    assert find_resumable_run(uri, "exp", "abc") == (run.run_id, "/somewhere", set())
-    assert find_resumable_run(uri, "exp", "other-config") is None
-    assert find_resumable_run(uri, "no-such-experiment", "abc") is None
+    assert find_resumable_run(MlflowClient(uri), "exp", "abc") == (run.run_id, "/somewhere", set())
+    assert find_resumable_run(MlflowClient(uri), "exp", "other-config") is None
+    assert find_resumable_run(MlflowClient(uri), "no-such-experiment", "abc") is None
     with TrackedRun(uri, "exp", str(tmp_path), "x", tags, {}, resume_run_id=run.run_id) as again:
         assert again.resumed and again.run_id == run.run_id
     client = MlflowClient(uri)

@@ -14,15 +14,15 @@ from torch import nn
 from binwrn.configuration.identity import net_name, network_key
 from binwrn.configuration.parallel import lr_factor
 from binwrn.errors import BinwrnError, ConfigError
-from binwrn.tracking.sensitivity_runs import stored_accuracy
-from binwrn.tracking.store import store_uri
-from binwrn.train.layer_order import (
+from binwrn.models.layer_order import (
     binarizable_names,
     check_epochs_per_layer,
     fully_binary_warning,
     ranking_record,
     resolve_order,
 )
+from binwrn.tracking.sensitivity_runs import stored_accuracy
+from binwrn.tracking.store import store_uri
 from binwrn.train.optimizers import OptimizerSettings
 from binwrn.train.schedules import build_schedule
 

@@ -11,9 +11,8 @@ import json
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from binwrn.errors import ConfigError
-from binwrn.train.data_parallel import DDP
+from binwrn.train.data_parallel import BATCH_RULES, DDP
 
-BATCH_RULES = ("global", "per_device")
 # Keys that only say how the work is spread; left out of the config hash while the config
 # trains the one-device net (identity.config_hash).
 SPREAD_KEYS = ("trainer.strategy", "trainer.num_nodes", "trainer.sync_batchnorm",

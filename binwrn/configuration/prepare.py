@@ -1,7 +1,7 @@
 """`prepare`: a composed config in, a checked `RunSpec` (binwrn/train/spec.py) out.
 
 Everything a user can get wrong (values, data, the tracking store) is refused here, cheapest
-first, before Lightning and MLflow load (about 20 s on 2 cores) and before any run exists.
+first, before Lightning and MLflow load (the slow part of a start) and before any run exists.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from binwrn.configuration.parallel import check_data_parallel
 from binwrn.configuration.trainer import batch_settings, trainer_args
 from binwrn.data.arrays import check_batch_size
 from binwrn.data.loading import load_data
+from binwrn.models.layer_order import binarizable_names
 from binwrn.tracking.sensitivity_runs import LAYER_NUMBER_TAG, NET_TAG, NETWORK_TAG
 from binwrn.tracking.store import store_uri
 from binwrn.train.fast_path import FastPath
-from binwrn.train.layer_order import binarizable_names
 from binwrn.train.spec import (
     BnRecompute,
     CheckpointPolicy,
@@ -85,9 +85,11 @@ def iterative_schedule(cfg: DictConfig, order: tuple[str, ...] | None) -> Iterat
     return IterativeSchedule(order=order, epochs_per_layer=it.epochs_per_layer)
 
 
-def prepare(cfg: DictConfig) -> RunSpec:
-    """Build and check config values and data, cheapest first; raises BinwrnError."""
-    check_config(cfg)  # what the config alone decides (binwrn-run checked it before torch)
+def prepare(cfg: DictConfig, checked: bool = False) -> RunSpec:
+    """Build and check config values and data, cheapest first; raises BinwrnError.
+    `checked`: the caller has made `check_config` already (binwrn-run, before torch)."""
+    if not checked:
+        check_config(cfg)  # what the config alone decides
     tracking = tracking_settings(cfg)
     seed_all(cfg.seed)
     model, schedule, augment = build_model(cfg), build_schedule_from(cfg), build_augment(cfg)

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from binwrn.data.rules import PAD_FILLS
 from binwrn.errors import ConfigError
-
-PAD_FILLS = ("random", "zero", "reflect")
 
 
 def _random_pixels(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:

@@ -26,14 +26,9 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import RandomResizedCrop
 from torchvision.transforms.v2 import functional as TF
 
+from binwrn.data.rules import DECODERS, POSITIONS, TRAIN_CROPS
 from binwrn.errors import ConfigError, DataError
 
-TRAIN_CROPS = ("scale_jitter", "random_resized")
-POSITIONS = ("random", "corners_center")
-# Pillow (libjpeg-turbo inside its wheels). torchvision's decode_image, the default before, is
-# deprecated since torchvision 0.29 and due for removal; Pillow gives the same pixels
-# (tests/test_imagenet_data.py) at the throughput docs/imagenet-loader.md records.
-DECODERS = ("pil",)
 CROPS_PER_SCALE = 5
 
 

@@ -24,7 +24,7 @@ from binwrn.export.report import size_report_markdown
 from binwrn.export.run_config import RunConfig
 from binwrn.export.source import Source, packable_net
 from binwrn.models import SizeSummary, size_summary
-from binwrn.train.layer_order import binarizable_names, fully_binary_warning
+from binwrn.models.layer_order import binarizable_names, fully_binary_warning
 
 QONNX_SUFFIX = ".qonnx.onnx"  # what `--qonnx` without a file name writes
 ROUND_OFF = 1e-4  # relative to the largest logit; a wrong bit or BN value moves far more

@@ -36,10 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from binwrn.errors import ConfigError
-
-SCALES = ("he", "mean_abs", "mean_abs_channel", "none")
-GRADS = ("pass_through", "alpha_scaled")
-INITS = ("he", "torch")
+from binwrn.models.rules import check_weight_options
 
 
 def he_scale(kernel_size: int, in_channels: int, gain: float = 2.0) -> float:
@@ -74,12 +71,7 @@ class BinaryWeight:
     def _init_binary(self, bits: int, scale: str, grad: str, alpha: float, init: str) -> None:
         if bits not in (1, 32):
             raise ConfigError(f"model.bits={bits} is not supported: use 1 or 32.")
-        if scale not in SCALES:
-            raise ConfigError(f"model.scale={scale} is not supported: use one of {SCALES}.")
-        if grad not in GRADS:
-            raise ConfigError(f"model.grad={grad} is not supported: use one of {GRADS}.")
-        if init not in INITS:
-            raise ConfigError(f"model.init={init} is not supported: use one of {INITS}.")
+        check_weight_options(scale, grad, init)
         self.bits, self.scale, self.grad, self.alpha = bits, scale, grad, alpha
         if init == "he":  # paper 1: He fan-in normal with std alpha, so 1-bit and fp32 nets
             nn.init.normal_(self.weight, mean=0.0, std=alpha)  # start from one distribution

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from binwrn.errors import ConfigError
 from binwrn.models.binary import WeightLayers
 from binwrn.models.paper3_parts import FixedNormalization, batch_norm
+from binwrn.models.rules import check_resnet_depth
 
 
 class OptionAShortcut(nn.Module):
@@ -69,9 +69,7 @@ class CifarResNet(nn.Module):
         input_std: list[float] | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-            raise ConfigError(f"model.depth={depth} is not a CIFAR ResNet depth: use 6n+2 "
-                              "(paper 3: 20; also 8, 14, 32, 44, 56, ...).")
+        check_resnet_depth(depth)
         layers = WeightLayers(bits, scale, grad, init)
         self.input_norm = FixedNormalization(input_mean, input_std, in_channels)
         self.conv_in = layers.conv(in_channels, 16, 3)

@@ -25,20 +25,16 @@ from torch.nn import functional as F
 
 from binwrn.errors import ConfigError
 from binwrn.models.binary import BinaryConv2d
+from binwrn.models.rules import check_resnet18_depth, first_stage_width
 from binwrn.models.wrn import PreActBlock
 
 BLOCKS_PER_STAGE = {18: (2, 2, 2, 2)}  # ResNet-18's basic-block layout (spec 1.2.1)
-BASE_WIDTH = 64  # ImageNet nets' first-stage channels; paper 1: "64k on ImageNet"
 
 
 def stage_widths(width: float) -> list[int]:
     """64k, 128k, 256k, 512k channels; 64k must be a whole number (k=2.5 gives 160)."""
-    first = BASE_WIDTH * width
-    if isinstance(width, bool) or not isinstance(width, int | float) or first < 1 \
-            or first != int(first):
-        raise ConfigError(f"model.width={width} is not allowed here: 64 x width must be a whole "
-                          "number of channels (2.5 gives the paper's 160; 0.125 gives 8).")
-    return [int(first) * 2**stage for stage in range(4)]
+    first = first_stage_width(width)
+    return [first * 2**stage for stage in range(4)]
 
 
 class WideResNet18(nn.Module):
@@ -65,9 +61,7 @@ class WideResNet18(nn.Module):
         stem_pool: bool = True,
     ) -> None:
         super().__init__()
-        if depth not in BLOCKS_PER_STAGE:
-            raise ConfigError(f"model.depth={depth} is not built for model=resnet18_wide: use "
-                              "18 (paper 1's ImageNet net).")
+        check_resnet18_depth(depth)  # BLOCKS_PER_STAGE holds each of rules.RESNET18_DEPTHS
         if stem_stride not in (1, 2):
             raise ConfigError(f"model.stem_stride={stem_stride} is not allowed: use 2 "
                               "(ResNet-18's) or 1.")

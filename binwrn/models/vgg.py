@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from binwrn.errors import ConfigError
 from binwrn.models.binary import WeightLayers
 from binwrn.models.paper3_parts import FixedNormalization, batch_norm
+from binwrn.models.rules import check_vgg_depth
 
 POOL = "M"
 # depth -> (conv widths with pools, hidden FC widths); the classifier FC follows them.
@@ -47,9 +48,7 @@ class VGG(nn.Module):
         input_std: list[float] | None = None,
     ) -> None:
         super().__init__()
-        if depth not in LAYOUTS:
-            raise ConfigError(f"model.depth={depth} is not a VGG of paper 3: use "
-                              f"{' or '.join(map(str, LAYOUTS))}.")
+        check_vgg_depth(depth)  # LAYOUTS holds each of rules.VGG_DEPTHS
         convs, fcs = LAYOUTS[depth]
         layers = WeightLayers(bits, scale, grad, init)
         self.input_norm = FixedNormalization(input_mean, input_std, in_channels)

@@ -35,24 +35,7 @@ from torch.nn import functional as F
 
 from binwrn.errors import ConfigError
 from binwrn.models.binary import BinaryConv2d
-
-
-def blocks_per_stage(depth: int) -> int:
-    """Blocks per stage n for a depth in either naming of the same network.
-
-    McDonnell's D = 6n+2 counts the first conv, 2 convs per block and the 1x1 classifier
-    (spec 1.2.1). Zagoruyko's D = 6n+4 also counts the two 1x1 projection shortcuts that this
-    design replaces with pooling, so his WRN-22-10 is the paper's 20-10 (paper 1 footnote 1).
-    Accepting both lets `model.depth=10` name the smallest net (n=1, 74,800 weights at k=1),
-    as the product's examples do (so depths 20 and 22 build the same network).
-    """
-    for offset in (2, 4):
-        if depth >= 6 + offset and (depth - offset) % 6 == 0:
-            return (depth - offset) // 6
-    raise ConfigError(
-        f"model.depth={depth} is not a Wide ResNet depth: use 6n+2 (8, 14, 20, 26, ...) "
-        "or Zagoruyko's 6n+4 naming of the same nets (10, 16, 22, 28, ...)."
-    )
+from binwrn.models.rules import blocks_per_stage, check_norm, check_wrn_width
 
 
 class DownsampleShortcut(nn.Module):
@@ -116,28 +99,6 @@ class ShiftedReLUBlock(nn.Module):
         return h if self.shortcut is None else self.shortcut(x) + h
 
 
-NORMS = ("batchnorm", "shifted_relu")
-
-
-def check_norm(norm: str, temperature: float | None, final_bn_affine: bool = False) -> None:
-    """Refuse a norm we do not build, and a temperature that cannot scale the logits."""
-    if norm not in NORMS:
-        raise ConfigError(f"model.norm={norm} is not supported: use one of {NORMS}.")
-    if norm == "shifted_relu" and final_bn_affine:
-        raise ConfigError("model.final_bn_affine=true needs the BN on the logits, which "
-                          "model.norm=shifted_relu does not have: drop it.")
-    if norm == "batchnorm" and temperature is not None:
-        raise ConfigError(f"model.temperature={temperature} only applies to "
-                          "model.norm=shifted_relu (with batchnorm the BN on the logits undoes "
-                          "any scaling): drop it or set model.norm=shifted_relu.")
-    usable = (isinstance(temperature, int | float) and not isinstance(temperature, bool)
-              and math.isfinite(temperature) and temperature > 0)
-    if norm == "shifted_relu" and not usable:
-        raise ConfigError(f"model.temperature={temperature} is not allowed with "
-                          "model.norm=shifted_relu: give a positive number (paper 2: 80 fp32 / "
-                          "40 1-bit on CIFAR-10, 25 on CIFAR-100), or leave it unset for those.")
-
-
 class WideResNet(nn.Module):
     """McDonnell's WRN with 1-bit (bits=1) or fp32 (bits=32) convolutions.
 
@@ -183,8 +144,7 @@ class WideResNet(nn.Module):
                               "number (2: He's scale, paper 1; 4: Appendix B's plain net).")
         self.norm = norm
         self.temperature = None if temperature is None else float(temperature)
-        if not isinstance(width, int) or width < 1:
-            raise ConfigError(f"model.width={width} is not allowed: use a whole number >= 1.")
+        check_wrn_width(width)
 
         def conv(c_in: int, c_out: int, k: int, stride: int, layer_bits: int = bits):
             return BinaryConv2d(c_in, c_out, k, stride, bits=layer_bits, scale=scale, grad=grad,

@@ -4,7 +4,7 @@ when it alone is binary, our guided rank of it, and the official code's.
 A row is one single-layer run setting (`iterative.order=single`); its network comes from the
 run's `binwrn.net` tag and its layer number (1..L in forward order, paper 3's numbering) from
 `binwrn.layer_number`. "ascend" ranks the least sensitive layer (lowest validation error)
-first, as `iterative.ranking` does (binwrn.train.layer_order says why); paper 3's shipped
+first, as `iterative.ranking` does (binwrn.models.layer_order says why); paper 3's shipped
 ascend lists (binwrn.report.paper.PAPER3_ASCEND) give the official rank where one exists.
 """
 
@@ -42,7 +42,7 @@ def _by_net(rows: list[Row]) -> dict[str, list[Row]]:
 
 def ascend_numbers(rows: list[Row]) -> list[int]:
     """One net's layer numbers, least sensitive (lowest validation error) first; ties keep
-    forward order, as binwrn.train.layer_order.guided_orders does."""
+    forward order, as binwrn.models.layer_order.guided_orders does."""
     scored = [(_mean(r, VAL_ERROR), _layer(r)[2]) for r in rows]
     return [number for error, number in sorted(scored, key=lambda s: (
         float("inf") if s[0] is None else s[0], s[1]))]

@@ -46,7 +46,7 @@ class TrackedRun:
     def __init__(
         self, uri: str, experiment: str, artifact_root: str, run_name: str,
         tags: dict[str, str], params: dict[str, object], system_metrics_interval: float = 0,
-        resume_run_id: str | None = None,
+        resume_run_id: str | None = None, client=None,
     ) -> None:
         # Normalised and checked once, by the caller (prepare: store.store_uri, which refuses
         # a server that does not answer before anything asks it).
@@ -54,7 +54,7 @@ class TrackedRun:
         self.experiment, self.artifact_root = experiment, artifact_root
         self.run_name, self.tags, self.params = run_name, tags, params
         self.system_metrics_interval = system_metrics_interval
-        self.client = None  # opened in __enter__
+        self.client = client  # the process's one client (train/run.py); else opened in __enter__
         self.run_id, self.experiment_id = resume_run_id, None
         self._resumed = resume_run_id is not None
         self._monitor = None
@@ -65,7 +65,7 @@ class TrackedRun:
 
     def __enter__(self) -> TrackedRun:
         try:
-            self.client = open_client(self.uri)
+            self.client = self.client or open_client(self.uri)
             location = artifact_location(self.uri, self.artifact_root, self.experiment)
             self.experiment_id = ensure_experiment(self.client, self.experiment, location)
             if self._resumed:  # same config hash, so params are unchanged: log none again
@@ -168,15 +168,14 @@ def _unfinished_runs(client, experiment_id: str, config_hash: str, max_results: 
     )
 
 
-def find_resumable_run(uri: str, experiment: str, config_hash: str) -> Resumable | None:
+def find_resumable_run(client, experiment: str, config_hash: str) -> Resumable | None:
     """The newest unfinished run of this exact config, if any, with its output folder and
     the checkpoint digests it recorded.
 
     Unfinished = not FINISHED: RUNNING after a SIGKILL, KILLED after SIGTERM, FAILED after a
     crash. Runs whose checkpoint already failed verification are passed over. The caller
-    decides whether the checkpoint can be resumed (train/run.py).
+    decides whether the checkpoint can be resumed (train/resume.py).
     """
-    client = open_client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None
@@ -189,9 +188,8 @@ def find_resumable_run(uri: str, experiment: str, config_hash: str) -> Resumable
     return Resumable(runs[0].info.run_id, tags["binwrn.output_dir"], digests)
 
 
-def mark_unresumable(uri: str, run_id: str, reason: str) -> None:
+def mark_unresumable(client, run_id: str, reason: str) -> None:
     """A run whose checkpoint cannot be resumed: FAILED with the reason, never picked again."""
-    client = open_client(uri)
     client.log_batch(run_id, tags=[RunTag(FAILURE_TAG, reason[:5000]),
                                    RunTag(UNRESUMABLE_TAG, "true")])
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
@@ -212,13 +210,12 @@ def _process_gone(tags: dict[str, str], lock_held: Callable[[str], bool]) -> boo
     return bool(folder) and Path(folder, ".binwrn.lock").is_file() and not lock_held(folder)
 
 
-def mark_dead_runs_killed(uri: str, experiment: str, config_hash: str,
+def mark_dead_runs_killed(client, experiment: str, config_hash: str,
                           lock_held: Callable[[str], bool], keep: str | None = None
                           ) -> list[str]:
     """Mark RUNNING runs of this config whose process is gone (SIGKILL, OOM killer, power
     loss) KILLED with the reason, except `keep` (the run being resumed); their ids.
     `lock_held(output_dir)` says whether a live process holds that folder's lock."""
-    client = open_client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return []

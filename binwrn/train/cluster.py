@@ -12,7 +12,7 @@ listens. Every rank composes the config itself; then, over the process group:
    hash that it resumes, on any node count) and its output folder, creates or reopens the
    MLflow run, and broadcasts run id, folder and checkpoint to the others
    (`broadcast_object_list`). It alone writes: the MLflow run, checkpoints, outcome.json,
-   the Hydra folder. The other ranks (`follow`) write nothing;
+   the Hydra folder. The other ranks (train/fit.py `follow`) write nothing;
 3. all train, recompute BN and test in lockstep (train/fit.py), as under the workstation
    mode.
 
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from binwrn.errors import BinwrnError, ConfigError
 
 if TYPE_CHECKING:
-    from binwrn.train.spec import RunSpec, TrainerArgs
+    from binwrn.train.spec import TrainerArgs
 
 TORCHRUN, SRUN = "torchrun", "srun"
 # SLURM job names under which Lightning does not treat a job as SLURM-launched (an
@@ -237,29 +237,6 @@ def launched_processes() -> Launched | None:
     if world <= 1:
         return None
     return Launched(environment, kind, world, nodes, per_node)
-
-
-def follow(spec: RunSpec, launched: Launched) -> None:
-    """A rank other than zero: learn the run from rank zero, then train, recompute BN and
-    test in lockstep with it, writing nothing."""
-    from binwrn.train.fit import build, fit_and_test
-
-    with session(launched):
-        told = launched.share()
-        work_dir = Path(told["work_dir"])
-        checkpoint = Path(told["checkpoint"]) if told["checkpoint"] else None
-
-        def start():
-            if checkpoint is not None and not checkpoint.is_file():
-                raise ConfigError(
-                    f"the run's checkpoint {checkpoint} cannot be read here: the output "
-                    "folder must be on a file system every node shares (hydra.run.dir).")
-            return build(spec, work_dir, show_progress=False, launched=launched)
-
-        parts = launched.run_together(start, "Starting the run")
-        print(f"binwrn-run {launched.where()}: MLflow run {told['run_id']}, output folder "
-              f"{work_dir} (written by rank 0)", flush=True)
-        fit_and_test(spec, parts, checkpoint, work_dir)
 
 
 @contextmanager

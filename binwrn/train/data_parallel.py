@@ -20,6 +20,7 @@ step sees is `data.batch_rule`:
 
 from __future__ import annotations
 
+BATCH_RULES = ("global", "per_device")  # data.batch_rule, as above
 DDP = "ddp"  # the one multi-process strategy binwrn runs (train/ddp.py or the cluster starts
 # its processes, train/cluster.py)
 

@@ -6,7 +6,7 @@ Each is on where it helps and off where it does not (docs/speed.md):
   (the default `32-true`), and so is TF32 (`trainer.tf32`, off by default, `set_tf32`);
 - channels-last memory format on CUDA (tensor-core convolutions want NHWC), not on a CPU,
   where oneDNN is as fast or faster with NCHW at these sizes (measured by `make bench`);
-- `torch.compile` of the network on CUDA; on a CPU the compile time (minutes on 2 cores)
+- `torch.compile` of the network on CUDA; on a CPU the compile time (minutes)
   outweighs the gain for every run short enough to be run on a CPU.
 The data path (uint8 resident on the device, augmented there per batch, no workers) and the
 per-epoch metric reads (no host sync per step) are always on: they have no downside.

@@ -2,7 +2,8 @@
 callbacks and Trainer; fit, recompute BN statistics, test, save final.ckpt.
 
 Rank zero wraps them in its MLflow run (train/run.py); the other ranks run them from its plan
-(binwrn/ddp_rank.py). Nothing here imports MLflow, so those ranks start faster.
+(binwrn/ddp_rank.py, `train_rank`) or from what it broadcasts where srun or torchrun started
+them (train/cluster.py, `follow`). Nothing here imports MLflow, so those ranks start faster.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from binwrn.tracking.callback import EpochMetricsToMlflow
 from binwrn.tracking.metrics import FINAL, RECOMPUTED
 from binwrn.train.bn_stats import recompute_bn_statistics
 from binwrn.train.checkpoints import EpochCheckpoints, RandomState
+from binwrn.train.cluster import Launched, session
 from binwrn.train.ddp import (
     Plan,
     RankRandomStreams,
@@ -42,7 +44,6 @@ from binwrn.train.startup import FirstStepClock
 
 if TYPE_CHECKING:  # imported where used: torchvision costs every CIFAR run seconds at start-up
     from binwrn.data.imagenet_loader import StreamingImageData
-    from binwrn.train.cluster import Launched
 
 
 # Passed explicitly, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot undo it (Lightning 2.6 takes it;
@@ -192,3 +193,24 @@ def train_rank(spec: RunSpec, plan_file: Path) -> None:
     checkpoint = Path(plan.checkpoint) if plan.checkpoint else None
     parts = build(spec, Path(plan.work_dir), show_progress=False, plan=plan_file)
     fit_and_test(spec, parts, checkpoint, Path(plan.work_dir))
+
+
+def follow(spec: RunSpec, launched: Launched) -> None:
+    """A rank other than zero: learn the run from rank zero, then train, recompute BN and
+    test in lockstep with it, writing nothing."""
+    with session(launched):
+        told = launched.share()
+        work_dir = Path(told["work_dir"])
+        checkpoint = Path(told["checkpoint"]) if told["checkpoint"] else None
+
+        def start():
+            if checkpoint is not None and not checkpoint.is_file():
+                raise ConfigError(
+                    f"the run's checkpoint {checkpoint} cannot be read here: the output "
+                    "folder must be on a file system every node shares (hydra.run.dir).")
+            return build(spec, work_dir, show_progress=False, launched=launched)
+
+        parts = launched.run_together(start, "Starting the run")
+        print(f"binwrn-run {launched.where()}: MLflow run {told['run_id']}, output folder "
+              f"{work_dir} (written by rank 0)", flush=True)
+        fit_and_test(spec, parts, checkpoint, work_dir)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 
-from binwrn.train.layer_order import binary_count, set_binary_layers
+from binwrn.models.layer_order import binary_count, set_binary_layers
 
 METRIC = "iterative/binary_layers"
 

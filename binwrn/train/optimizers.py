@@ -16,9 +16,7 @@ from torch import nn
 
 from binwrn.errors import ConfigError
 from binwrn.models.binary import BINARY_LAYERS
-
-OPTIMIZERS = ("sgd", "adam")
-DECAY_SCOPES = ("weights", "all")
+from binwrn.train.rules import DECAY_SCOPES, OPTIMIZERS
 
 
 def optimizer_groups(model: nn.Module, weight_decay: float,

@@ -12,39 +12,23 @@ every rank (srun, torchrun), from what it broadcasts (train/cluster.py).
 
 from __future__ import annotations
 
-import logging
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
-from rich.markup import escape
-
 from binwrn.models import size_summary
-from binwrn.output_dir import output_root, resumable_from
-from binwrn.terminal import console_note, show_warning
+from binwrn.models.layer_order import binarizable_names
 from binwrn.tracking.credentials import redact_uri
 from binwrn.tracking.metrics import FINAL, as_view, with_error_pct
 from binwrn.tracking.provenance import provenance_tags
-from binwrn.tracking.run import (
-    TrackedRun,
-    find_resumable_run,
-    mark_dead_runs_killed,
-    mark_unresumable,
-)
-from binwrn.tracking.store import ui_link
-from binwrn.train.checkpoints import (
-    EpochCheckpoints,
-    OutputLock,
-    UnusableCheckpoint,
-    checkpoint_size_bound,
-    remove_stale_partials,
-    resumable_checkpoint,
-    verify_checkpoint,
-)
+from binwrn.tracking.run import TrackedRun
+from binwrn.tracking.store import open_client, ui_link
+from binwrn.train.checkpoints import EpochCheckpoints, OutputLock, remove_stale_partials
 from binwrn.train.cluster import Launched
 from binwrn.train.ddp import Plan, ddp_session
 from binwrn.train.fit import build, fit_and_test
-from binwrn.train.layer_order import binarizable_names
+from binwrn.train.resume import decide_resume
 from binwrn.train.spec import RunSpec
 
 
@@ -73,76 +57,20 @@ def restarts_tag(epochs: tuple[int, ...], most: int = 5000) -> str:
     return text if len(text) <= most else text[:text.rfind(",", 0, most - 4)] + ",..."
 
 
-def _log_figure(run: TrackedRun, folder: Path) -> None:
-    """figures/curves.png on the run; a figure that cannot be drawn costs a warning, never
-    the trained run."""
-    from binwrn.report.run_figure import log_curves  # matplotlib: only at the end
-
-    try:
-        log_curves(run.client, run.run_id, folder)
-    except Exception as err:  # noqa: BLE001 (matplotlib and the store fail in many types)
-        logging.getLogger("binwrn").warning("no figures/curves.png for the run: %s", err)
-
-
-def _resume_point(spec: RunSpec, writes_to: Path | None
-                  ) -> tuple[str | None, Path | None, str | None]:
-    """The unfinished run of this exact config, its last checkpoint and that file's SHA-256,
-    when `resume` is on and the checkpoint may be loaded: under the output root or the folder
-    this command writes to (`writes_to`), not in use,
-    its digest the one the run recorded, loadable with weights_only=True. A run whose
-    checkpoint fails the last two is marked FAILED; either way a new run starts, saying so."""
-    if not spec.checkpoints.resume:
-        return None, None, None
-    uri = spec.tracking.uri
-    found = find_resumable_run(uri, spec.tracking.experiment, spec.identity.config_hash)
-    if found is None:
-        return None, None, None
-    if not resumable_from(found.output_dir, writes_to):
-        where = f"{output_root()}, the folder this command started in" + (
-            f", and {writes_to}, the folder it writes to" if writes_to else "")
-        show_warning(escape(
-            f"Not resuming run {found.run_id}: its output folder {found.output_dir} (tag "
-            f"binwrn.output_dir) is outside {where}, and checkpoints are resumed only from "
-            "under those; starting a new run."))
-        return None, None, None
-    try:
-        checkpoint = resumable_checkpoint(found.output_dir)
-        if checkpoint is None:
-            return None, None, None
-        sha256 = verify_checkpoint(checkpoint, found.digests,
-                                   max_bytes=checkpoint_size_bound(spec.model))
-    except UnusableCheckpoint as err:
-        last = Path(found.output_dir) / "checkpoints" / "last.ckpt"
-        reason = f"its checkpoint {last} cannot be resumed: {err}"
-        mark_unresumable(uri, found.run_id, reason)
-        show_warning(escape(f"Run {found.run_id} is now marked FAILED because {reason}; "
-                            "starting a new run of this config instead."))
-        return None, None, None
-    return found.run_id, checkpoint, sha256
-
-
-def _mark_ghosts(spec: RunSpec, keep: str | None) -> None:
-    """RUNNING runs of this config left by a process that is gone become KILLED."""
-    killed = mark_dead_runs_killed(spec.tracking.uri, spec.tracking.experiment,
-                                   spec.identity.config_hash,
-                                   lambda folder: OutputLock(folder).held_elsewhere(), keep)
-    if killed:
-        console_note(f"Marked {len(killed)} earlier run(s) of this config KILLED, their "
-                     f"process gone without recording an end: {', '.join(killed)}.")
-
-
 def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
           started_at: float | None = None, launched: Launched | None = None,
-          writes_to: Path | None = None):
+          writes_to: Path | None = None,
+          at_end: Callable[[TrackedRun, Path], None] | None = None):
     """Fit (or resume), recompute BN statistics, test on the whole test set. `started_at`
     (epoch seconds): where time/to_first_step_s counts from (default: the process start).
     `launched`: this process is rank zero of ranks a cluster started (train/cluster.py).
     `writes_to`: the command's hydra.run.dir (hydra.sweep.dir under -m), which a resume may
-    read from wherever it lies (default: `output_dir`)."""
+    read from wherever it lies (default: `output_dir`). `at_end(run, work_dir)`: what the
+    entry point adds to the run before it is closed (binwrn-run: its figure)."""
     started = time.perf_counter()
     identity, t = spec.identity, spec.tracking
-    resume_id, checkpoint, on_disk = _resume_point(spec, writes_to or output_dir)
-    _mark_ghosts(spec, keep=resume_id)
+    client = open_client(t.uri)  # the process's one: resume, ghosts and the run share it
+    resume_id, checkpoint, on_disk = decide_resume(spec, client, writes_to or output_dir)
     # A resumed run keeps writing checkpoints where it started; this invocation's own Hydra
     # folder still gets its log and config.
     work_dir = checkpoint.parent.parent if checkpoint else output_dir
@@ -161,7 +89,7 @@ def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
     params = {**identity.params, "trainer.precision": parts.trainer.precision}
     with OutputLock(work_dir), TrackedRun(
         t.uri, t.experiment, t.artifact_root, identity.name, tags,
-        params, t.system_metrics_interval, resume_run_id=resume_id,
+        params, t.system_metrics_interval, resume_run_id=resume_id, client=client,
     ) as run:
         parts.to_mlflow.run = run
         remove_stale_partials(work_dir / "checkpoints")  # the lock is ours: all are stale
@@ -194,7 +122,8 @@ def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
         wall = time.perf_counter() - started
         run.log_metrics({"time/wall_s": wall, **parts.clock.metrics()},
                         step=parts.trainer.current_epoch)
-        _log_figure(run, work_dir / "figures")
+        if at_end is not None:
+            at_end(run, work_dir)
     return {
         **sizes.metrics(), **with_error_pct(as_view(dict(scores), FINAL)),
         "test_images": len(parts.data.test_set),

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 from binwrn.errors import ConfigError
+from binwrn.train.rules import SCHEDULES
 
 
 def _cosine(lr_max: float, lr_min: float, progress: float) -> float:
@@ -167,7 +168,7 @@ class Constant:
 
 def build_schedule(name: str, lr_max: float, **options):
     """The schedule object for `schedule.name`; options are that schedule's keys."""
-    kinds = {"sgdr": SGDR, "step": StepDecay, "cosine": Cosine, "constant": Constant}
+    kinds = dict(zip(SCHEDULES, (SGDR, StepDecay, Cosine, Constant), strict=True))
     if name not in kinds:
         raise ConfigError(f"schedule={name} is unknown: use one of {', '.join(kinds)}.")
     return kinds[name](lr_max=lr_max, **options)

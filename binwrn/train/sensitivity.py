@@ -7,7 +7,7 @@ single`), then measure accuracy on the validation split held out of the training
 (data.val_size, paper 3: 5,000 of CIFAR-10's 50k or the last 5,000 of MNIST's 60k, the same
 split its final runs leave out); the test set is never used. The ranking JSON it writes is
 what `iterative.order=ascend|descend iterative.ranking=<file>` reads: "ascend" puts the least
-sensitive layer (highest validation accuracy) first (binwrn.train.layer_order says why).
+sensitive layer (highest validation accuracy) first (binwrn.models.layer_order says why).
 
 The same runs can also be made one tracked run per layer, `binwrn-run iterative.order=single
 iterative.layer=<name> data.val_size=5000` (the p3_sensitivity sweep), which
@@ -25,11 +25,11 @@ from torch import nn
 
 from binwrn.data.datamodule import DeviceAugmentedData
 from binwrn.errors import ConfigError
+from binwrn.models.layer_order import binarizable_names, ranking_record
 from binwrn.tracking.provenance import provenance_tags
 from binwrn.tracking.run import TrackedRun
 from binwrn.train.fit import make_trainer, recompute_bn, validation_scores
 from binwrn.train.iterative import LayerByLayerBinarization
-from binwrn.train.layer_order import binarizable_names, ranking_record
 from binwrn.train.module import ImageClassifier
 from binwrn.train.spec import RunSpec
 

@@ -34,9 +34,8 @@ from torch import nn
 
 from binwrn.errors import ConfigError
 from binwrn.models.binary import BINARY_LAYERS, BinaryWeight
+from binwrn.models.rules import NAMED_ORDERS
 
-NAMED_ORDERS = ("none", "forward", "reverse", "random", "random_official", "ascend", "descend",
-                "single")
 # Paper 3's "random" orders as its official code ships them ([IT], spec 3.6), as 1-based
 # layer numbers in forward order, by net (model.label). The spec lists none for the MLPs (the
 # code runs all 6 orders of their 3 layers) or for the ImageNet ResNet-21, so none is made up.

@@ -1,5 +1,5 @@
 """Output folders: a Hydra callback that checks the output directory is writable before a
-job starts, and the output root, the only place checkpoints are resumed from.
+job starts (where checkpoints may be resumed from is train/resume.py's rule).
 
 Hydra creates the run (or sweep) directory itself, outside binwrn's error handling, and
 answers an unwritable one with a traceback; this check answers it with one sentence.
@@ -16,22 +16,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from binwrn.terminal import show_error
-
-
-def output_root() -> Path:
-    """The folder binwrn-run starts in: Hydra's `outputs/` and a relative `hydra.run.dir` lie
-    under it."""
-    return Path.cwd().resolve()
-
-
-def resumable_from(folder: str | Path, writes_to: str | Path | None = None) -> bool:
-    """Whether a resume may load checkpoints from `folder` (symbolic links resolved): it lies
-    under `output_root()` or under `writes_to`, the folder this command itself writes to
-    (an absolute hydra.run.dir or hydra.sweep.dir on a scratch disk). Anything else is
-    refused: the store's `binwrn.output_dir` tag could name any file."""
-    where = Path(folder).resolve()
-    roots = [output_root()] + ([Path(writes_to).resolve()] if writes_to is not None else [])
-    return any(where.is_relative_to(root) for root in roots)
 
 
 def unwritable_reason(folder: Path) -> str | None:

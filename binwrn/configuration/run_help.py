@@ -63,7 +63,7 @@ def _wrap(text: str, indent: int, width: int = 96) -> str:
 
 
 def run_help(conf: Path) -> str:
-    from binwrn.configuration.checks import group_options
+    from binwrn.configuration.compose import group_options
 
     picked = _defaults(conf)
     lines = ["usage: binwrn-run [-m] [group=option ...] [key=value ...]", "",
