@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from binwrn.configuration.checks import check_config, check_values
 from binwrn.configuration.compose import compose, conf_dir
 from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
+from binwrn.process_exit import without_teardown
 from binwrn.terminal import (
     console_note,
     show_config,
@@ -218,6 +219,7 @@ def _check_first(argv: list[str]) -> None:
         sys.exit(2)
 
 
+@without_teardown  # the run's end is recorded: the user waits for nothing more
 def run() -> None:
     """`binwrn-run [overrides]`: train and track one config, or a Hydra `-m` sweep."""
     sys.argv[1:] = credentials_out_of_overrides(sys.argv[1:])  # before Hydra records them
