@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from binwrn.configuration.checks import check_config, check_values
 from binwrn.configuration.compose import compose, conf_dir
 from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
+from binwrn.process_exit import without_teardown
 from binwrn.terminal import (
     console_note,
     print_text,
@@ -76,7 +77,9 @@ def _write_outcome(output_dir: Path, cfg: DictConfig, status: str, reason: str |
                "run_id": (result or {}).get("run_id"),
                "run_name": (result or {}).get("run_name"),
                "test_error_pct": (result or {}).get("test_final/error_pct"), **job,
-               "seconds": seconds}
+               "seconds": seconds,
+               # the run's recorded end: whoever waits for the process times its exit from it
+               "ended_at": (result or {}).get("ended_at")}
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "outcome.json").write_text(json.dumps(outcome, indent=2))
 
@@ -146,11 +149,13 @@ def _run_job(cfg: DictConfig) -> float | None:
         from binwrn.configuration.prepare import prepare
 
         launched = _cluster_rank(cfg, in_sweep)
+        preparing = time.perf_counter()
         if launched is None:  # bad data is refused before the slow imports
             spec = prepare(cfg, checked=True)
         else:  # refused on every rank when any rank cannot build it
             spec = launched.run_together(lambda: prepare(cfg, checked=True),
                                          "Preparing the config")
+        startup = {"startup/data": time.perf_counter() - preparing}  # train/phase_clock.py
         if leader:
             show_settings(spec.identity.name, cfg, spec.trainer.precision, output_dir,
                           job["number"])
@@ -158,6 +163,7 @@ def _run_job(cfg: DictConfig) -> float | None:
                 show_warning(warning)
         from binwrn.train.lean_imports import import_lightning
 
+        importing = time.perf_counter()
         import_lightning()  # without torchmetrics' torchvision, scipy and matplotlib
         if not leader:  # learns the run from rank zero and trains with it; writes nothing
             from binwrn.train.fit import follow
@@ -167,11 +173,13 @@ def _run_job(cfg: DictConfig) -> float | None:
             return None
         from binwrn.train.run import train  # Lightning + MLflow: most of the start-up
 
+        startup["startup/imports"] = time.perf_counter() - importing
         _quiet_libraries(verbose)  # after MLflow's import, which sets its loggers' levels
         with launched.leading() if launched is not None else nullcontext():
             result = train(spec, output_dir, started_at=clock_start, launched=launched,
                            writes_to=Path(hydra_cfg.sweep.dir if in_sweep else
-                                          hydra_cfg.run.dir), at_end=_log_figure)
+                                          hydra_cfg.run.dir), at_end=_log_figure,
+                           startup=startup)
     except (BinwrnError, Diverged, Interrupted) as err:
         if not leader:
             show_error(f"rank {rank_from_environment()}: {err}")
@@ -281,6 +289,7 @@ def _composed_once(overrides: list[str] | None) -> None:
         os.environ.pop(FULL_ERROR, None)
 
 
+@without_teardown  # the run's end is recorded: the user waits for nothing more
 def run() -> None:
     """`binwrn-run [overrides]`: train and track one config, or a Hydra `-m` sweep."""
     sys.argv[1:] = credentials_out_of_overrides(sys.argv[1:])  # before Hydra records them

@@ -77,6 +77,7 @@ def show_result(result: dict) -> None:
                             f"{_mib(result['model/fp32_bytes'])} fp32 "
                             f"(x{result['model/compression']:.1f})"),
         ("wall time", f"{result['wall_s']:.1f} s"),
+        *([("time by phase", phase_line(result["phases"]))] if result.get("phases") else []),
         ("run id", result["run_id"]),
         ("stored in", result["tracking_uri"]),
         ("local outputs", result["output_dir"]),
@@ -92,6 +93,19 @@ def show_result(result: dict) -> None:
         table.add_row(key, value)
     console.print(table)
     console.print(f"Browse it: [bold]make ui[/], then open {result['ui_link']}", soft_wrap=True)
+
+
+# The phases of train/phase_clock.py, in the order a run meets them.
+PHASE_NAMES = {"to_first_step": "start-up", "loop": "loop", "epoch_tests": "epoch tests",
+               "recomputed_tests": "recomputed tests", "epoch_ends": "epoch ends",
+               "bn_recompute": "BN recompute", "final_test": "final test",
+               "artifacts": "artifacts"}
+
+
+def phase_line(metrics: dict[str, float]) -> str:
+    """`start-up 8.1 s, loop 35.0 s, ...` from a run's time/* metrics."""
+    return ", ".join(f"{name} {metrics[f'time/{key}_s']:.1f} s"
+                     for key, name in PHASE_NAMES.items() if f"time/{key}_s" in metrics)
 
 
 def _duration(seconds: float | None) -> str:

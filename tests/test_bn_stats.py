@@ -98,3 +98,48 @@ def test_mode_restored_after_error():
         recompute_bn_statistics(model, broken())
     assert not model.training
     assert not any(m._forward_pre_hooks for m in model.modules())
+
+
+@torch.no_grad()
+def _recompute_as_before_issue_30(model: nn.Module, batches, seed: int) -> None:
+    """recompute_bn_statistics as it was before it ran in inference mode (issue 30)."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    sums = {m: [0.0, 0.0] for m in layers}
+
+    def record(module, inputs) -> None:
+        var, mean = torch.var_mean(inputs[0], dim=[0, 2, 3], unbiased=False)
+        sums[module][0] = sums[module][0] + mean.double()
+        sums[module][1] = sums[module][1] + (var.double() + module.eps).sqrt()
+
+    hooks = [m.register_forward_pre_hook(record) for m in layers]
+    model.train()
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        count = sum(1 for images in batches if model(images) is not None)
+    for hook in hooks:
+        hook.remove()
+    for m, (mean_sum, std_sum) in sums.items():
+        m.running_mean.copy_(mean_sum / count)
+        m.running_var.copy_((std_sum / count) ** 2 - m.eps)
+
+
+def test_the_statistics_are_those_of_before_inference_mode_to_the_bit() -> None:
+    """The same weights and seed give the statistics of the no_grad version exactly,
+    batches drawn (augmented) inside the seeded generators as a run draws them."""
+    from binwrn.data.augment import Augment
+
+    torch.manual_seed(0)
+    model = WideResNet(depth=10, width=1, bits=1)
+    images = torch.randint(0, 256, (40, 3, 32, 32)).float()
+    augment = Augment(flip=True, pad=4, cutout=18)
+
+    def batches():
+        yield from (augment(images[torch.randperm(40)[:10]]) for _ in range(4))
+
+    before, after = WideResNet(depth=10, width=1, bits=1), model
+    before.load_state_dict(model.state_dict())
+    _recompute_as_before_issue_30(before, batches(), seed=7)
+    assert recompute_bn_statistics(after, batches(), seed=7) == 4
+    for (name, old), new in zip(before.state_dict().items(), after.state_dict().values(),
+                                strict=True):
+        assert torch.equal(old, new), name

@@ -5,22 +5,29 @@ from __future__ import annotations
 from binwrn.bench.run import Result, one_bit_over_fp32
 
 
+def _ms(spread) -> str:
+    return f"{spread.median:.1f} ({spread.low:.1f}-{spread.high:.1f})"
+
+
 def rows(results: list[Result], peak_tflops: float | None) -> list[list[str]]:
     table = []
     for r in results:
-        c = r.case
+        c, ratios = r.case, r.ratios()
+        low, high = ratios.interval()
         utilisation = f"{100 * r.tflops() / peak_tflops:.1f} %" if peak_tflops else "-"
         table.append([
             f"{c.depth}-{c.width}", "1-bit" if c.bits == 1 else "fp32",
-            f"{r.binwrn.images_per_s(c.batch_size):,.0f}", f"{r.binwrn.ms_per_step:.1f}",
-            f"{r.plain.ms_per_step:.1f}", f"{r.ratio:.3f}", f"{r.tflops():.3f}", utilisation,
-            f"{r.binwrn.peak_memory_mb:,.0f}",
+            f"{1000.0 * c.batch_size / r.ms('binwrn').median:,.0f}", _ms(r.ms("binwrn")),
+            _ms(r.ms("plain")), f"{ratios.median:.3f}", f"{low:.3f}-{high:.3f}",
+            f"{ratios.low:.3f}-{ratios.high:.3f}", str(len(ratios.values)),
+            f"{r.tflops():.3f}", utilisation, f"{r.binwrn.peak_memory_mb:,.0f}",
         ])
     return table
 
 
-HEADER = ["net", "weights", "images/s", "ms/step binwrn", "ms/step plain", "binwrn / plain",
-          "model TFLOP/s", "of peak", "peak memory (MB)"]
+HEADER = ["net", "weights", "images/s", "ms/step binwrn (min-max)", "ms/step plain (min-max)",
+          "binwrn / plain", "95 % CI", "range", "rounds", "model TFLOP/s", "of peak",
+          "peak memory (MB)"]
 
 
 def markdown(results: list[Result], env: dict, command: str, peak: float | None,
@@ -30,7 +37,9 @@ def markdown(results: list[Result], env: dict, command: str, peak: float | None,
              f"torch {env['torch']}, lightning {env['lightning']}, binwrn {env['binwrn']}, "
              f"Python {env['python']}, {env['threads']} torch threads; batch "
              f"{results[0].case.batch_size}, {results[0].case.steps} timed steps after "
-             f"{results[0].case.warmup} warm-up steps; measured peak "
+             f"{results[0].case.warmup} warm-up steps per round, rounds of plain then binwrn "
+             "back to back (medians; binwrn / plain is the median of each round's ratio, with "
+             "its 95 % interval and range); measured peak "
              f"{f'{peak:.0f} TFLOP/s (bf16 matmul)' if peak else '-: a CPU'}.", "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(results, peak)]

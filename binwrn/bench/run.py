@@ -1,8 +1,9 @@
 """`binwrn-bench`: the grid of cases, the startup measurement, and the Markdown record.
 
-Every ratio it reports is between two measurements of the same run on the same machine
+Every ratio it reports is between measurements of the same run on the same machine
 (binwrn vs plain loop, 1-bit vs fp32), so they mean something on a busy CPU too; absolute
-times mean something only with the device named beside them.
+times mean something only with the device named beside them. Each case is timed in rounds,
+plain then binwrn back to back, until the spread of their ratio is known (spread.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from binwrn.bench.case_spec import case_spec
 from binwrn.bench.flops import train_step_flops_per_image
 from binwrn.bench.measure import Case, Timing, lightning_path, plain_loop
+from binwrn.bench.spread import Spread
 from binwrn.configuration.build import build_model, seed_all
 from binwrn.configuration.compose import compose
 from binwrn.configuration.data import build_augment
@@ -33,17 +35,42 @@ FULL = {"depths": [10, 20, 26], "widths": [1, 4, 10]}
 
 @dataclass
 class Result:
+    """Every round's timing of both paths, in the order taken (A, B, A, B ...)."""
+
     case: Case
-    binwrn: Timing
-    plain: Timing
+    binwrn_rounds: list[Timing]
+    plain_rounds: list[Timing]
     step_flops: float  # per batch
 
     @property
+    def binwrn(self) -> Timing:
+        """The round whose binwrn step time is the median's (peak memory read from it)."""
+        return _median_timing(self.binwrn_rounds)
+
+    @property
+    def plain(self) -> Timing:
+        return _median_timing(self.plain_rounds)
+
+    def ms(self, path: str) -> Spread:
+        rounds = self.binwrn_rounds if path == "binwrn" else self.plain_rounds
+        return Spread(tuple(t.ms_per_step for t in rounds))
+
+    def ratios(self) -> Spread:
+        """binwrn / plain of each round: the two were timed back to back, so a slow minute
+        of the machine weighs on both."""
+        return Spread(tuple(b.ms_per_step / p.ms_per_step
+                            for b, p in zip(self.binwrn_rounds, self.plain_rounds, strict=True)))
+
+    @property
     def ratio(self) -> float:
-        return self.binwrn.ms_per_step / self.plain.ms_per_step
+        return self.ratios().median
 
     def tflops(self) -> float:
-        return self.step_flops / (self.binwrn.ms_per_step / 1000) / 1e12
+        return self.step_flops / (self.ms("binwrn").median / 1000) / 1e12
+
+
+def _median_timing(rounds: list[Timing]) -> Timing:
+    return sorted(rounds, key=lambda t: t.ms_per_step)[(len(rounds) - 1) // 2]
 
 
 def _model(case: Case):
@@ -53,20 +80,22 @@ def _model(case: Case):
     return build_model(cfg), build_augment(cfg), cfg
 
 
-def measure(case: Case, device: torch.device, rounds: int = 3) -> Result:
-    """The faster of `rounds` alternating measurements per path: another process taking
-    the CPU for a while slows one window, and the minimum is the estimate it spoils least."""
+def measure(case: Case, device: torch.device, rounds: tuple[int, int] = (5, 9),
+            resolve: float = 0.05) -> Result:
+    """Rounds of plain then binwrn, back to back, until the median ratio's 95 % interval is
+    narrower than `resolve` (5 % of it) or `rounds` (least, most) are done."""
     _, _, cfg = _model(case)
     fast = FastPath.from_config(cfg.speed, "gpu" if device.type == "cuda" else "cpu")
-    timings: dict[str, list[Timing]] = {"plain": [], "binwrn": []}
-    for _ in range(rounds):  # the same initial weights every time
-        model, augment, _ = _model(case)
-        timings["plain"].append(plain_loop(fast.apply(model), case, device, fast, augment))
-        timings["binwrn"].append(lightning_path(case_spec(case, device, fast=fast), case,
-                                                device))
     flops = train_step_flops_per_image(_model(case)[0]) * case.batch_size  # uncompiled
-    best = {name: min(ts, key=lambda t: t.ms_per_step) for name, ts in timings.items()}
-    return Result(case, best["binwrn"], best["plain"], flops)
+    result = Result(case, [], [], flops)
+    least, most = rounds
+    while len(result.plain_rounds) < most and (
+            len(result.plain_rounds) < least or result.ratios().relative_width() > resolve):
+        model, augment, _ = _model(case)  # the same initial weights every time
+        result.plain_rounds.append(plain_loop(fast.apply(model), case, device, fast, augment))
+        result.binwrn_rounds.append(lightning_path(case_spec(case, device, fast=fast), case,
+                                                   device))
+    return result
 
 
 def time_to_first_step(work: Path) -> float | None:
@@ -91,13 +120,14 @@ def time_to_first_step(work: Path) -> float | None:
 
 
 def run_grid(depths: list[int], widths: list[int], steps: int, batch_size: int,
-             device: torch.device, on_result=None) -> list[Result]:
+             device: torch.device, on_result=None, rounds: tuple[int, int] = (5, 9)
+             ) -> list[Result]:
     results = []
     for depth in depths:
         for width in widths:
             for bits in (32, 1):
                 case = Case(depth, width, bits, batch_size, steps)
-                results.append(measure(case, device))
+                results.append(measure(case, device, rounds))
                 if on_result:
                     on_result(results[-1])
     return results
@@ -112,5 +142,6 @@ def environment(device: torch.device) -> dict[str, str]:
 
 def one_bit_over_fp32(results: list[Result]) -> dict[tuple[int, int], float]:
     by_case = {(r.case.depth, r.case.width, r.case.bits): r for r in results}
-    return {(d, w): by_case[(d, w, 1)].binwrn.ms_per_step / by_case[(d, w, 32)].binwrn.ms_per_step
+    median = {key: r.ms("binwrn").median for key, r in by_case.items()}
+    return {(d, w): median[(d, w, 1)] / median[(d, w, 32)]
             for (d, w, bits) in by_case if bits == 32 and (d, w, 1) in by_case}

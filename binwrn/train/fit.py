@@ -38,9 +38,9 @@ from binwrn.train.fast_path import set_tf32
 from binwrn.train.iterative import LayerByLayerBinarization
 from binwrn.train.module import ImageClassifier
 from binwrn.train.multi_crop import evaluate_multi_crop
+from binwrn.train.phase_clock import PhaseClock
 from binwrn.train.recomputed_test import RecomputedStatisticsTest
 from binwrn.train.spec import RunSpec, TrainerArgs
-from binwrn.train.startup import FirstStepClock
 
 if TYPE_CHECKING:  # imported where used: torchvision costs every CIFAR run seconds at start-up
     from binwrn.data.imagenet_loader import StreamingImageData
@@ -134,7 +134,7 @@ class Parts:
     data: DeviceAugmentedData | StreamingImageData
     trainer: pl.Trainer
     to_mlflow: EpochMetricsToMlflow
-    clock: FirstStepClock
+    clock: PhaseClock
 
 
 def build(spec: RunSpec, work_dir: Path, show_progress: bool, plan: Path | None = None,
@@ -149,7 +149,7 @@ def build(spec: RunSpec, work_dir: Path, show_progress: bool, plan: Path | None 
     # The test after training follows a BN recomputation when bn.recompute_stats: it is then
     # also the last test_recomputed/* point (tracking/metrics.py).
     final_views = (FINAL, RECOMPUTED) if spec.bn.after_training else (FINAL,)
-    to_mlflow, clock = EpochMetricsToMlflow(final_views=final_views), FirstStepClock(started_at)
+    to_mlflow, clock = EpochMetricsToMlflow(final_views=final_views), PhaseClock(started_at)
     # A cycle ends after `n` epochs when the next (0-based index n) restarts.
     callbacks = [to_mlflow, clock, RandomState(), EpochSums(), RankRandomStreams(spec.seed),
                  EpochCheckpoints(work_dir / "checkpoints", spec.schedule.restarts_at,
@@ -158,7 +158,8 @@ def build(spec: RunSpec, work_dir: Path, show_progress: bool, plan: Path | None 
         callbacks.insert(0, RecomputedStatisticsTest(
             spec.bn.test_epochs,
             lambda trainer: recompute_bn(spec, classifier, data, trainer),
-            data.test_batches, to_mlflow.add_epoch_metrics, spec.bn.after_training))
+            data.test_batches, to_mlflow.add_epoch_metrics, spec.bn.after_training,
+            timed=clock.timed))
     if spec.iterative.order:  # paper 3: convs turn binary one at a time (spec 3.3)
         callbacks.append(LayerByLayerBinarization(list(spec.iterative.order),
                                                   spec.iterative.epochs_per_layer))
@@ -177,13 +178,16 @@ def fit_and_test(spec: RunSpec, parts: Parts, checkpoint: Path | None,
     p = parts
     p.trainer.fit(p.classifier, datamodule=p.data, ckpt_path=checkpoint, **_WEIGHTS_ONLY)
     if spec.bn.after_training:
-        recompute_bn(spec, p.classifier, p.data, p.trainer)
-    (scores,) = p.trainer.test(p.classifier, datamodule=p.data, verbose=False)
-    extra = _multi_crop_test(spec, p.classifier, p.data, p.trainer)
-    if spec.validation is not None:  # data.val_size: paper 3's held-out split
-        extra.update(validation_scores(spec, p.classifier, p.trainer))
+        with p.clock.timed("bn_recompute"):
+            recompute_bn(spec, p.classifier, p.data, p.trainer)
+    with p.clock.timed("final_test"):
+        (scores,) = p.trainer.test(p.classifier, datamodule=p.data, verbose=False)
+        extra = _multi_crop_test(spec, p.classifier, p.data, p.trainer)
+        if spec.validation is not None:  # data.val_size: paper 3's held-out split
+            extra.update(validation_scores(spec, p.classifier, p.trainer))
     final = work_dir / "checkpoints" / "final.ckpt"
-    p.trainer.save_checkpoint(final, weights_only=True)
+    with p.clock.timed("artifacts"):
+        p.trainer.save_checkpoint(final, weights_only=True)
     return scores, extra, final
 
 

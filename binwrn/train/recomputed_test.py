@@ -14,6 +14,7 @@ recomputes (bn.recompute_stats), so it is measured once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 
 import lightning.pytorch as pl
 import torch
@@ -75,9 +76,12 @@ class RecomputedStatisticsTest(pl.Callback):
 
     def __init__(self, epochs: frozenset[int], recompute: Callable[[pl.Trainer], None],
                  batches: Callable[[torch.device], Batches],
-                 report: Callable[[dict[str, float]], None], final_recomputes: bool) -> None:
+                 report: Callable[[dict[str, float]], None], final_recomputes: bool,
+                 timed: Callable[[str], AbstractContextManager] | None = None) -> None:
+        """`timed(phase)`: a context that times what it holds (the run's phase clock)."""
         self.epochs, self.recompute, self.batches = epochs, recompute, batches
         self.report, self.final_recomputes = report, final_recomputes
+        self.timed = timed or (lambda phase: nullcontext())
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         done = trainer.current_epoch + 1
@@ -86,10 +90,11 @@ class RecomputedStatisticsTest(pl.Callback):
         model = pl_module.model
         generators, statistics = RandomState().state_dict(), bn_buffers(model)
         try:
-            self.recompute(trainer)
-            with trainer.strategy.precision_plugin.forward_context():  # as the test/* runs
-                scores = scores_of(model, self.batches(trainer.strategy.root_device),
-                                     trainer.strategy)
+            with self.timed("recomputed_tests"):
+                self.recompute(trainer)
+                with trainer.strategy.precision_plugin.forward_context():  # as test/* runs
+                    scores = scores_of(model, self.batches(trainer.strategy.root_device),
+                                       trainer.strategy)
         finally:
             restore_buffers(model, statistics)
             RandomState().load_state_dict(generators)

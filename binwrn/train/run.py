@@ -59,18 +59,21 @@ def restarts_tag(epochs: tuple[int, ...], most: int = 5000) -> str:
 
 def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
           started_at: float | None = None, launched: Launched | None = None,
-          writes_to: Path | None = None,
+          writes_to: Path | None = None, startup: dict[str, float] | None = None,
           at_end: Callable[[TrackedRun, Path], None] | None = None):
     """Fit (or resume), recompute BN statistics, test on the whole test set. `started_at`
     (epoch seconds): where time/to_first_step_s counts from (default: the process start).
     `launched`: this process is rank zero of ranks a cluster started (train/cluster.py).
     `writes_to`: the command's hydra.run.dir (hydra.sweep.dir under -m), which a resume may
-    read from wherever it lies (default: `output_dir`). `at_end(run, work_dir)`: what the
-    entry point adds to the run before it is closed (binwrn-run: its figure)."""
+    read from wherever it lies (default: `output_dir`). `startup`: seconds of the start-up
+    phases the caller ran (train/phase_clock.py), logged with the run's own. `at_end(run,
+    work_dir)`: what the entry point adds to the run before it is closed (binwrn-run: its
+    figure), timed with the artifacts."""
     started = time.perf_counter()
     identity, t = spec.identity, spec.tracking
     client = open_client(t.uri)  # the process's one: resume, ghosts and the run share it
     resume_id, checkpoint, on_disk = decide_resume(spec, client, writes_to or output_dir)
+    store_s = time.perf_counter() - started
     # A resumed run keeps writing checkpoints where it started; this invocation's own Hydra
     # folder still gets its log and config.
     work_dir = checkpoint.parent.parent if checkpoint else output_dir
@@ -79,6 +82,8 @@ def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
         plan = Plan(identity.config, str(checkpoint) if checkpoint else None,
                     str(work_dir)).write(work_dir)
     parts = build(spec, work_dir, show_progress, plan, started_at, launched)  # before the run
+    for phase, seconds in {**(startup or {}), "startup/store": store_s}.items():
+        parts.clock.add(phase, seconds)
     tags = {**provenance_tags(spec.trainer.accelerator),
             "binwrn.config_hash": identity.config_hash, **identity.tags,
             "binwrn.output_dir": str(work_dir), **identity.sweep_tags,
@@ -87,10 +92,12 @@ def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
                 spec.trainer.max_epochs - 1))}
     # The precision the Trainer runs at (auto resolved), not the config's word for it.
     params = {**identity.params, "trainer.precision": parts.trainer.precision}
+    opening = time.perf_counter()
     with OutputLock(work_dir), TrackedRun(
         t.uri, t.experiment, t.artifact_root, identity.name, tags,
         params, t.system_metrics_interval, resume_run_id=resume_id, client=client,
     ) as run:
+        parts.clock.add("startup/store", time.perf_counter() - opening)
         parts.to_mlflow.run = run
         remove_stale_partials(work_dir / "checkpoints")  # the lock is ours: all are stale
         for callback in parts.trainer.callbacks:
@@ -110,24 +117,27 @@ def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
                              "iterative/order.json")
         with ddp_session(parts.trainer) if plan else nullcontext():
             scores, extra, final = fit_and_test(spec, parts, checkpoint, work_dir)
-        # Sized as trained: a layer-by-layer schedule stopped early leaves fp32 layers.
-        sizes = size_summary(parts.classifier.model)
-        run.set_tags(sizes.tags())  # constants, not curves: no one-point charts
-        run.log_json(sizes.as_dict(), "model_summary.json")
-        run.log_text(sizes.as_markdown(), "model_summary.md")
-        if extra:  # 25-crop test, held-out split
-            run.log_metrics(extra, step=parts.trainer.current_epoch)
-        if t.log_checkpoint:
-            run.log_artifact(final, "checkpoints")
+        with parts.clock.timed("artifacts"):
+            # Sized as trained: a layer-by-layer schedule stopped early leaves fp32 layers.
+            sizes = size_summary(parts.classifier.model)
+            run.set_tags(sizes.tags())  # constants, not curves: no one-point charts
+            run.log_json(sizes.as_dict(), "model_summary.json")
+            run.log_text(sizes.as_markdown(), "model_summary.md")
+            if extra:  # 25-crop test, held-out split
+                run.log_metrics(extra, step=parts.trainer.current_epoch)
+            if t.log_checkpoint:
+                run.log_artifact(final, "checkpoints")
+            if at_end is not None:
+                at_end(run, work_dir)
         wall = time.perf_counter() - started
-        run.log_metrics({"time/wall_s": wall, **parts.clock.metrics()},
-                        step=parts.trainer.current_epoch)
-        if at_end is not None:
-            at_end(run, work_dir)
+        phases = {"time/wall_s": wall, **parts.clock.metrics()}
+        run.log_metrics(phases, step=parts.trainer.current_epoch)
+    ended_at = time.time()  # the run's end is recorded: what follows is the process's exit
     return {
         **sizes.metrics(), **with_error_pct(as_view(dict(scores), FINAL)),
         "test_images": len(parts.data.test_set),
         "run_name": run.run_name, "run_id": run.run_id, "tracking_uri": redact_uri(run.uri),
         "output_dir": str(work_dir), "wall_s": wall, "resumed": run.resumed,
+        "phases": phases, "ended_at": ended_at,
         "ui_link": ui_link(experiment_id=run.experiment_id), **extra,
     }
