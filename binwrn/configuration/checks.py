@@ -30,7 +30,7 @@ INITS = ("he", "torch")  # models/binary.py
 NORMS = ("batchnorm", "shifted_relu")  # models/wrn.py
 PAD_FILLS = ("random", "zero", "reflect")  # data/augment.py
 NAMED_ORDERS = ("none", "forward", "reverse", "random", "random_official", "ascend", "descend",
-                "single")
+                "single", "ascend_official", "descend_official")
 SCHEDULES = ("sgdr", "step", "cosine", "constant")  # train/schedules.py
 OPTIMIZERS = ("sgd", "adam")  # train/optimizers.py
 DECAY_SCOPES = ("weights", "all")
@@ -43,7 +43,7 @@ PRECISIONS = ("auto", "transformer-engine", "transformer-engine-float16", "16-tr
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 DATASETS = ("cifar10", "cifar100", "svhn", "imagenet", "imagenet32", "mnist", "digits")
 NETS = tuple(f"binwrn.models.{net}" for net in  # conf/model/*.yaml's _target_
-             ("WideResNet", "WideResNet18", "CifarResNet", "VGG", "MLP"))
+             ("WideResNet", "WideResNet18", "CifarResNet", "ResNet21", "VGG", "MLP"))
 
 # --- value rules: each returns None for a good value, else what to use instead ----------
 
@@ -278,6 +278,8 @@ def _model_rules(model: DictConfig) -> None:
     elif target == "CifarResNet" and not (_is_whole(depth) and 8 <= depth <= 1000
                                           and (depth - 2) % 6 == 0):
         _refuse("model.depth", depth, "6n+2 (paper 3: 20; also 8, 14, 32, 44, 56, ...)")
+    elif target == "ResNet21" and depth != 21:
+        _refuse("model.depth", depth, "21 (paper 3's count of ResNet-18's weight layers)")
     elif target == "VGG" and depth not in (5, 9):
         _refuse("model.depth", depth, "5 or 9 (paper 3's VGGs)")
     elif target == "WideResNet18":
