@@ -158,7 +158,7 @@ def _run_job(cfg: DictConfig) -> float | None:
         startup = {"startup/data": time.perf_counter() - preparing}  # train/phase_clock.py
         if leader:
             show_settings(spec.identity.name, cfg, spec.trainer.precision, output_dir,
-                          job["number"])
+                          job["number"], spec.identity.params.get("data.val_split"))
             for warning in spec.warnings:
                 show_warning(warning)
         from binwrn.train.lean_imports import import_lightning

@@ -21,12 +21,16 @@ def show_config(yaml_text: str) -> None:
     console.print(Syntax(yaml_text, "yaml", theme="ansi_dark", background_color="default"))
 
 
-def show_settings(name: str, cfg, precision: str, output_dir, job: int | None) -> None:
-    """One line per run: what trains, for how long, how, and where its files go."""
+def show_settings(name: str, cfg, precision: str, output_dir, job: int | None,
+                  held_out: str | None = None) -> None:
+    """One line per run: what trains, for how long, how, and where its files go; `held_out`:
+    how its validation images were drawn (the param data.val_split), where it holds some."""
     epochs, o = cfg.trainer.max_epochs, cfg.optim
     how = [f"{epochs} epoch{'s' * (epochs != 1)}", f"batch {cfg.data.batch_size}",
            f"{o.get('name', 'sgd')} lr {o.lr:g}", f"seed {cfg.seed}",
            "deterministic" if cfg.deterministic else "not deterministic", f"precision {precision}"]
+    if held_out is not None:
+        how.append(f"{cfg.data.val_size} validation images ({held_out} split)")
     prefix = f"job {job}: " if job is not None else ""
     console.print(f"[bold]{prefix}{escape(name)}[/]: {', '.join(how)}; files in {output_dir}",
                   soft_wrap=True, highlight=False)

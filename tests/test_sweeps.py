@@ -88,6 +88,8 @@ SMOKE = {
     "p3_orders": [*_P3_DIGITS[:5], "trainer.max_epochs=3", "iterative.epochs_per_layer=1",
                   _P3_DIGITS[-1]],
     "p3_sensitivity": _P3_DIGITS,
+    "p3_imagenet": [*_P3_DIGITS[:2], *_P3_DIGITS[3:5], "trainer.max_epochs=3",
+                    "iterative.epochs_per_layer=1", _P3_DIGITS[-1]],
 }
 
 

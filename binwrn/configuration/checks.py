@@ -30,6 +30,7 @@ from binwrn.models.rules import (
     blocks_per_stage,
     check_norm,
     check_resnet18_depth,
+    check_resnet21_depth,
     check_resnet_depth,
     check_vgg_depth,
     check_wrn_width,
@@ -46,7 +47,7 @@ PRECISIONS = ("auto", "transformer-engine", "transformer-engine-float16", "16-tr
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 DATASETS = ("cifar10", "cifar100", "svhn", "imagenet", "imagenet32", "mnist", "digits")
 NETS = tuple(f"binwrn.models.{net}" for net in  # conf/model/*.yaml's _target_
-             ("WideResNet", "WideResNet18", "CifarResNet", "VGG", "MLP"))
+             ("WideResNet", "WideResNet18", "CifarResNet", "ResNet21", "VGG", "MLP"))
 
 # --- value rules: each returns None for a good value, else what to use instead ----------
 
@@ -251,6 +252,8 @@ def _model_rules(model: DictConfig) -> None:
         check_wrn_width(width)
     elif target == "CifarResNet":
         check_resnet_depth(depth)
+    elif target == "ResNet21":
+        check_resnet21_depth(depth)
     elif target == "VGG":
         check_vgg_depth(depth)
     elif target == "WideResNet18":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
@@ -9,7 +10,12 @@ from omegaconf import DictConfig
 from binwrn.data import Augment, ImageSplit
 from binwrn.data.imagenet import FileSplit
 from binwrn.data.loading import DataSource
-from binwrn.data.validation import holdout_split
+from binwrn.data.validation import (
+    OFFICIAL_SPLIT_FILE,
+    holdout_split,
+    indexed_holdout,
+    read_official_split,
+)
 from binwrn.errors import ConfigError
 
 if TYPE_CHECKING:  # imported where used: torchvision costs CIFAR runs seconds at startup
@@ -56,16 +62,50 @@ def build_crops(cfg: DictConfig) -> CropSettings | None:
     return crops
 
 
+def _official_split(cfg: DictConfig, train: ImageSplit, count: int):
+    """Paper 3's CIFAR-10 split file's validation indices, or why the balanced draw stands in
+    (data/validation.py): the indices hold only for the official batches, read whole."""
+    from binwrn.data.cifar_pickle import batches_folder
+    from binwrn.data.image_folder import is_image_folder
+
+    root = Path(cfg.data.root).expanduser() if cfg.data.root else None
+    folder = batches_folder(root, "cifar10") if root and cfg.dataset.name == "cifar10" else None
+    if folder is None or is_image_folder(root):
+        return f"{cfg.dataset.name} is not read from CIFAR-10's official batches"
+    if cfg.data.train_limit is not None:
+        return f"data.train_limit={cfg.data.train_limit} renumbers the images"
+    given = cfg.dataset.get("val_split_file") or OFFICIAL_SPLIT_FILE
+    path = Path(given).expanduser()
+    if not path.is_absolute():  # beside the batches, or in data.root
+        path = next((p for p in (folder / path, root / path) if p.is_file()), root / path)
+    return read_official_split(path, len(train), count)
+
+
 def split_validation(cfg: DictConfig, train: ImageSplit | FileSplit
-                     ) -> tuple[ImageSplit | FileSplit, ImageSplit | None]:
-    """(the images to train on, the held-out validation split or None): data.val_size."""
+                     ) -> tuple[ImageSplit | FileSplit, ImageSplit | None, str | None]:
+    """(the images to train on, the held-out validation split or None, how it was held out:
+    the rule, and for an official split that could not be used, the stand-in and why)."""
     count = cfg.data.get("val_size", 0)  # absent in older runs' configs
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ConfigError(f"data.val_size={count} is not allowed: use a whole number >= 0 "
                           "(0: no validation split).")
     if count == 0:
-        return train, None
+        return train, None, None
     if isinstance(train, FileSplit):
         raise ConfigError(f"data.val_size={count} holds out images of in-memory data sets only; "
                           f"{cfg.dataset.name} streams its files: leave it at 0.")
-    return holdout_split(train, count, cfg.dataset.get("val_split", "balanced"))
+    rule = cfg.dataset.get("val_split", "balanced")
+    if rule != "official":
+        return (*holdout_split(train, count, rule), rule)
+    held = _official_split(cfg, train, count)
+    if isinstance(held, str):
+        return (*holdout_split(train, count, "balanced"), f"balanced, not official: {held}")
+    return (*indexed_holdout(train, held), "official")
+
+
+def held_out_warning(held_out: str | None) -> str | None:
+    """Said once at start where paper 3's official split was asked for and could not be used."""
+    if held_out is None or not held_out.startswith("balanced, not official"):
+        return None
+    return (f"dataset.val_split=official: {held_out.split(': ', 1)[1]}, so the validation "
+            "images are a class-balanced draw (param data.val_split=balanced)")

@@ -23,6 +23,7 @@ from binwrn.configuration.data import (
     build_augment,
     build_crops,
     data_source,
+    held_out_warning,
     split_validation,
 )
 from binwrn.configuration.identity import (
@@ -70,9 +71,15 @@ def network_tags(cfg: DictConfig, model: nn.Module) -> dict[str, str]:
     return tags
 
 
-def run_identity(cfg: DictConfig, model: nn.Module) -> RunIdentity:
+def run_identity(cfg: DictConfig, model: nn.Module, held_out: str | None = None
+                 ) -> RunIdentity:
+    """`held_out`: how the validation split was drawn (split_validation), shown as the param
+    data.val_split, its rule alone ("balanced" where the official split could not be used)."""
+    params = curated_params(cfg)
+    if held_out is not None:
+        params["data.val_split"] = held_out.split(",")[0]
     return RunIdentity(name=run_name(cfg), config_hash=config_hash(cfg),
-                       params=curated_params(cfg), tags=network_tags(cfg, model),
+                       params=params, tags=network_tags(cfg, model),
                        sweep_tags=sweep_tags(cfg),
                        config=OmegaConf.to_container(cfg, resolve=True),
                        config_yaml=OmegaConf.to_yaml(cfg, resolve=True))
@@ -98,11 +105,12 @@ def prepare(cfg: DictConfig, checked: bool = False) -> RunSpec:
     order, order_warning = binarization_order(cfg, model, tracking.uri)
     crops = build_crops(cfg)
     train, test = load_data(data_source(cfg))
-    train, validation = split_validation(cfg, train)
+    train, validation, held_out = split_validation(cfg, train)
     check_batch_size(cfg.data.batch_size, len(train))
     check_data_parallel(cfg, len(train), len(test))
     fast_path = FastPath.from_config(cfg.speed, cfg.trainer.accelerator)
-    warnings = [schedule.mismatch(cfg.trainer.max_epochs), unused_bn_option(cfg), order_warning]
+    warnings = [schedule.mismatch(cfg.trainer.max_epochs), unused_bn_option(cfg), order_warning,
+                held_out_warning(held_out)]
     return RunSpec(
         model=model, schedule=schedule, optimizer=optimizer, augment=augment, train=train,
         test=test, validation=validation, crops=crops, fast_path=fast_path, trainer=trainer,
@@ -113,7 +121,7 @@ def prepare(cfg: DictConfig, checked: bool = False) -> RunSpec:
         checkpoints=CheckpointPolicy(resume=bool(cfg.resume),
                                      keep_cycle_ends=cfg.checkpoints.keep_cycle_ends),
         iterative=iterative_schedule(cfg, order), tracking=tracking,
-        identity=run_identity(cfg, model), seed=cfg.seed,
+        identity=run_identity(cfg, model, held_out), seed=cfg.seed,
         loader_workers=cfg.dataset.get("workers", "auto"),
         multi_crop=bool(cfg.dataset.get("multi_crop", 0)),
         warnings=tuple(w for w in warnings if w))

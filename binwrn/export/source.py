@@ -87,9 +87,14 @@ def from_checkpoint(path: Path, config: Path | None, read_config: ReadConfig) ->
 
 def from_run(run_id: str, tracking_uri: str | None, read_config: ReadConfig) -> Source:
     from binwrn.tracking.lookup import fetch_artifact, find_run, resolve_uri
+    from binwrn.tracking.references import SOURCE_TAG, is_reference
 
     uri = resolve_uri(tracking_uri)
     run = find_run(uri, run_id)
+    if is_reference(run):
+        raise ConfigError(f"Run {run_id} is a paper reference (the published numbers of "
+                          f"{run.data.tags[SOURCE_TAG]}), not a trained model: export one of "
+                          "your own runs.")
     if run.info.status != "FINISHED":
         raise ConfigError(f"Run {run_id} is {run.info.status}, not FINISHED: export a run "
                           "that completed.")

@@ -9,10 +9,10 @@ from importlib import import_module
 _HOMES = {"BINARY_LAYERS": "binary", "BinaryConv2d": "binary", "BinaryLinear": "binary",
           "he_scale": "binary", "MLP": "mlp", "CifarResNet": "resnet",
           "WideResNet18": "resnet18_wide", "SizeSummary": "summary",
-          "size_summary": "summary", "VGG": "vgg", "WideResNet": "wrn"}
+          "size_summary": "summary", "VGG": "vgg", "WideResNet": "wrn", "ResNet21": "resnet21"}
 
 __all__ = ["BINARY_LAYERS", "MLP", "VGG", "BinaryConv2d", "BinaryLinear", "CifarResNet",
-           "SizeSummary", "WideResNet", "WideResNet18", "he_scale", "size_summary"]
+           "ResNet21", "SizeSummary", "WideResNet", "WideResNet18", "he_scale", "size_summary"]
 
 
 def __getattr__(name: str):

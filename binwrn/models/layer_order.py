@@ -34,6 +34,7 @@ from torch import nn
 
 from binwrn.errors import ConfigError
 from binwrn.models.binary import BINARY_LAYERS, BinaryWeight
+from binwrn.models.official_orders import PAPER3_ASCEND
 from binwrn.models.rules import NAMED_ORDERS
 
 # Paper 3's "random" orders as its official code ships them ([IT], spec 3.6), as 1-based
@@ -103,14 +104,27 @@ def read_ranking(ranking: str | Path | dict, direction: str, layers: list[str]) 
     return check_complete(list(order), layers, f"The '{direction}' list of {path}")
 
 
-def official_random_order(net: str | None, layers: list[str]) -> list[str]:
-    """Paper 3's shipped random list for `net`, as layer names (spec 3.6)."""
-    numbers = PAPER3_RANDOM.get(net or "")
+# The shipped lists by order name; "descend" is each "ascend" list reversed, as the spec's
+# descend lists are (spec 3.6). The MLPs have none: their code runs all 6 orders.
+OFFICIAL_LISTS = {
+    "random_official": (PAPER3_RANDOM, "iterative.order=random to draw one with the seed"),
+    "ascend_official": (PAPER3_ASCEND, "iterative.order=ascend with a ranking of your own "
+                                       "(binwrn-sensitivity)"),
+    "descend_official": ({net: numbers[::-1] for net, numbers in PAPER3_ASCEND.items()},
+                         "iterative.order=descend with a ranking of your own "
+                         "(binwrn-sensitivity)"),
+}
+
+
+def official_order(order: str, net: str | None, layers: list[str]) -> list[str]:
+    """Paper 3's shipped `order` list for `net`, as layer names (spec 3.6)."""
+    lists, instead = OFFICIAL_LISTS[order]
+    numbers = lists.get(net or "")
     if numbers is None or len(numbers) != len(layers):
-        raise ConfigError(f"iterative.order=random_official exists for paper 3's "
-                          f"{', '.join(PAPER3_RANDOM)} only (the lists its code ships, spec "
+        raise ConfigError(f"iterative.order={order} exists for paper 3's "
+                          f"{', '.join(lists)} only (the lists its code ships, spec "
                           f"3.6), not for {net} with {len(layers)} 1-bit layers: use "
-                          "iterative.order=random to draw one with the seed.")
+                          f"{instead}.")
     return [layers[n - 1] for n in numbers]
 
 
@@ -119,8 +133,9 @@ def resolve_order(order, layers: list[str], seed: int, ranking: str | dict | Non
     """The layer names in the order they turn binary; None for paper 1's all-at-once.
 
     "single" is `layer` alone: binary from the first epoch to the last, every other 1-bit
-    layer fp32 throughout (a sensitivity run, spec 3.6). "random_official" is paper 3's
-    shipped list for `net` (its label: vgg5, vgg9, resnet20)."""
+    layer fp32 throughout (a sensitivity run, spec 3.6). "random_official",
+    "ascend_official" and "descend_official" are paper 3's shipped lists for `net` (its label:
+    vgg5, vgg9, resnet20; resnet21 for the guided ones)."""
     if not isinstance(order, str):  # an explicit list of names
         return check_complete([str(n) for n in order], layers, f"iterative.order={list(order)}")
     if order not in NAMED_ORDERS:
@@ -142,8 +157,8 @@ def resolve_order(order, layers: list[str], seed: int, ranking: str | dict | Non
         return read_ranking(ranking, order, layers)
     if order == "random":  # one drawn with `seed`; random_official is paper 3's own list
         return random.Random(seed).sample(layers, len(layers))
-    if order == "random_official":
-        return official_random_order(net, layers)
+    if order in OFFICIAL_LISTS:
+        return official_order(order, net, layers)
     return list(layers) if order == "forward" else list(layers)[::-1]
 
 

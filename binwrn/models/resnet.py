@@ -38,15 +38,22 @@ class OptionAShortcut(nn.Module):
 
 
 class PostActBlock(nn.Module):
+    """`projection`: where the shape changes, the shortcut is BN(conv1x1/stride(x)) (He et
+    al.'s option B, torchvision's ResNet-18: resnet21.py) instead of option A."""
+
     def __init__(self, c_in: int, c_out: int, stride: int, layers: WeightLayers,
-                 bn_affine: bool, bn_momentum: float | None) -> None:
+                 bn_affine: bool, bn_momentum: float | None, projection: bool = False) -> None:
         super().__init__()
         self.conv1 = layers.conv(c_in, c_out, 3, stride)
         self.bn1 = batch_norm(c_out, bn_affine, bn_momentum, dims=2)
         self.conv2 = layers.conv(c_out, c_out, 3, 1)
         self.bn2 = batch_norm(c_out, bn_affine, bn_momentum, dims=2)
-        self.shortcut = (OptionAShortcut(c_in, c_out) if stride != 1 or c_in != c_out
-                         else nn.Identity())
+        self.shortcut: nn.Module = nn.Identity()  # registered after conv2: numbered after it
+        if (stride != 1 or c_in != c_out) and projection:
+            self.shortcut = nn.Sequential(layers.conv(c_in, c_out, 1, stride),
+                                          batch_norm(c_out, bn_affine, bn_momentum, dims=2))
+        elif stride != 1 or c_in != c_out:
+            self.shortcut = OptionAShortcut(c_in, c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))

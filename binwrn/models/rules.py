@@ -14,10 +14,12 @@ SCALES = ("he", "mean_abs", "mean_abs_channel", "none")  # binary.py: the 1-bit 
 GRADS = ("pass_through", "alpha_scaled")  # binary.py: the sign's backward pass
 INITS = ("he", "torch")  # binary.py: the latent weights' initialisation
 NORMS = ("batchnorm", "shifted_relu")  # wrn.py: paper 1's BN+ReLU, paper 2's shifted ReLU
+# layer_order.py: iterative.order's names (paper 3, spec 3.3; the *_official lists, spec 3.6)
 NAMED_ORDERS = ("none", "forward", "reverse", "random", "random_official", "ascend", "descend",
-                "single")  # layer_order.py: iterative.order's names (paper 3, spec 3.3)
+                "single", "ascend_official", "descend_official")
 VGG_DEPTHS = (5, 9)  # vgg.py: paper 3's VGG-5 and VGG-9
 RESNET18_DEPTHS = (18,)  # resnet18_wide.py: paper 1's ImageNet net
+RESNET21_DEPTH = 21  # resnet21.py: 1 stem + 16 block convs + 3 downsample convs + 1 FC
 BASE_WIDTH = 64  # ImageNet nets' first-stage channels; paper 1: "64k on ImageNet"
 # Whole numbers without a tighter bound of their own stop here: a count past it is a typo,
 # and every loop or allocation it drives stays bounded (issue 27: max_epochs=10^8 hung).
@@ -74,6 +76,12 @@ def check_resnet18_depth(depth: object) -> None:
     if not (is_whole(depth) and depth in RESNET18_DEPTHS):
         raise ConfigError(f"model.depth={shown(depth)} is not built for model=resnet18_wide: "
                           "use 18 (paper 1's ImageNet net).")
+
+
+def check_resnet21_depth(depth: object) -> None:
+    if not (is_whole(depth) and depth == RESNET21_DEPTH):
+        raise ConfigError(f"model.depth={shown(depth)} is not allowed: ResNet-21 is paper 3's "
+                          f"count of ResNet-18's weight layers, use {RESNET21_DEPTH}.")
 
 
 def first_stage_width(width: object) -> int:

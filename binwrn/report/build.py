@@ -96,10 +96,10 @@ def log_report(client: MlflowClient, run_id: str, files: list[Path]) -> None:
                           "pass --no-log to skip logging.") from None
 
 
-def open_store(uri: str | None) -> tuple[MlflowClient, str]:
+def open_store(uri: str | None, create: bool = False) -> tuple[MlflowClient, str]:
     """A client on the store `uri` (None: $MLFLOW_TRACKING_URI, else ./mlflow.db), refusing a
-    SQLite file that is not there rather than creating an empty store."""
-    uri = resolve_uri(uri)
+    SQLite file that is not there rather than creating an empty store, unless `create`."""
+    uri = resolve_uri(uri, must_exist=not create)
     try:
         return open_client(uri), uri
     except (MlflowException, OSError) as err:

@@ -21,7 +21,12 @@ def _args() -> argparse.Namespace:
                     "tracked runs: report.md, CSV files and PNGs in one folder.",
         epilog="examples: binwrn-report --sweep p1_fig6_ablation | binwrn-report --experiment "
                "binwrn | binwrn-report --filter \"params.`model.bits` = '1'\" --experiment "
-               "binwrn")
+               "binwrn | binwrn-report --references")
+    parser.add_argument("--references", action="store_true",
+                        help="log the papers' published numbers (tables and learning curves) "
+                             "as runs of the experiment 'paper references', under the metric "
+                             "keys binwrn's runs log, so the MLflow UI draws them beside yours; "
+                             "a second call adds nothing")
     parser.add_argument("--sweep", metavar="NAME_OR_RUN_ID",
                         help="a sweep's name (its newest parent run) or its parent run's id")
     parser.add_argument("--experiment", nargs="?", const=DEFAULT_EXPERIMENT, metavar="NAME",
@@ -39,13 +44,26 @@ def _args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.sweep and args.filter:
         parser.error("--sweep and --filter choose runs in two ways: give one of them")
-    if not (args.sweep or args.experiment or args.filter):
-        parser.error("say which runs: --sweep NAME, --experiment NAME or --filter FILTER")
+    if not (args.sweep or args.experiment or args.filter or args.references):
+        parser.error("say which runs: --sweep NAME, --experiment NAME or --filter FILTER (or "
+                     "--references to log the papers' numbers)")
     return args
 
 
 def _default_out(title: str) -> Path:
     return Path("reports") / (re.sub(r"[^\w.-]+", "_", title).strip("_") or "report")
+
+
+def _log_references(client, uri: str) -> None:
+    from binwrn.report.references import log_paper_references
+    from binwrn.tracking.credentials import redact_uri
+    from binwrn.tracking.references import REFERENCE_EXPERIMENT
+
+    logged = log_paper_references(client, uri)
+    changed = f", {logged.replaced} replaced by corrected numbers" if logged.replaced else ""
+    print(f"Paper references in {redact_uri(uri)}, experiment '{REFERENCE_EXPERIMENT}' "
+          f"(id {logged.experiment_id}): {logged.added} added{changed}, {logged.kept} already "
+          "there.")
 
 
 def main() -> None:
@@ -57,7 +75,11 @@ def main() -> None:
         from binwrn.report.show import show_report
         from binwrn.report.sweep import find_parent, sweep_selection
 
-        client, uri = open_store(args.tracking_uri)
+        client, uri = open_store(args.tracking_uri, create=args.references)
+        if args.references:
+            _log_references(client, uri)
+            if not (args.sweep or args.experiment or args.filter):
+                return
         if args.sweep:
             selection = sweep_selection(
                 client, uri, find_parent(client, uri, args.sweep, args.experiment))

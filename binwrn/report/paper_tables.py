@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from binwrn.report.best_epoch import NOTE as BEST_NOTE
+from binwrn.report.best_epoch import best_cells, best_columns
 from binwrn.report.paper import (
     TABLE1,
     Table1Entry,
@@ -150,19 +152,20 @@ def top5_cells(row: Row) -> tuple[float | None, float | None, float | None]:
 def generic_table(rows: list[Row], row_keys: tuple[str, ...]) -> Table:
     top5 = has_top5(rows)
     columns = (*(Column(k) for k in row_keys or ("runs",)), *RESULT_COLUMNS, *PAPER_COLUMNS,
-               *(TOP5_COLUMNS if top5 else ()))
+               *(TOP5_COLUMNS if top5 else ()), *best_columns(rows))
     table_rows = []
     for row in rows:
         mean, std, n = row.stats
         paper = paper_error(row.sample)
         labels = [str(v) for _, v in row.label] or [row.text]
         table_rows.append((*labels, mean, std, n, paper, difference(mean, paper),
-                           *(top5_cells(row) if top5 else ())))
+                           *(top5_cells(row) if top5 else ()), *best_cells(row, rows)))
+    best = f" {BEST_NOTE}" if best_columns(rows) else ""
     return Table("report", "Final test error (%)", columns, tuple(table_rows),
                  note="Paper: the Table 1 or Table 2 cell (spec 1.6) with the same bits, "
                       "depth-width, data set and cutout, if there is one; for a shifted-ReLU net "
                       "(model.norm), paper 2's Keras re-run of 20-10 with cutout at the "
-                      "notebooks' T (spec 2.4); diff = ours - paper.")
+                      f"notebooks' T (spec 2.4); diff = ours - paper.{best}")
 
 
 def _paper_gap(pair: BitsPair) -> float | None:

@@ -15,6 +15,7 @@ from binwrn.report.paper_tables import paper_entry, table2_cell
 from binwrn.report.runs import RunResult, read_run
 from binwrn.report.selection import Selection
 from binwrn.tracking.credentials import redact_uri
+from binwrn.tracking.references import is_reference
 
 PARENT_ROLE = ("binwrn.sweep_role", "parent")
 # Params that name a Table 1 cell (with the epoch budget, which may be shortened).
@@ -82,12 +83,14 @@ def _natural(value: object) -> tuple:
 def runs_selection(client: MlflowClient, uri: str, experiment: str | None,
                    filter_string: str | None) -> Selection:
     """FINISHED runs of the experiment (or of all experiments) that match the filter; a
-    sweep's parent run is bookkeeping, not a result, and is left out."""
+    sweep's parent run is bookkeeping, not a result, and the papers' reference runs are what
+    the report compares with, not results: both are left out."""
     wanted = "attributes.status = 'FINISHED'"
     if filter_string:
         wanted = f"{filter_string} and {wanted}"
     found = [run for run in all_runs(client, experiment_ids(client, uri, experiment), wanted,
-                                     ["attributes.start_time ASC"]) if not is_parent(run)]
+                                     ["attributes.start_time ASC"])
+             if not is_parent(run) and not is_reference(run)]
     where = f"experiment {experiment}" if experiment else "any experiment"
     if not found:
         asked = f" matching {filter_string!r}" if filter_string else ""

@@ -181,6 +181,17 @@ def _finished_runs(client, experiment_id: str, hashes: set[str]) -> dict[str, tu
     return found
 
 
+def _first_use_references(client, uri: str, artifact_root: str) -> None:
+    """The papers' numbers as reference runs, on a store's first sweep, so the UI draws them
+    beside the sweep's runs (`binwrn-report --references` logs them on demand). A store whose
+    reference experiment exists, or was deleted by its user, is left as it is."""
+    from binwrn.report.references import log_paper_references
+    from binwrn.tracking.references import references_logged
+
+    if not references_logged(client):
+        log_paper_references(client, uri, artifact_root)
+
+
 def _launch(request: SweepRequest, pending: list[Job], plan_dir: Path, jobs_dir: Path,
             parent_id: str, shared: list[str]) -> int:
     command = [
@@ -324,6 +335,7 @@ def run_sweep(
     experiment_id = ensure_experiment(
         client, tracking.experiment,
         artifact_location(uri, tracking.artifact_root, tracking.experiment))
+    _first_use_references(client, uri, tracking.artifact_root)
     done = {} if request.force else _finished_runs(client, experiment_id, set(hashes.values()))
     skipped = {j.job_id: done[hashes[j.job_id]] for j in jobs if hashes[j.job_id] in done}
     with _signals_raise():

@@ -6,7 +6,9 @@ test_recomputed/* where a `RecomputedStatisticsTest` handed them over (tracking/
 the three test views). test/error_pct is the paper's unit: 100 * (1 - test/acc);
 test/top5_error_pct likewise from test/top5_acc, logged where a data set has more than 5
 classes. The test after training goes to test_final/* (and test_recomputed/* when BN was
-recomputed for it) at the last epoch's step.
+recomputed for it) at the last epoch's step, with the best test accuracy of any epoch and
+its epoch (test_best/*; test_best_binary/* over the epochs with the most layers binary, in a
+paper-3 run), which is what paper 3's code logs (spec 3.5).
 
 Resuming never repeats or drops a step: a step the run already holds is not logged again
 (a killed attempt may have logged it before its checkpoint was written), and the last
@@ -20,7 +22,16 @@ from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
 
-from binwrn.tracking.metrics import FINAL, RECOMPUTED, TEST, as_view, with_error_pct
+from binwrn.tracking.metrics import (
+    BEST,
+    BEST_BINARY,
+    FINAL,
+    RECOMPUTED,
+    TEST,
+    as_view,
+    best_metrics,
+    with_error_pct,
+)
 
 if TYPE_CHECKING:  # only rank zero has a run; the other DDP ranks need not import MLflow
     from binwrn.tracking.run import TrackedRun
@@ -49,12 +60,34 @@ class EpochMetricsToMlflow(pl.Callback):
         self._test: dict[str, float] = {}
         self._more: dict[str, float] = {}  # this epoch's test_recomputed/*
         self._last_epoch: dict[str, float] = {}  # with "step"; saved in checkpoints
+        # binary layers that epoch (-1: no schedule) -> (best test/acc, its epoch); saved too
+        self._best: dict[int, tuple[float, int]] = {}
 
     def state_dict(self) -> dict:
-        return {"last_epoch": dict(self._last_epoch)}
+        return {"last_epoch": dict(self._last_epoch), "best": dict(self._best)}
 
     def load_state_dict(self, state: dict) -> None:
         self._last_epoch = dict(state.get("last_epoch", {}))
+        self._best = dict(state.get("best", {}))
+
+    def _note_best(self, metrics: dict[str, float], step: int) -> None:
+        if f"{TEST}/acc" not in metrics:
+            return
+        binary = int(metrics.get("iterative/binary_layers", -1))
+        accuracy = metrics[f"{TEST}/acc"]
+        if binary not in self._best or accuracy > self._best[binary][0]:
+            self._best[binary] = (accuracy, step)
+
+    def best_metrics(self) -> dict[str, float]:
+        """test_best/* over every epoch (what paper 3's code logs: a partly binary net
+        counts), and in a paper-3 run test_best_binary/* over the epochs with the most
+        binary layers, the fully binary net the paper's claims are about."""
+        if not self._best:
+            return {}
+        metrics = best_metrics(BEST, *max(self._best.values(), key=lambda b: (b[0], -b[1])))
+        if max(self._best) >= 0:
+            metrics |= best_metrics(BEST_BINARY, *self._best[max(self._best)])
+        return metrics
 
     def add_epoch_metrics(self, metrics: dict[str, float]) -> None:
         """More metrics of the current epoch, logged with it (called before its end)."""
@@ -83,6 +116,7 @@ class EpochMetricsToMlflow(pl.Callback):
         self._test, self._more = {}, {}
         step = trainer.current_epoch + 1
         self._last_epoch = {**metrics, "step": step}
+        self._note_best(metrics, step)
         self._log_once(metrics, step)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -98,4 +132,4 @@ class EpochMetricsToMlflow(pl.Callback):
             if view == RECOMPUTED and step in self.run.logged_steps(f"{RECOMPUTED}/acc"):
                 continue
             metrics.update(with_error_pct(as_view(scores, view)))
-        self.run.log_metrics(metrics, step)
+        self.run.log_metrics({**metrics, **self.best_metrics()}, step)

@@ -19,10 +19,11 @@ from binwrn.tracking.store import open_client, store_uri
 DEFAULT_URI = "sqlite:///mlflow.db"
 
 
-def resolve_uri(given: str | None) -> str:
+def resolve_uri(given: str | None, must_exist: bool = True) -> str:
     """--tracking-uri, else $MLFLOW_TRACKING_URI, else mlflow.db in the working directory."""
     uri = store_uri(given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+    if must_exist and uri.startswith("sqlite:///") and \
+            not Path(uri[len("sqlite:///"):]).is_file():
         raise ConfigError(f"No tracking store at {uri[len('sqlite:///'):]}: run from the folder "
                           "holding mlflow.db, or pass --tracking-uri (or set "
                           "MLFLOW_TRACKING_URI) to the store the run is in.")

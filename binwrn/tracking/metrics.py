@@ -11,6 +11,10 @@ step (step = epochs completed):
 - `test_final/*`, once, at the last epoch's step: the saved model, the run's result (its BN
   statistics recomputed when `bn.recompute_stats`, and then also its `test_recomputed/*`
   point at that step).
+- `test_best/*`, once, at the last epoch's step: the best `test/acc` over the epochs and the
+  epoch it came at (`test_best/epoch`), which paper 3's code logs as its result (spec 3.5);
+  `test_best_binary/*` likewise over the epochs in which the most layers were binary (a
+  paper-3 run: every layer, from the last of its order on; callback.py says why).
 Runs from before `test_final/*` logged their final test as a second `test/*` value at the last
 step; `final_value` falls back to their latest `test/*` value, which is that one.
 """
@@ -18,6 +22,7 @@ step; `final_value` falls back to their latest `test/*` value, which is that one
 from __future__ import annotations
 
 TEST, RECOMPUTED, FINAL = "test", "test_recomputed", "test_final"
+BEST, BEST_BINARY = "test_best", "test_best_binary"
 ERROR_OF = {"acc": "error_pct", "top5_acc": "top5_error_pct"}  # paper 1's unit: % error
 
 
@@ -34,6 +39,12 @@ def as_view(metrics: dict[str, float], view: str) -> dict[str, float]:
     """`test/<name>` values renamed `<view>/<name>`."""
     return {f"{view}/{key.split('/', 1)[1]}": value for key, value in metrics.items()
             if key.startswith(f"{TEST}/")}
+
+
+def best_metrics(view: str, accuracy: float, epoch: int) -> dict[str, float]:
+    """`<view>/acc`, `<view>/error_pct` and `<view>/epoch` of a best test accuracy."""
+    return {f"{view}/acc": accuracy, f"{view}/{ERROR_OF['acc']}": 100.0 * (1.0 - accuracy),
+            f"{view}/epoch": float(epoch)}
 
 
 def final_value(metrics: dict[str, float], name: str = "error_pct") -> float | None:
