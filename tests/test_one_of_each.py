@@ -1,7 +1,7 @@
 """One of each per `binwrn-run` (issue 28): one check of the config, one composition of it
 and one MLflow client, handed to the resume lookup, the ghost marking and the tracked run.
 
-Counted in a real run by tests/client_count/sitecustomize.py, which wraps the calls without
+Counted in a real run by tests/count_calls/sitecustomize.py, which wraps the calls without
 changing what they do."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from e2e import binwrn_run
 
-COUNTER = Path(__file__).resolve().parent / "client_count"
+COUNTER = Path(__file__).resolve().parent / "count_calls"
 
 
 def test_a_run_checks_composes_and_opens_the_store_once(tmp_path: Path) -> None:
