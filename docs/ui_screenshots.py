@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -69,12 +70,9 @@ class Tab:
         print(f"{path} ({path.stat().st_size:,} bytes)")
 
 
-async def take(port: int, url: str, out: Path, store: Path) -> None:
-    client = MlflowClient(f"sqlite:///{store.resolve()}")
-    experiment = client.get_experiment_by_name("binwrn").experiment_id
-    (model,) = client.search_registered_models(max_results=1)
-    version = model.latest_versions[0]
-    runs = f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning"
+@asynccontextmanager
+async def new_tab(port: int):
+    """A 1400x900 tab of the Chromium listening on `port`."""
     async with aiohttp.ClientSession() as session:
         async with session.put(f"http://127.0.0.1:{port}/json/new?about:blank") as answer:
             target = await answer.json()
@@ -82,22 +80,37 @@ async def take(port: int, url: str, out: Path, store: Path) -> None:
             tab = Tab(ws)
             await tab.call("Emulation.setDeviceMetricsOverride", width=SIZE[0], height=SIZE[1],
                            deviceScaleFactor=1, mobile=False)
-            await tab.open(runs)
-            await tab.call("Runtime.evaluate", expression=(
-                "document.querySelector('button[aria-label=Close]')?.click()"))  # assistant
-            await tab.click("Columns", "Dataset", "Source", "test/error_pct", "model.bits",
-                            "Columns")
-            await tab.shot(out / "runs-table.png")
-            await tab.open(runs + "&compareRunsMode=CHART")
-            await tab.shot(out / "runs-charts.png")
-            await tab.open(f"{url}/#/experiments/{experiment}/runs/{version.run_id}/"
-                           "model-metrics")
-            await tab.shot(out / "run-charts.png")
-            await tab.open(f"{url}/#/models/{model.name}/versions/{version.version}")
-            await tab.shot(out / "registered-model.png")
+            yield tab
 
 
-def main() -> None:
+async def close_assistant(tab: Tab) -> None:
+    await tab.call("Runtime.evaluate", expression=(
+        "document.querySelector('button[aria-label=Close]')?.click()"))  # the MLflow Assistant
+
+
+async def take(port: int, url: str, out: Path, store: Path) -> None:
+    client = MlflowClient(f"sqlite:///{store.resolve()}")
+    experiment = client.get_experiment_by_name("binwrn").experiment_id
+    (model,) = client.search_registered_models(max_results=1)
+    version = model.latest_versions[0]
+    runs = f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning"
+    async with new_tab(port) as tab:
+        await tab.open(runs)
+        await close_assistant(tab)
+        await tab.click("Columns", "Dataset", "Source", "test/error_pct", "model.bits",
+                        "Columns")
+        await tab.shot(out / "runs-table.png")
+        await tab.open(runs + "&compareRunsMode=CHART")
+        await tab.shot(out / "runs-charts.png")
+        await tab.open(f"{url}/#/experiments/{experiment}/runs/{version.run_id}/"
+                       "model-metrics")
+        await tab.shot(out / "run-charts.png")
+        await tab.open(f"{url}/#/models/{model.name}/versions/{version.version}")
+        await tab.shot(out / "registered-model.png")
+
+
+def main(take=take) -> None:
+    """`take(port, url, out, store)`: the screenshots, in the Chromium started here."""
     store, url, out = Path(sys.argv[1]), sys.argv[2].rstrip("/"), Path(sys.argv[3])
     out.mkdir(parents=True, exist_ok=True)
     with socket.socket() as s:

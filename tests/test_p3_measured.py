@@ -170,3 +170,27 @@ def test_where_the_official_split_cannot_apply_a_balanced_draw_says_why(tmp_path
     _, validation, rule = split_validation(_paper3_cfg(tmp_path, *more), train)
     assert rule.startswith("balanced, not official") and why in rule
     assert len(validation) == (10 if "data.val_size=10" in more else 20)
+
+
+def _result(net: str, best: float, **params: str):
+    from binwrn.report.runs import RunResult
+
+    metrics = {"test_final/error_pct": best + 1.0, "test_best/error_pct": best,
+               "test_best/epoch": 3.0}
+    return RunResult(run_id=net, name=net, params={"model.bits": "1", **params},
+                     labels={"net": net}, final_error=best + 1.0, metrics=metrics,
+                     tags={"binwrn.net": net})
+
+
+def test_only_paper_3_runs_report_the_best_epoch() -> None:
+    from binwrn.report.paper_tables import generic_table
+    from binwrn.report.rows import group_rows
+
+    paper1 = group_rows((_result("wrn8-1", 20.0),), ("net",))
+    assert "best (%)" not in [c.name for c in generic_table(paper1, ("net",)).columns]
+    mixed = group_rows((_result("wrn8-1", 20.0), _result("vgg5", 30.0)), ("net",))
+    table = generic_table(mixed, ("net",))
+    names = [c.name for c in table.columns]
+    assert names[-2:] == ["best (%)", "best epoch"]
+    assert {row[0]: row[-2:] for row in table.rows}["vgg5"] == (30.0, "3")
+    assert "Paper 3's claims compare" in table.note

@@ -1,7 +1,8 @@
 """Paper 3 as its code measured it: the best test accuracy over the epochs and the epoch it
 came at ([IT] logs these, spec 3.5), set beside the final test the other tables report.
 
-Columns appear only where runs logged `test_best/*` (tracking/metrics.py): the best over
+Columns appear only where paper-3 runs logged `test_best/*` (tracking/metrics.py; paper 1's
+and 2's runs log it too, and their reports leave it out): the best over
 every epoch, as the code keeps it (a partly binary epoch counts), and in a paper-3 run the
 best over the epochs with every layer binary (`test_best_binary/*`), the net the paper's
 claims are about.
@@ -12,6 +13,7 @@ from __future__ import annotations
 from binwrn.report.rows import Row, spread
 from binwrn.report.table_format import Column
 from binwrn.tracking.metrics import BEST, BEST_BINARY
+from binwrn.tracking.sensitivity_runs import NET_TAG
 
 BEST_COLUMNS = (Column("best (%)", "error"), Column("best epoch"))
 BINARY_COLUMNS = (Column("best binary (%)", "error"), Column("its epoch"))
@@ -22,8 +24,18 @@ NOTE = ("Paper 3's claims compare what its code logs: the best test accuracy ove
         "every layer was binary (a partly binary epoch can be the best of a run).")
 
 
+def is_paper3(run) -> bool:
+    """Paper 3's nets (their labels are not paper 1's wrn/plain), or any net trained with
+    paper 3's layer-by-layer schedule (iterative.order is a param only then)."""
+    net = run.tags.get(NET_TAG, "wrn")
+    return "iterative.order" in run.params or not net.startswith(("wrn", "plain"))
+
+
 def _has(rows: list[Row], view: str) -> bool:
-    return any(f"{view}/error_pct" in run.metrics for row in rows for run in row.runs)
+    """Whether a paper-3 run of the rows logged `view` (every run logs test_best/*, but only
+    paper 3 reports it)."""
+    return any(f"{view}/error_pct" in run.metrics and is_paper3(run)
+               for row in rows for run in row.runs)
 
 
 def best_columns(rows: list[Row]) -> tuple[Column, ...]:
