@@ -28,13 +28,24 @@ def _args() -> argparse.Namespace:
                         help="depth 10, widths 1 and 4 only (a CPU in a few minutes)")
     parser.add_argument("--depths", type=whole(8, 1000), nargs="+")
     parser.add_argument("--widths", type=whole(1, 64), nargs="+")
-    parser.add_argument("--steps", type=whole(1), default=25, help="timed steps per case")
+    parser.add_argument("--steps", type=whole(1),
+                        help="timed steps per round (default 25; --quick 10)")
     parser.add_argument("--batch-size", type=whole(2, 100_000), default=125)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--no-startup", action="store_true",
                         help="skip the command-to-first-step measurement")
     parser.add_argument("--startup-only", action="store_true",
                         help="only the command-to-first-step measurement (seconds)")
+    parser.add_argument("--rounds", type=whole(1, 100), nargs=2, metavar=("LEAST", "MOST"),
+                        help="rounds of plain then binwrn per case: at least LEAST, more "
+                             "until the ratio's 95 %% interval is within 5 %%, at most MOST "
+                             "(default 5 9; --quick 5 7)")
+    parser.add_argument("--whole-run-rounds", type=whole(0, 100),
+                        help="rounds of the whole-run row (a one-epoch binwrn-run against "
+                             "the plain script; default 3, --quick 2; 0 skips it)")
+    parser.add_argument("--phases", nargs=argparse.REMAINDER, metavar="OVERRIDE",
+                        help="only: run binwrn-run once with these overrides and print where "
+                             "its wall time went (time/* and its exit)")
     return parser.parse_args()
 
 
@@ -56,18 +67,26 @@ def main() -> None:
     if args.startup_only:
         _startup_only(args, run.environment(torch.device("cpu")), console)
         return
+    if args.phases is not None:
+        from binwrn.bench.whole_run import show_phases
+
+        show_phases(args.phases, Path(tempfile.mkdtemp(prefix="binwrn-bench-")), console)
+        return
     grid = run.QUICK if args.quick else run.FULL
     depths, widths = args.depths or grid["depths"], args.widths or grid["widths"]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     peak = measured_peak_tflops(device)
     console.print(f"binwrn-bench on {run.environment(device)['device']}: depths {depths}, "
                   f"widths {widths}, fp32 and 1-bit, {args.steps} timed steps each")
-    results = run.run_grid(depths, widths, args.steps, args.batch_size, device,
-                           on_result=lambda r: console.print(
+    rounds = tuple(args.rounds or grid["rounds"])
+    results = run.run_grid(depths, widths, args.steps or grid["steps"], args.batch_size,
+                           device, rounds=rounds, on_result=lambda r: console.print(
                                f"  {r.case.depth}-{r.case.width} {r.case.bits}-bit: "
-                               f"{r.binwrn.ms_per_step:.1f} ms/step (plain "
-                               f"{r.plain.ms_per_step:.1f}, ratio {r.ratio:.3f})"))
-    first_step = None if args.no_startup else run.time_to_first_step(
+                               f"{r.ms('binwrn').median:.1f} ms/step (plain "
+                               f"{r.ms('plain').median:.1f}), binwrn / plain "
+                               f"{r.ratios().text()}"))
+    whole = _whole_run(args, grid, device, console)
+    first_step = None if args.no_startup or whole else run.time_to_first_step(
         Path(tempfile.mkdtemp(prefix="binwrn-bench-")))
     table = Table(title="binwrn-bench")
     for column in report.HEADER:
@@ -80,9 +99,32 @@ def main() -> None:
     if first_step is not None:
         console.print(f"command to first step: {first_step:.1f} s")
     command = "binwrn-bench " + shlex.join(sys.argv[1:])
-    _record(args.out, report.markdown(results, run.environment(device), command, peak,
-                                      first_step))
+    section = report.markdown(results, run.environment(device), command, peak, first_step)
+    if whole:
+        from binwrn.bench.whole_run import markdown as whole_markdown
+
+        section += "\n" + whole_markdown(whole)
+        console.print(whole_markdown(whole))
+    _record(args.out, section)
     console.print(f"recorded in {args.out}")
+
+
+def _whole_run(args: argparse.Namespace, grid: dict, device, console):
+    """The whole-run row on a generated full-size CIFAR-10 (CPU: WRN-10-1 1-bit), or None."""
+    rounds = grid["whole_run_rounds"] if args.whole_run_rounds is None \
+        else args.whole_run_rounds
+    if not rounds or device.type != "cpu":  # binwrn-gpucheck times whole runs on a GPU
+        return None
+    from binwrn.bench import whole_run
+    from binwrn.bench.synthetic_cifar import write_cifar10
+
+    work = Path(tempfile.mkdtemp(prefix="binwrn-bench-"))
+    console.print(f"whole run: binwrn-run and the plain script, {rounds} round(s) of one "
+                  "epoch each (WRN-10-1 1-bit, 50,000 generated CIFAR-10 images)")
+    return whole_run.measure(write_cifar10(work / "data"), work, whole_run.NET, rounds,
+                             on_round=lambda i, r: console.print(
+                                 f"  round {i + 1}: binwrn-run {r.binwrn[-1].wall_s:.1f} s, "
+                                 f"plain {r.plain_s[-1]:.1f} s"))
 
 
 def _startup_only(args: argparse.Namespace, env: dict, console) -> None:
