@@ -15,7 +15,12 @@ device, library versions and date. Ratios compare two measurements from the same
 absolute time means something only on the device named. "binwrn" is the Lightning path
 `binwrn-run` trains with; "plain" is a minimal PyTorch loop in the bench with the same model,
 data, on-device augmentation, optimizer and precision. Model TFLOP/s count the convolutions'
-multiply-adds (2 FLOPs each) x 3 for a training step.
+multiply-adds (2 FLOPs each) x 3 for a training step. Since 2026-12-07 each case is timed in
+rounds of plain then binwrn back to back; a row gives medians with their range, and binwrn /
+plain is the median of the rounds' ratios with its 95 % interval (order statistics: it assumes
+nothing about the noise) and range, so two runs of the bench agree where their intervals
+overlap. The whole-run row times a one-epoch `binwrn-run` and `binwrn/bench/plain_run.py`
+(the same work in one plain script) as processes, start to exit.
 
 """
 
@@ -29,7 +34,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--depths", type=whole(8, 1000), nargs="+")
     parser.add_argument("--widths", type=whole(1, 64), nargs="+")
     parser.add_argument("--steps", type=whole(1),
-                        help="timed steps per round (default 25; --quick 10)")
+                        help="timed steps per round (default 25; --quick 8)")
     parser.add_argument("--batch-size", type=whole(2, 100_000), default=125)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--no-startup", action="store_true",
@@ -39,7 +44,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=whole(1, 100), nargs=2, metavar=("LEAST", "MOST"),
                         help="rounds of plain then binwrn per case: at least LEAST, more "
                              "until the ratio's 95 %% interval is within 5 %%, at most MOST "
-                             "(default 5 9; --quick 5 7)")
+                             "(default 5 9; --quick 5 6)")
     parser.add_argument("--whole-run-rounds", type=whole(0, 100),
                         help="rounds of the whole-run row (a one-epoch binwrn-run against "
                              "the plain script; default 3, --quick 2; 0 skips it)")
@@ -58,10 +63,10 @@ def _record(doc: Path, section: str) -> None:
 def main() -> None:
     args = _args()
     import torch
-    from rich.table import Table
 
     from binwrn.bench import report, run
     from binwrn.bench.flops import measured_peak_tflops
+    from binwrn.bench.spread import Spread
     from binwrn.terminal import console
 
     if args.startup_only:
@@ -77,7 +82,8 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     peak = measured_peak_tflops(device)
     console.print(f"binwrn-bench on {run.environment(device)['device']}: depths {depths}, "
-                  f"widths {widths}, fp32 and 1-bit, {args.steps} timed steps each")
+                  f"widths {widths}, fp32 and 1-bit, {args.steps or grid['steps']} timed steps "
+                  "per round")
     rounds = tuple(args.rounds or grid["rounds"])
     results = run.run_grid(depths, widths, args.steps or grid["steps"], args.batch_size,
                            device, rounds=rounds, on_result=lambda r: console.print(
@@ -88,23 +94,16 @@ def main() -> None:
     whole = _whole_run(args, grid, device, console)
     first_step = None if args.no_startup or whole else run.time_to_first_step(
         Path(tempfile.mkdtemp(prefix="binwrn-bench-")))
-    table = Table(title="binwrn-bench")
-    for column in report.HEADER:
-        table.add_column(column, justify="right")
-    for row in report.rows(results, peak):
-        table.add_row(*row)
-    console.print(table)
-    for (d, w), ratio in run.one_bit_over_fp32(results).items():
-        console.print(f"1-bit / fp32 step time, {d}-{w}: {ratio:.3f}")
-    if first_step is not None:
-        console.print(f"command to first step: {first_step:.1f} s")
+    if whole:  # the whole run's binwrn-run says it (time/to_first_step_s, median)
+        first_step = Spread(tuple(t.phases["time/to_first_step_s"] for t in whole.binwrn)).median
     command = "binwrn-bench " + shlex.join(sys.argv[1:])
-    section = report.markdown(results, run.environment(device), command, peak, first_step)
+    section = report.markdown(results, run.environment(device), command, peak, first_step,
+                              whole is not None)
     if whole:
         from binwrn.bench.whole_run import markdown as whole_markdown
 
         section += "\n" + whole_markdown(whole)
-        console.print(whole_markdown(whole))
+    console.print(section, markup=False, highlight=False)  # too wide for a terminal table
     _record(args.out, section)
     console.print(f"recorded in {args.out}")
 

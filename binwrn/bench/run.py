@@ -31,7 +31,7 @@ from binwrn.train.fast_path import FastPath
 
 # QUICK fits `make bench QUICK=1` in about 6 minutes on 2 idle cores: fewer timed steps per
 # round (the rounds give the spread) and two whole-run rounds of about 100 s each.
-QUICK = {"depths": [10], "widths": [1, 4], "steps": 10, "rounds": (5, 7),
+QUICK = {"depths": [10], "widths": [1, 4], "steps": 8, "rounds": (5, 6),
          "whole_run_rounds": 2}
 FULL = {"depths": [10, 20, 26], "widths": [1, 4, 10], "steps": 25, "rounds": (5, 9),
         "whole_run_rounds": 3}
