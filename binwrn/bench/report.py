@@ -31,7 +31,7 @@ HEADER = ["net", "weights", "images/s", "ms/step binwrn (min-max)", "ms/step pla
 
 
 def markdown(results: list[Result], env: dict, command: str, peak: float | None,
-             first_step_s: float | None) -> str:
+             first_step_s: float | None, from_whole_run: bool = False) -> str:
     lines = [f"## {env['device']}, {env['date']}", "",
              f"Command: `{command}`", "",
              f"torch {env['torch']}, lightning {env['lightning']}, binwrn {env['binwrn']}, "
@@ -45,11 +45,14 @@ def markdown(results: list[Result], env: dict, command: str, peak: float | None,
     lines += ["| " + " | ".join(row) + " |" for row in rows(results, peak)]
     lines += ["", "| net | 1-bit / fp32 step time (binwrn path) |", "|---|---|"]
     lines += [f"| {d}-{w} | {ratio:.3f} |" for (d, w), ratio in one_bit_over_fp32(results).items()]
-    lines += ["", startup_line(first_step_s), ""]
+    lines += ["", startup_line(first_step_s, from_whole_run), ""]
     return "\n".join(lines)
 
 
-def startup_line(first_step_s: float | None) -> str:
+def startup_line(first_step_s: float | None, from_whole_run: bool = False) -> str:
     startup = f"{first_step_s:.1f} s" if first_step_s is not None else "not measured"
+    if from_whole_run:
+        return (f"Command to first training step (the whole-run row's `binwrn-run`, median): "
+                f"{startup}.")
     return (f"Command to first training step (`binwrn-run experiment=smoke dataset=digits`, "
             f"data cache warm): {startup}.")

@@ -17,6 +17,9 @@ from pathlib import Path
 from binwrn.bench.spread import Spread
 
 BIN = Path(sys.executable).parent
+NET = (10, 1, 1)  # depth, width, bits: the 1-bit WRN-10-1 of the issue's real-data figures
+PHASE_KEYS = ("to_first_step", "loop", "epoch_tests", "recomputed_tests", "epoch_ends",
+              "bn_recompute", "final_test", "artifacts")
 
 
 @dataclass
@@ -97,3 +100,39 @@ def measure(data_root: Path, work: Path, net: tuple[int, int, int], rounds: int,
         if on_round:
             on_round(i, result)
     return result
+
+
+def _phase_cells(t: RunTiming) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {t.phases[f'time/{k}_s']:.1f} s"
+                     for k in PHASE_KEYS if f"time/{k}_s" in t.phases) + f", exit {t.exit_s:.1f} s"
+
+
+def markdown(result: WholeRun) -> str:
+    """The whole-run row, each round's phases, and the outside-the-loop share."""
+    ratios = result.ratios()
+    depth, width, bits = NET
+    binwrn = Spread(tuple(t.wall_s for t in result.binwrn))
+    plain = Spread(tuple(result.plain_s))
+    outside = Spread(tuple(t.outside_over_loop() for t in result.binwrn))
+    lines = [f"Whole run, one epoch of WRN-{depth}-{width} {bits}-bit on 50,000 generated "
+             "CIFAR-10 images (train, test, recompute BN, test), each a process timed from "
+             "start to exit, plain then binwrn back to back:", "",
+             "| row | binwrn-run (s) | plain script (s) | binwrn / plain | time outside the "
+             "loop / loop |", "|---|---|---|---|---|",
+             f"| binwrn-run | {binwrn.median:.1f} ({binwrn.low:.1f}-{binwrn.high:.1f}) | "
+             f"{plain.median:.1f} ({plain.low:.1f}-{plain.high:.1f}) | {ratios.text()} | "
+             f"{outside.text(2)} |", ""]
+    lines += [f"- round {i + 1}: {_phase_cells(t)}" for i, t in enumerate(result.binwrn)]
+    return "\n".join(lines) + "\n"
+
+
+def show_phases(overrides: list[str], work: Path, console) -> RunTiming:
+    """`binwrn-bench --phases OVERRIDE ...`: one binwrn-run, where its time went."""
+    prepare_store(work)
+    timing = binwrn_run(overrides, work, "run")
+    console.print(f"binwrn-run {' '.join(overrides)}")
+    console.print(f"process {timing.wall_s:.1f} s: {_phase_cells(timing)}")
+    console.print(f"outside the loop: {timing.wall_s - timing.loop_s:.1f} s = "
+                  f"{100 * timing.outside_over_loop():.0f} % of the loop's "
+                  f"{timing.loop_s:.1f} s")
+    return timing
