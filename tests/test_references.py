@@ -14,6 +14,7 @@ from helpers_report import log_child, new_experiment, paper_params
 from mlflow import MlflowClient
 
 from binwrn import cli as binwrn_cli
+from binwrn.errors import ConfigError
 from binwrn.report import cli as report_cli
 from binwrn.report import paper
 from binwrn.report.references import log_paper_references, paper_references
@@ -109,6 +110,9 @@ def test_reports_and_export_leave_references_out(fresh_store, tmp_path, monkeypa
     # Across all experiments, the report holds the user's run alone.
     selection = runs_selection(client, uri, None, None)
     assert [run.run_id for run in selection.runs] == [mine]
+
+    with pytest.raises(ConfigError, match="holds the papers' published numbers"):
+        runs_selection(client, uri, REFERENCE_EXPERIMENT, None)
 
     # binwrn-export refuses a reference run in one sentence.
     reference = next(iter(_references(client).values()))

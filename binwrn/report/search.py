@@ -15,7 +15,7 @@ from binwrn.report.paper_tables import paper_entry, table2_cell
 from binwrn.report.runs import RunResult, read_run
 from binwrn.report.selection import Selection
 from binwrn.tracking.credentials import redact_uri
-from binwrn.tracking.references import is_reference
+from binwrn.tracking.references import REFERENCE_EXPERIMENT, is_reference
 
 PARENT_ROLE = ("binwrn.sweep_role", "parent")
 # Params that name a Table 1 cell (with the epoch budget, which may be shortened).
@@ -85,6 +85,10 @@ def runs_selection(client: MlflowClient, uri: str, experiment: str | None,
     """FINISHED runs of the experiment (or of all experiments) that match the filter; a
     sweep's parent run is bookkeeping, not a result, and the papers' reference runs are what
     the report compares with, not results: both are left out."""
+    if experiment == REFERENCE_EXPERIMENT:
+        raise ConfigError(f"The experiment '{REFERENCE_EXPERIMENT}' holds the papers' published "
+                          "numbers, which a report sets beside your runs, not runs of yours: "
+                          "pass the experiment your runs are in (e.g. --experiment binwrn).")
     wanted = "attributes.status = 'FINISHED'"
     if filter_string:
         wanted = f"{filter_string} and {wanted}"
