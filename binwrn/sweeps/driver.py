@@ -33,6 +33,7 @@ from binwrn.configuration.checks import check_values
 from binwrn.configuration.compose import compose, conf_dir
 from binwrn.configuration.identity import config_hash
 from binwrn.errors import BinwrnError, ConfigError
+from binwrn.sweeps.job_table import read_outcomes
 from binwrn.sweeps.plan import GROUP, write_plan
 from binwrn.sweeps.slurm import SlurmJobShape, check_jobs_fit, slurm_job_shape, uses_slurm
 from binwrn.sweeps.spec import Job, SweepSpec
@@ -213,11 +214,8 @@ def _launch(request: SweepRequest, pending: list[Job], plan_dir: Path, jobs_dir:
 
 
 def _read_outcomes(jobs_dir: Path) -> dict[str, dict]:
-    outcomes = {}
-    for path in jobs_dir.glob("*/outcome.json"):
-        data = json.loads(path.read_text())
-        outcomes[data["job"]] = data
-    return outcomes
+    """Each job's outcome.json, by the sweep's job id (binwrn.cli writes one per job)."""
+    return {outcome["job"]: outcome for outcome in read_outcomes(jobs_dir)}
 
 
 class SweepRun:
