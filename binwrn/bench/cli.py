@@ -34,7 +34,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--depths", type=whole(8, 1000), nargs="+")
     parser.add_argument("--widths", type=whole(1, 64), nargs="+")
     parser.add_argument("--steps", type=whole(1),
-                        help="timed steps per round (default 25; --quick 8)")
+                        help="timed steps per round (default 25; --quick 6)")
     parser.add_argument("--batch-size", type=whole(2, 100_000), default=125)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--no-startup", action="store_true",

@@ -18,8 +18,6 @@ from binwrn.bench.spread import Spread
 
 BIN = Path(sys.executable).parent
 NET = (10, 1, 1)  # depth, width, bits: the 1-bit WRN-10-1 of the issue's real-data figures
-PHASE_KEYS = ("to_first_step", "loop", "epoch_tests", "recomputed_tests", "epoch_ends",
-              "bn_recompute", "final_test", "artifacts")
 
 
 @dataclass
@@ -103,8 +101,9 @@ def measure(data_root: Path, work: Path, net: tuple[int, int, int], rounds: int,
 
 
 def _phase_cells(t: RunTiming) -> str:
-    return ", ".join(f"{k.replace('_', ' ')} {t.phases[f'time/{k}_s']:.1f} s"
-                     for k in PHASE_KEYS if f"time/{k}_s" in t.phases) + f", exit {t.exit_s:.1f} s"
+    from binwrn.terminal import phase_line
+
+    return f"{phase_line(t.phases)}, exit {t.exit_s:.1f} s"
 
 
 def markdown(result: WholeRun) -> str:

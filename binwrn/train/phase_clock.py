@@ -84,7 +84,8 @@ class PhaseClock(pl.Callback):
         self._close_epoch_steps()
         if self.to_first_step is not None:
             spent = time.perf_counter() - self._first_step
-            inside = sum(self.seconds[k] for k in ("loop", "epoch_tests", "recomputed_tests"))
+            inside = sum(self.seconds.get(k, 0.0)
+                         for k in ("loop", "epoch_tests", "recomputed_tests"))
             self.add("epoch_ends", max(spent - inside, 0.0))
 
     def _close_epoch_steps(self) -> None:
