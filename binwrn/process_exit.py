@@ -5,8 +5,9 @@ objects. A `binwrn-run` has imported about 5,000 (torch, Lightning, MLflow with 
 sympy through torch._dynamo), and that teardown kept the process alive for seconds after the
 run's end was recorded (docs/benchmarks.md), while the user's shell, a sweep driver or a
 scheduler waited. Nothing binwrn needs happens in it: here the work that must happen at exit
-does (threads that are not daemons are joined, atexit handlers run: MLflow's, logging's,
-temporary folders'; the standard streams are flushed), then the process ends with its status.
+does (threading's exit callbacks run and threads that are not daemons are joined, atexit
+handlers run: MLflow's, logging's, temporary folders'; the standard streams are flushed), then
+the process ends with its status.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from typing import NoReturn
 
 def exit_now(status: int) -> NoReturn:
     """End the process with `status` after what exit must do, without the teardown."""
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # The interpreter's own order: threading's exit callbacks first (concurrent.futures and
+    # joblib's loky executors shut their workers down there; joining their threads before
+    # that waits forever), then the join of every thread that is not a daemon (both are
+    # threading._shutdown), then the atexit handlers.
+    threading._shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

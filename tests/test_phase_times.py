@@ -63,3 +63,25 @@ def test_the_quick_exit_keeps_the_status_the_atexit_work_and_the_output(
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == status, done.stderr
     assert done.stdout == "printed before" and marker.read_text() == "atexit ran"
+
+
+POOLED = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from binwrn.process_exit import without_teardown
+POOL = ThreadPoolExecutor(2)  # alive to the end: its workers stop in threading's exit
+def main():                   # callbacks, as joblib's loky executor's do
+    print(POOL.submit(lambda: "pooled work done").result(), end="")
+without_teardown(main)()
+"""
+
+
+def test_the_quick_exit_shuts_executors_down_in_the_interpreters_order() -> None:
+    """A Hydra joblib sweep hung here: joining the executors' threads before threading's exit
+    callbacks had told them to stop waited forever (the 2-job sweep test timed out)."""
+    try:
+        done = subprocess.run([sys.executable, "-c", POOLED], capture_output=True, text=True,
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process did not exit: its executor's threads were joined first")
+    assert done.returncode == 0 and done.stdout == "pooled work done", done.stderr

@@ -15,7 +15,7 @@ device, library versions and date. Ratios compare two measurements from the same
 absolute time means something only on the device named. "binwrn" is the Lightning path
 `binwrn-run` trains with; "plain" is a minimal PyTorch loop in the bench with the same model,
 data, on-device augmentation, optimizer and precision. Model TFLOP/s count the convolutions'
-multiply-adds (2 FLOPs each) x 3 for a training step. Since 2026-12-07 each case is timed in
+multiply-adds (2 FLOPs each) x 3 for a training step. Each case is timed in
 rounds of plain then binwrn back to back; a row gives medians with their range, and binwrn /
 plain is the median of the rounds' ratios with its 95 % interval (order statistics: it assumes
 nothing about the noise) and range, so two runs of the bench agree where their intervals

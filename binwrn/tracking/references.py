@@ -25,7 +25,7 @@ SOURCE_TAG = "binwrn.reference_source"  # where the numbers are quoted: spec sec
 DIGEST_TAG = "binwrn.reference_digest"  # of params and metrics: a corrected number replaces it
 NOTE_TAG = "mlflow.note.content"  # the run's description in the UI
 # Metric timestamps are fixed, so two stores hold the same values and the UI's "time" axis
-# does not suggest a training date: 2018-02-15, the ICLR 2018 paper's arXiv version.
+# does not suggest a training date: 15 February 2018, the ICLR 2018 paper's arXiv version.
 PUBLISHED_MS = 1_518_652_800_000
 
 
