@@ -27,6 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from binwrn.allocator import keep_freed_memory
 from binwrn.configuration.checks import check_config, check_values
 from binwrn.configuration.compose import compose, conf_dir
 from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
@@ -130,6 +131,7 @@ def _log_figure(run, work_dir: Path) -> None:
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _run_job(cfg: DictConfig) -> float | None:
     started = time.time()
+    keep_freed_memory()  # here: the job may run in a sweep's worker process (allocator.py)
     clock_start = _clock_start(started)
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from binwrn.models import WideResNet
+from binwrn.train import bn_stats
 from binwrn.train.bn_stats import recompute_bn_statistics
 
 
@@ -143,3 +144,57 @@ def test_the_statistics_are_those_of_before_inference_mode_to_the_bit() -> None:
     for (name, old), new in zip(before.state_dict().items(), after.state_dict().values(),
                                 strict=True):
         assert torch.equal(old, new), name
+
+
+def _activations():
+    """BN inputs of the kinds a net makes: raw pixels (large mean), centred and offset
+    activations, means near zero, 2-D and 3-D inputs, one channel, channels-last memory."""
+    g = torch.Generator().manual_seed(1)
+    yield torch.randint(0, 256, (25, 3, 32, 32), generator=g).float()
+    for scale, shift in ((1.0, 0.0), (3.0, 0.3), (0.01, 5.0), (50.0, -1e-3)):
+        yield torch.randn(25, 16, 16, 16, generator=g) * scale + shift
+    yield torch.randn(40, 10, generator=g) * 2 + 1
+    yield torch.randn(8, 6, 50, generator=g)
+    yield torch.randn(25, 1, 8, 8, generator=g) + 0.5
+    yield (torch.randn(25, 12, 8, 8, generator=g) + 1).contiguous(
+        memory_format=torch.channels_last)
+
+
+def _var_mean(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.var_mean(x, dim=[d for d in range(x.dim()) if d != 1], unbiased=False)
+
+
+@pytest.mark.parametrize("agree", [bn_stats.AGREE, 0.0, 1.0])
+def test_batch_moments_are_var_means_to_the_bit(monkeypatch, agree: float) -> None:
+    """The two-pass moments round to var_mean's float32 values: with the shipped margin, with
+    none (no channel re-reduced), and with every channel re-reduced by var_mean (the
+    fallback, a lone channel included)."""
+    monkeypatch.setattr(bn_stats, "AGREE", agree)
+    for x in _activations():
+        got, want = bn_stats.batch_moments(x), _var_mean(x)
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == w.dtype == torch.float32
+            assert torch.equal(g, w), (tuple(x.shape), agree)
+
+
+def test_only_channels_near_a_rounding_boundary_are_reduced_again(monkeypatch) -> None:
+    """A channel whose exact mean is the midpoint between two float32 values is re-reduced
+    by var_mean, with one other channel (var_mean reduces a lone channel differently); the
+    rest keep the two-pass value."""
+    x = torch.randn(8, 4, 4, 4, generator=torch.Generator().manual_seed(2)) + 2.0
+    low = torch.tensor(1.5, dtype=torch.float32)
+    x[:, 2] = low
+    x[:4, 2] = torch.nextafter(low, torch.tensor(2.0))  # half the 128 values one step up
+    calls = []
+    real = torch.var_mean
+
+    def counted(t, *args, **kwargs):
+        calls.append(t.shape[1])
+        return real(t, *args, **kwargs)
+
+    monkeypatch.setattr(bn_stats.torch, "var_mean", counted)
+    got = bn_stats.batch_moments(x)
+    monkeypatch.setattr(bn_stats.torch, "var_mean", real)
+    assert calls == [2]  # channel 2 and its neighbour, not the layer
+    for g, w in zip(got, _var_mean(x), strict=True):
+        assert torch.equal(g, w)
