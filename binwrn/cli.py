@@ -103,9 +103,8 @@ def _rank_command(hydra_cfg) -> list[str]:
     searched = [o for o in hydra_cfg.overrides.hydra
                 if o.lstrip("+~").startswith("hydra.searchpath")]
     flags = [f"--config-name={hydra_cfg.job.config_name}"]
-    flags += [f"--config-dir={source.path.removeprefix('file://')}"
-              for source in hydra_cfg.runtime.config_sources
-              if source.provider == "command-line" and source.path.startswith("file://")]
+    flags += [f"--config-dir={source.path}" for source in hydra_cfg.runtime.config_sources
+              if source.provider == "command-line" and source.schema == "file"]
     return [sys.executable, "-c", "from binwrn.cli import run; run()", *flags,
             *hydra_cfg.overrides.task, *searched]
 
