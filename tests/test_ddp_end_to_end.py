@@ -1,7 +1,8 @@
-"""`binwrn-run trainer=ddp` with two gloo processes on the CPU, as a user runs it, in one Hydra
-multirun with the same config on one process: one MLflow run and one output folder per job,
+"""`binwrn-run trainer=ddp` with two gloo processes on the CPU, as a user runs it: in one Hydra
+multirun with the same config on one process (one MLflow run and one output folder per job,
 every epoch's metrics logged once, every test image counted once, the same config hash and
-accuracy of the same scale as the one-process run."""
+accuracy of the same scale as the one-process run); in a joblib sweep, whose workers have no
+command line of their job; and with rank 1 killed mid-training."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 
 from binwrn.cli import _rank_command
 from binwrn.configuration.compose import conf_dir
-from binwrn.errors import BinwrnError
+from binwrn.errors import BinwrnError, Interrupted
 from binwrn.train.cluster import BINWRN, launched_processes
 from binwrn.train.local_ranks import _VARIABLES, OtherRanks, local_ranks
 
@@ -67,6 +67,8 @@ def test_a_rank_that_died_is_the_runs_error(clean_env) -> None:
         with pytest.raises(BinwrnError) as caught, launched.training():
             proc.wait(timeout=60)
             raise RuntimeError("Connection closed by peer")  # what gloo says on rank zero
+        with pytest.raises(Interrupted), launched.training():  # a stop all ranks agreed on
+            raise Interrupted("stopped by SIGTERM at epoch 2, step 20")
     assert str(caught.value).startswith(f"DDP rank 1 (process {proc.pid}) exited with code 3 "
                                         "during training, and the run stopped with it")
     others = OtherRanks()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from binwrn.errors import BinwrnError, ConfigError, Diverged
+from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
 
 if TYPE_CHECKING:
     from binwrn.train.local_ranks import OtherRanks
@@ -213,7 +213,7 @@ class Launched:
         try:
             yield
         except Exception as err:
-            if isinstance(err, BinwrnError | Diverged) or self.others is None:
+            if isinstance(err, BinwrnError | Diverged | Interrupted) or self.others is None:
                 raise
             lost = self.others.failed(wait_s=LOST_RANK_WAIT_S)
             if lost is None:
