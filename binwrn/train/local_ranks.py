@@ -161,8 +161,8 @@ def local_ranks(world: int, command: list[str]) -> Iterator[Launched]:
 
 def leave_signals_to_rank_zero() -> None:
     """In a rank that binwrn's rank zero started: Ctrl-C and SLURM's SIGUSR2 reach every
-    process of the job, and rank zero handles them (docs/scale-out.md); its warnings are
-    this rank's too."""
+    process of the job, and rank zero handles them (docs/scale-out.md); rank zero, on the
+    same terminal, shows the warnings for all ranks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     warnings.filterwarnings("ignore")
