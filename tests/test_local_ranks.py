@@ -17,9 +17,10 @@ from hydra import compose, initialize_config_dir
 
 from binwrn.cli import _rank_command
 from binwrn.configuration.compose import conf_dir
-from binwrn.errors import BinwrnError, Interrupted
-from binwrn.train.cluster import BINWRN, launched_processes
+from binwrn.errors import BinwrnError, DataError, Interrupted
+from binwrn.train.cluster import BINWRN, Refused, launched_processes
 from binwrn.train.local_ranks import _VARIABLES, OtherRanks, local_ranks
+from binwrn.train.spec import TrainerArgs
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -76,3 +77,14 @@ def test_a_rank_that_died_is_the_runs_error(clean_env) -> None:
     assert others.failed() is None  # running is no failure
     others.end(grace_s=0)
     assert others.failed() == f"DDP rank 1 (process {others.procs[0].pid}) was killed by SIGKILL"
+
+
+def test_on_one_machine_rank_zeros_refusal_is_said_as_one_process_says_it(clean_env) -> None:
+    def prepare():
+        raise DataError("No digits data under /nowhere.")
+
+    with local_ranks(1, SLEEPER) as launched:  # a process group of one, no other rank
+        launched.connect(TrainerArgs(settings={"accelerator": "cpu"}))
+        with pytest.raises(Refused) as caught:
+            launched.run_together(prepare, "Preparing the config")
+    assert str(caught.value) == "No digits data under /nowhere."

@@ -168,6 +168,8 @@ class Launched:
         if local_error is not None:
             raise local_error
         if failed:
+            if self.kind == BINWRN and problems[0][1] is not None:  # one machine, one reason:
+                raise Refused(problems[0][1])  # said as one process says it
             where, reason = failed[0]
             more = f" (and {len(failed) - 1} more ranks)" if len(failed) > 1 else ""
             raise Refused(f"{what} failed on {where}{more}: {reason}")
