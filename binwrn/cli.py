@@ -142,13 +142,12 @@ def _ranks(cfg: DictConfig, in_sweep: bool, hydra_cfg):
         yield launched
 
 
-def _said_by_rank_zero(err: BaseException, launched) -> bool:
+def _said_by_rank_zero(err: BaseException) -> bool:
     """Whether rank zero prints this rank's error for it: ranks that binwrn started share rank
     zero's terminal, and it reports what all ranks refused or agreed on."""
-    from binwrn.train.cluster import BINWRN, Refused
+    from binwrn.train.cluster import STARTED_BY_BINWRN, Refused
 
-    return (launched is not None and launched.kind == BINWRN
-            and isinstance(err, Refused | Diverged | Interrupted))
+    return STARTED_BY_BINWRN in os.environ and isinstance(err, Refused | Diverged | Interrupted)
 
 
 def _log_figure(run, work_dir: Path) -> None:
@@ -214,7 +213,6 @@ def _run_job(cfg: DictConfig) -> float | None:
     leader = rank_from_environment() == 0  # under srun/torchrun rank zero writes, says it all
     if verbose and leader:
         show_config(redact_uri(OmegaConf.to_yaml(cfg, resolve=True)))
-    launched = None
     try:
         if in_sweep:  # a single run's config was checked before its folder was made
             check_config(cfg)
@@ -225,7 +223,7 @@ def _run_job(cfg: DictConfig) -> float | None:
             return None
     except (BinwrnError, Diverged, Interrupted) as err:
         if not leader:
-            if not _said_by_rank_zero(err, launched):
+            if not _said_by_rank_zero(err):
                 show_error(f"rank {rank_from_environment()}: {err}")
             if not in_sweep:
                 sys.exit(2)
