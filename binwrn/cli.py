@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 import hydra
@@ -97,24 +97,58 @@ def _clock_start(job_started: float) -> float:
     return psutil.Process().create_time()
 
 
-def _cluster_rank(cfg: DictConfig, in_sweep: bool):
-    """This process as one of the ranks srun or torchrun started (train/cluster.py), its
-    process group open and the config agreed on by all ranks; None for a lone process."""
-    from binwrn.configuration.parallel import check_launch, config_digest
+def _rank_command(hydra_cfg) -> list[str]:
+    """`binwrn-run` for another rank of this job on this machine: the job's own overrides (a
+    sweep's worker has no command line of its one job to re-run) and, of Hydra's, those that
+    change what composes (binwrn-sweep's search path, another config name or folder)."""
+    searched = [o for o in hydra_cfg.overrides.hydra
+                if o.lstrip("+~").startswith("hydra.searchpath")]
+    flags = [f"--config-name={hydra_cfg.job.config_name}"]
+    flags += [f"--config-dir={source.path}" for source in hydra_cfg.runtime.config_sources
+              if source.provider == "command-line" and source.schema == "file"]
+    return [sys.executable, "-c", "from binwrn.cli import run; run()", *flags,
+            *hydra_cfg.overrides.task, *searched]
+
+
+@contextmanager
+def _ranks(cfg: DictConfig, in_sweep: bool, hydra_cfg):
+    """This process as one of several DDP ranks until its job ends, the process group open
+    and the config agreed on by all ranks; None for a lone process. srun or torchrun started
+    the ranks (train/cluster.py), or, `trainer=ddp` on one machine, this process is rank zero
+    and starts the others now (train/local_ranks.py)."""
+    from binwrn.configuration.parallel import check_launch, config_digest, uses_ddp, world_size
+    from binwrn.configuration.trainer import trainer_args
     from binwrn.train.cluster import launched_processes
 
     launched = launched_processes()
     check_launch(cfg, launched)
-    if launched is not None:
-        if in_sweep and "submitit" not in str(HydraConfig.get().launcher.get("_target_")):
-            raise ConfigError(f"binwrn-run -m under {launched.kind} would run the whole sweep "
-                              "in every process: start one config per launch, or use "
-                              "binwrn-sweep --launcher slurm.")
-        from binwrn.configuration.trainer import trainer_args
+    if launched is None and not uses_ddp(cfg):
+        yield None
+        return
+    with ExitStack() as ending:
+        if launched is None:
+            from binwrn.train.local_ranks import local_ranks
 
+            launched = ending.enter_context(local_ranks(world_size(cfg.trainer),
+                                                        _rank_command(hydra_cfg)))
+        else:
+            if in_sweep and "submitit" not in str(hydra_cfg.launcher.get("_target_")):
+                raise ConfigError(f"binwrn-run -m under {launched.kind} would run the whole "
+                                  "sweep in every process: start one config per launch, or "
+                                  "use binwrn-sweep --launcher slurm.")
+            ending.callback(launched.disconnect)
+        _quiet_libraries(bool(cfg.get("verbose", False)))  # before Lightning's connection lines
         launched.connect(trainer_args(cfg))
         launched.agree_on_config(config_digest(cfg))
-    return launched
+        yield launched
+
+
+def _said_by_rank_zero(err: BaseException) -> bool:
+    """Whether rank zero prints this rank's error for it: ranks that binwrn started share rank
+    zero's terminal, and it reports what all ranks refused or agreed on."""
+    from binwrn.train.cluster import STARTED_BY_BINWRN, Refused
+
+    return STARTED_BY_BINWRN in os.environ and isinstance(err, Refused | Diverged | Interrupted)
 
 
 def _log_figure(run, work_dir: Path) -> None:
@@ -126,6 +160,43 @@ def _log_figure(run, work_dir: Path) -> None:
         log_curves(run.client, run.run_id, work_dir / "figures")
     except Exception as err:  # noqa: BLE001 (matplotlib and the store fail in many types)
         logging.getLogger("binwrn").warning("no figures/curves.png for the run: %s", err)
+
+
+def _job(cfg: DictConfig, launched, leader: bool, verbose: bool, output_dir: Path,
+         clock_start: float, job: dict, writes_to: Path) -> dict | None:
+    """Prepare and train one job (rank zero, or a lone process: its result), or follow rank
+    zero's run (another rank: None)."""
+    from binwrn.configuration.prepare import prepare
+
+    preparing = time.perf_counter()
+    if launched is None:  # bad data is refused before the slow imports
+        spec = prepare(cfg, checked=True)
+    else:  # refused on every rank when any rank cannot build it
+        spec = launched.run_together(lambda: prepare(cfg, checked=True),
+                                     "Preparing the config")
+    startup = {"startup/data": time.perf_counter() - preparing}  # train/phase_clock.py
+    if leader:
+        show_settings(spec.identity.name, cfg, spec.trainer.precision, output_dir,
+                      job["number"], spec.identity.params.get("data.val_split"))
+        for warning in spec.warnings:
+            show_warning(warning)
+    from binwrn.train.lean_imports import import_lightning
+
+    importing = time.perf_counter()
+    import_lightning()  # without torchmetrics' torchvision, scipy and matplotlib
+    if not leader:  # learns the run from rank zero and trains with it; writes nothing
+        from binwrn.train.fit import follow
+
+        _quiet_libraries(verbose)
+        follow(spec, launched)
+        return None
+    from binwrn.train.run import train  # Lightning + MLflow: most of the start-up
+
+    startup["startup/imports"] = time.perf_counter() - importing
+    _quiet_libraries(verbose)  # after MLflow's import, which sets its loggers' levels
+    with launched.leading() if launched is not None else nullcontext():
+        return train(spec, output_dir, started_at=clock_start, launched=launched,
+                     writes_to=writes_to, at_end=_log_figure, startup=startup)
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
@@ -144,47 +215,18 @@ def _run_job(cfg: DictConfig) -> float | None:
     leader = rank_from_environment() == 0  # under srun/torchrun rank zero writes, says it all
     if verbose and leader:
         show_config(redact_uri(OmegaConf.to_yaml(cfg, resolve=True)))
-    launched = None
     try:
         if in_sweep:  # a single run's config was checked before its folder was made
             check_config(cfg)
-        from binwrn.configuration.prepare import prepare
-
-        launched = _cluster_rank(cfg, in_sweep)
-        preparing = time.perf_counter()
-        if launched is None:  # bad data is refused before the slow imports
-            spec = prepare(cfg, checked=True)
-        else:  # refused on every rank when any rank cannot build it
-            spec = launched.run_together(lambda: prepare(cfg, checked=True),
-                                         "Preparing the config")
-        startup = {"startup/data": time.perf_counter() - preparing}  # train/phase_clock.py
-        if leader:
-            show_settings(spec.identity.name, cfg, spec.trainer.precision, output_dir,
-                          job["number"], spec.identity.params.get("data.val_split"))
-            for warning in spec.warnings:
-                show_warning(warning)
-        from binwrn.train.lean_imports import import_lightning
-
-        importing = time.perf_counter()
-        import_lightning()  # without torchmetrics' torchvision, scipy and matplotlib
-        if not leader:  # learns the run from rank zero and trains with it; writes nothing
-            from binwrn.train.fit import follow
-
-            _quiet_libraries(verbose)
-            follow(spec, launched)
+        with _ranks(cfg, in_sweep, hydra_cfg) as launched:
+            result = _job(cfg, launched, leader, verbose, output_dir, clock_start, job,
+                          Path(hydra_cfg.sweep.dir if in_sweep else hydra_cfg.run.dir))
+        if result is None:  # a rank other than zero
             return None
-        from binwrn.train.run import train  # Lightning + MLflow: most of the start-up
-
-        startup["startup/imports"] = time.perf_counter() - importing
-        _quiet_libraries(verbose)  # after MLflow's import, which sets its loggers' levels
-        with launched.leading() if launched is not None else nullcontext():
-            result = train(spec, output_dir, started_at=clock_start, launched=launched,
-                           writes_to=Path(hydra_cfg.sweep.dir if in_sweep else
-                                          hydra_cfg.run.dir), at_end=_log_figure,
-                           startup=startup)
     except (BinwrnError, Diverged, Interrupted) as err:
         if not leader:
-            show_error(f"rank {rank_from_environment()}: {err}")
+            if not _said_by_rank_zero(err):
+                show_error(f"rank {rank_from_environment()}: {err}")
             if not in_sweep:
                 sys.exit(2)
             return None
@@ -296,10 +338,18 @@ def run() -> None:
     """`binwrn-run [overrides]`: train and track one config, or a Hydra `-m` sweep."""
     sys.argv[1:] = credentials_out_of_overrides(sys.argv[1:])  # before Hydra records them
     overrides = _check_first(sys.argv[1:])
-    from binwrn.train.cluster import follower_hydra_overrides, started_as_follower
+    from binwrn.train.cluster import (
+        STARTED_BY_BINWRN,
+        follower_hydra_overrides,
+        started_as_follower,
+    )
 
-    if started_as_follower(sys.argv[1:]):  # srun/torchrun rank > 0: rank zero's folder only
+    if started_as_follower(sys.argv[1:]):  # a rank > 0: rank zero's folder only
         sys.argv += follower_hydra_overrides()
+        if STARTED_BY_BINWRN in os.environ:
+            from binwrn.train.local_ranks import leave_signals_to_rank_zero
+
+            leave_signals_to_rank_zero()
     _composed_once(overrides)
     if _failed_jobs:
         show_error(f"{len(_failed_jobs)} job(s) failed: " + "; ".join(_failed_jobs))

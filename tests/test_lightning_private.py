@@ -1,6 +1,6 @@
 """The private Lightning names binwrn builds on stay where binwrn/train/lightning_private.py
-imports them, shaped as train/ddp.py and train/cluster.py use them; no other module imports
-one. A Lightning upgrade that moves, renames or reshapes one fails here, by name."""
+imports them, shaped as train/cluster.py uses them; no other module imports one. A Lightning
+upgrade that moves, renames or reshapes one fails here, by name."""
 
 from __future__ import annotations
 
@@ -8,26 +8,20 @@ import ast
 import importlib
 import inspect
 import re
-import threading
 from pathlib import Path
 
 import lightning
 import pytest
 import torch
-from lightning.fabric.plugins.environments import LightningEnvironment
-from lightning.pytorch.strategies import DDPStrategy
 from packaging.specifiers import SpecifierSet
 
 from binwrn.errors import BinwrnError
 from binwrn.train import lightning_private
-from binwrn.train.ddp import PlannedDDP, _PlanLauncher, _Watcher
 from binwrn.train.lightning_private import (
     TESTED,
-    _ChildProcessObserver,
     _get_default_process_group_backend_for_device,
     _init_dist_connection,
     _set_num_threads_if_needed,
-    _SubprocessScriptLauncher,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,38 +37,6 @@ def test_the_tested_range_is_pyprojects_pin_and_holds_the_installed_lightning():
     assert lightning.__version__ in SpecifierSet(TESTED)
 
 
-def test_the_watcher_is_a_thread_whose_loop_ddp_overrides():
-    assert issubclass(_ChildProcessObserver, threading.Thread)
-    assert _parameters(_ChildProcessObserver.__init__) == ["self", "main_pid", "child_processes",
-                                                          "sleep_period"]
-    assert _parameters(_ChildProcessObserver._run) == ["self"]
-    watcher = _Watcher(main_pid=0, child_processes=[], sleep_period=1)
-    watcher.stopped = True
-    assert watcher._run() is True  # the override answers "stop" without looking at ranks
-
-
-def test_the_launcher_takes_what_ddp_passes_and_keeps_its_processes_in_procs(tmp_path):
-    assert _parameters(_SubprocessScriptLauncher.__init__) == [
-        "self", "cluster_environment", "num_processes", "num_nodes"]
-    for name in ("_call_children_scripts", "_check_can_spawn_children"):
-        assert _parameters(getattr(_SubprocessScriptLauncher, name)) == ["self"]
-    assert _parameters(_SubprocessScriptLauncher.kill) == ["self", "signum"]
-    assert _parameters(_SubprocessScriptLauncher.launch)[:2] == ["self", "function"]
-    launcher = _PlanLauncher(LightningEnvironment(), 2, 1, tmp_path / "plan.json")
-    assert launcher.procs == [] and launcher.num_processes == 2 and launcher.num_nodes == 1
-
-
-def test_ddp_strategy_installs_its_launcher_through_configure_launcher(tmp_path):
-    """PlannedDDP overrides `_configure_launcher` and sets `_launcher`: Lightning must still
-    build its launcher there and hand it out as `strategy.launcher`."""
-    stock = DDPStrategy(cluster_environment=LightningEnvironment())
-    stock._configure_launcher()
-    assert type(stock.launcher) is _SubprocessScriptLauncher
-    planned = PlannedDDP(tmp_path / "plan.json")
-    planned._configure_launcher()
-    assert isinstance(planned.launcher, _PlanLauncher)
-
-
 def test_the_process_group_helpers_take_what_cluster_passes():
     assert _get_default_process_group_backend_for_device(torch.device("cpu")) == "gloo"
     assert _parameters(_init_dist_connection)[:4] == [
@@ -85,8 +47,8 @@ def test_the_process_group_helpers_take_what_cluster_passes():
 @pytest.mark.parametrize(("module", "name", "problem"), [
     ("lightning.fabric.utilities.distributed", "_init_dist_connection",
      "has moved or renamed a private name"),
-    ("lightning.pytorch.strategies.launchers.subprocess_script._SubprocessScriptLauncher",
-     "_check_can_spawn_children", "has no _SubprocessScriptLauncher._check_can_spawn_children"),
+    ("lightning.fabric.utilities.distributed", "_set_num_threads_if_needed",
+     "has moved or renamed a private name"),
 ])
 def test_a_lightning_without_a_name_fails_at_import_with_one_sentence(monkeypatch, module, name,
                                                                        problem):

@@ -12,7 +12,7 @@ plain objects and values.
 - `sensitivity`: binwrn-sensitivity's spec;
 - `run_help`, `output_dir`: binwrn-run's --help (its config groups, read from conf/) and the
   check that its output folder can be written, a Hydra callback.
-Only entry points (cli.py, ddp_rank.py, sweeps, report, bench, gpucheck) import it; nothing
+Only entry points (cli.py, sweeps, report, bench, gpucheck) import it; nothing
 under binwrn/train does (tests/test_layering.py). It imports neither Lightning nor MLflow
 (most of a start's wait), so `prepare` can refuse bad input before they load.
 """

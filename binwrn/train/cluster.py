@@ -1,10 +1,9 @@
-"""DDP ranks started by the cluster: `srun` (SLURM) or `torchrun`, on one node or several.
+"""DDP ranks started by the cluster (`srun`, `torchrun`, on one node or several) or, on one
+machine, by binwrn itself: rank zero starts the others as torchrun would (train/local_ranks.py).
 
-On a workstation `binwrn-run trainer=ddp` is rank zero and starts the other ranks itself
-(train/ddp.py). On a cluster the scheduler starts them: one `binwrn-run` process per device on
-every node, all with the same command line, and Lightning's own cluster environments
-(`SLURMEnvironment`, `TorchElasticEnvironment`) say which rank each is and where rank zero
-listens. Every rank composes the config itself; then, over the process group:
+Every rank is one `binwrn-run` process with the same overrides, and Lightning's own cluster
+environments (`SLURMEnvironment`, `TorchElasticEnvironment`) say which rank each is and where
+rank zero listens. Every rank composes the config itself; then, over the process group:
 
 1. the ranks check they composed the same config and that every rank could build its data
    (`run_together`: a problem on any rank is refused on all of them, in one sentence);
@@ -13,10 +12,9 @@ listens. Every rank composes the config itself; then, over the process group:
    MLflow run, and broadcasts run id, folder and checkpoint to the others
    (`broadcast_object_list`). It alone writes: the MLflow run, checkpoints, outcome.json,
    the Hydra folder. The other ranks (train/fit.py `follow`) write nothing;
-3. all train, recompute BN and test in lockstep (train/fit.py), as under the workstation
-   mode.
+3. all train, recompute BN and test in lockstep (train/fit.py).
 
-Nothing here imports MLflow; Lightning is imported only when a cluster started the process.
+Nothing here imports MLflow; Lightning is imported only where several processes train.
 """
 
 from __future__ import annotations
@@ -29,12 +27,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from binwrn.errors import BinwrnError, ConfigError
+from binwrn.errors import BinwrnError, ConfigError, Diverged, Interrupted
 
 if TYPE_CHECKING:
+    from binwrn.train.local_ranks import OtherRanks
     from binwrn.train.spec import TrainerArgs
 
-TORCHRUN, SRUN = "torchrun", "srun"
+# Who started the ranks: torchrun, srun, or binwrn's rank zero on one machine (the MLflow tag
+# binwrn.started_by). The ranks binwrn starts carry STARTED_BY_BINWRN beside torchrun's
+# variables.
+TORCHRUN, SRUN, BINWRN = "torchrun", "srun", "binwrn"
+STARTED_BY_BINWRN = "BINWRN_LOCAL_RANKS"
+# Seconds rank zero waits, after fit or test failed, for a rank it started to show that it
+# died first (its collective then fails on the closed connection).
+LOST_RANK_WAIT_S = 5
 # SLURM job names under which Lightning does not treat a job as SLURM-launched (an
 # interactive allocation whose processes something else starts).
 _INTERACTIVE_JOB_NAMES = ("bash", "interactive")
@@ -78,15 +84,20 @@ def follower_hydra_overrides() -> list[str]:
             "hydra/job_logging=stdout"]
 
 
+class Refused(ConfigError):
+    """A refusal every rank raises alike (rank zero says it for all of them)."""
+
+
 @dataclass
 class Launched:
-    """This process as one rank of processes a cluster started; a Lightning environment."""
+    """This process as one rank of several; a Lightning environment."""
 
     environment: object  # lightning.fabric.plugins.environments.ClusterEnvironment
-    kind: str            # torchrun | srun
+    kind: str            # torchrun | srun | binwrn
     world: int
     nodes: int
     per_node: int
+    others: OtherRanks | None = None  # rank zero on one machine: the ranks it started
     _shared: bool = False  # rank zero: the run has been announced to the others
 
     @property
@@ -157,9 +168,11 @@ class Launched:
         if local_error is not None:
             raise local_error
         if failed:
+            if self.kind == BINWRN and problems[0][1] is not None:  # one machine, one reason:
+                raise Refused(problems[0][1])  # said as one process says it
             where, reason = failed[0]
             more = f" (and {len(failed) - 1} more ranks)" if len(failed) > 1 else ""
-            raise ConfigError(f"{what} failed on {where}{more}: {reason}")
+            raise Refused(f"{what} failed on {where}{more}: {reason}")
         return result
 
     def agree_on_config(self, digest: str) -> None:
@@ -168,8 +181,8 @@ class Launched:
         digests = self._gather((self.where(), digest))
         differing = [where for where, d in digests if d != digests[0][1]]
         if differing:
-            raise ConfigError(f"{', '.join(differing)} composed a different config from rank "
-                              "0: start every rank with the same command line and environment.")
+            raise Refused(f"{', '.join(differing)} composed a different config from rank 0: "
+                          "start every rank with the same command line and environment.")
 
     # -- rank zero's decisions ----------------------------------------------------------
 
@@ -180,7 +193,7 @@ class Launched:
         box = [message]
         dist.broadcast_object_list(box, src=0)
         if box[0].get("failed") is not None and not self.is_rank_zero:
-            raise ConfigError(f"rank 0 could not start the run: {box[0]['failed']}")
+            raise Refused(f"rank 0 could not start the run: {box[0]['failed']}")
         return box[0]
 
     @contextmanager
@@ -193,8 +206,22 @@ class Launched:
             if not self._shared:
                 self.share({"failed": str(err) or type(err).__name__})
             raise
-        finally:
-            self.disconnect()
+
+    @contextmanager
+    def training(self):
+        """Around rank zero's fit and test: where it started the other ranks itself and one
+        of them died, that death is the run's error, not the closed connection that rank
+        zero's next collective fails on."""
+        try:
+            yield
+        except Exception as err:
+            if isinstance(err, BinwrnError | Diverged | Interrupted) or self.others is None:
+                raise
+            lost = self.others.failed(wait_s=LOST_RANK_WAIT_S)
+            if lost is None:
+                raise
+            raise BinwrnError(f"{lost} during training, and the run stopped with it: the "
+                              "same command resumes it from its last checkpoint.") from err
 
     def announce_run(self, run_id: str, work_dir: Path, checkpoint: Path | None) -> None:
         """Rank zero: the run, its folder and the checkpoint it resumes from, to all ranks;
@@ -206,16 +233,18 @@ class Launched:
 
 
 def launched_processes() -> Launched | None:
-    """This process as one of several that torchrun or srun started, or None (one process,
-    or rank zero of binwrn's own workstation mode). torchrun wins inside a SLURM job: its
-    variables describe the processes, where SLURM's describe the job's tasks. An srun task is
-    what Lightning's SLURMEnvironment detects, in a step of several tasks (SLURM_STEP_ID)."""
+    """This process as one of several that torchrun, srun or binwrn's rank zero started, or
+    None (one process, or rank zero of one machine before it starts the others). torchrun
+    wins inside a SLURM job: its variables describe the processes, where SLURM's describe the
+    job's tasks. An srun task is what Lightning's SLURMEnvironment detects, in a step of
+    several tasks (SLURM_STEP_ID)."""
     if "TORCHELASTIC_RUN_ID" in os.environ:
         from lightning.fabric.plugins.environments import TorchElasticEnvironment
 
         if not TorchElasticEnvironment.detect():
             return None
-        environment, kind = TorchElasticEnvironment(), TORCHRUN
+        environment = TorchElasticEnvironment()
+        kind = BINWRN if STARTED_BY_BINWRN in os.environ else TORCHRUN
         per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         world = environment.world_size()
         nodes = int(os.environ.get("GROUP_WORLD_SIZE", max(1, world // per_node)))
@@ -238,11 +267,3 @@ def launched_processes() -> Launched | None:
         return None
     return Launched(environment, kind, world, nodes, per_node)
 
-
-@contextmanager
-def session(launched: Launched):
-    """The process group is closed when this rank's work ends, whatever the outcome."""
-    try:
-        yield
-    finally:
-        launched.disconnect()

@@ -1,9 +1,9 @@
 """The steps every DDP rank runs alike (and a one-device run): build the module, data,
 callbacks and Trainer; fit, recompute BN statistics, test, save final.ckpt.
 
-Rank zero wraps them in its MLflow run (train/run.py); the other ranks run them from its plan
-(binwrn/ddp_rank.py, `train_rank`) or from what it broadcasts where srun or torchrun started
-them (train/cluster.py, `follow`). Nothing here imports MLflow, so those ranks start faster.
+Rank zero wraps them in its MLflow run (train/run.py); the other ranks run them from what it
+broadcasts (train/cluster.py, `follow`), whether binwrn, srun or torchrun started them.
+Nothing here imports MLflow, so those ranks start faster.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from binwrn.tracking.callback import EpochMetricsToMlflow
 from binwrn.tracking.metrics import FINAL, RECOMPUTED
 from binwrn.train.bn_stats import recompute_bn_statistics
 from binwrn.train.checkpoints import EpochCheckpoints, RandomState
-from binwrn.train.cluster import Launched, session
+from binwrn.train.cluster import Launched
 from binwrn.train.ddp import (
-    Plan,
     RankRandomStreams,
     align_streams_for_bn_recompute,
     ddp_trainer_settings,
@@ -110,17 +109,16 @@ def _datamodule(spec: RunSpec) -> pl.LightningDataModule:
 
 
 def make_trainer(args: TrainerArgs, callbacks: list, output_dir: Path, progress: bool,
-                 plan: Path | None = None, launched: Launched | None = None):
+                 launched: Launched | None = None):
     """Lightning's Trainer from `trainer.*`; a value Lightning rejects is the user's to fix.
-    DDP: ranks started from binwrn's `plan` (one machine) or `launched` by the cluster."""
+    DDP: this process is one of the ranks `launched` describes (train/cluster.py)."""
     try:
         if args.tf32 is not None:
             set_tf32(args.tf32)
         # The data module splits the data between DDP processes itself (data/shards.py).
         settings = {**args.settings, "use_distributed_sampler": False}
-        if plan is not None or launched is not None:
-            settings = ddp_trainer_settings(settings, plan,
-                                            launched.environment if launched else None)
+        if launched is not None:
+            settings = ddp_trainer_settings(settings, launched.environment)
         return pl.Trainer(**settings, logger=False,
                           callbacks=callbacks, default_root_dir=output_dir,
                           enable_progress_bar=progress)
@@ -137,7 +135,7 @@ class Parts:
     clock: PhaseClock
 
 
-def build(spec: RunSpec, work_dir: Path, show_progress: bool, plan: Path | None = None,
+def build(spec: RunSpec, work_dir: Path, show_progress: bool,
           started_at: float | None = None, launched: Launched | None = None,
           extra_callbacks: tuple = ()) -> Parts:
     """The same module, data, callbacks and Trainer on every rank (`extra_callbacks`: a
@@ -165,7 +163,7 @@ def build(spec: RunSpec, work_dir: Path, show_progress: bool, plan: Path | None 
                                                   spec.iterative.epochs_per_layer))
     if show_progress:
         callbacks.append(RichProgressBar())
-    trainer = make_trainer(spec.trainer, callbacks, work_dir, show_progress, plan, launched)
+    trainer = make_trainer(spec.trainer, callbacks, work_dir, show_progress, launched)
     return Parts(classifier, data, trainer, to_mlflow, clock)
 
 
@@ -191,30 +189,21 @@ def fit_and_test(spec: RunSpec, parts: Parts, checkpoint: Path | None,
     return scores, extra, final
 
 
-def train_rank(spec: RunSpec, plan_file: Path) -> None:
-    """A DDP rank other than zero: rank zero's steps from its plan, writing nothing."""
-    plan = Plan.read(plan_file)
-    checkpoint = Path(plan.checkpoint) if plan.checkpoint else None
-    parts = build(spec, Path(plan.work_dir), show_progress=False, plan=plan_file)
-    fit_and_test(spec, parts, checkpoint, Path(plan.work_dir))
-
-
 def follow(spec: RunSpec, launched: Launched) -> None:
     """A rank other than zero: learn the run from rank zero, then train, recompute BN and
     test in lockstep with it, writing nothing."""
-    with session(launched):
-        told = launched.share()
-        work_dir = Path(told["work_dir"])
-        checkpoint = Path(told["checkpoint"]) if told["checkpoint"] else None
+    told = launched.share()
+    work_dir = Path(told["work_dir"])
+    checkpoint = Path(told["checkpoint"]) if told["checkpoint"] else None
 
-        def start():
-            if checkpoint is not None and not checkpoint.is_file():
-                raise ConfigError(
-                    f"the run's checkpoint {checkpoint} cannot be read here: the output "
-                    "folder must be on a file system every node shares (hydra.run.dir).")
-            return build(spec, work_dir, show_progress=False, launched=launched)
+    def start():
+        if checkpoint is not None and not checkpoint.is_file():
+            raise ConfigError(
+                f"the run's checkpoint {checkpoint} cannot be read here: the output "
+                "folder must be on a file system every node shares (hydra.run.dir).")
+        return build(spec, work_dir, show_progress=False, launched=launched)
 
-        parts = launched.run_together(start, "Starting the run")
-        print(f"binwrn-run {launched.where()}: MLflow run {told['run_id']}, output folder "
-              f"{work_dir} (written by rank 0)", flush=True)
-        fit_and_test(spec, parts, checkpoint, work_dir)
+    parts = launched.run_together(start, "Starting the run")
+    print(f"binwrn-run {launched.where()}: MLflow run {told['run_id']}, output folder "
+          f"{work_dir} (written by rank 0)", flush=True)
+    fit_and_test(spec, parts, checkpoint, work_dir)

@@ -6,8 +6,8 @@ any error marks the run FAILED with its reason.
 
 Under `trainer=ddp` this process is rank zero: it alone decides (resume point, output folder)
 and writes (MLflow, checkpoints); the other ranks run the same steps (`fit.py`) in lockstep,
-from its plan on one machine (binwrn/ddp_rank.py, train/ddp.py) or, where the cluster started
-every rank (srun, torchrun), from what it broadcasts (train/cluster.py).
+from what it broadcasts (train/cluster.py), whether it started them itself on one machine
+(train/local_ranks.py) or srun or torchrun started every rank.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from binwrn.tracking.run import TrackedRun
 from binwrn.tracking.store import open_client, ui_link
 from binwrn.train.checkpoints import EpochCheckpoints, OutputLock, remove_stale_partials
 from binwrn.train.cluster import Launched
-from binwrn.train.ddp import Plan, ddp_session
 from binwrn.train.fit import build, fit_and_test
 from binwrn.train.resume import decide_resume
 from binwrn.train.spec import RunSpec
@@ -63,7 +62,7 @@ def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
           at_end: Callable[[TrackedRun, Path], None] | None = None):
     """Fit (or resume), recompute BN statistics, test on the whole test set. `started_at`
     (epoch seconds): where time/to_first_step_s counts from (default: the process start).
-    `launched`: this process is rank zero of ranks a cluster started (train/cluster.py).
+    `launched`: this process is rank zero of several (train/cluster.py).
     `writes_to`: the command's hydra.run.dir (hydra.sweep.dir under -m), which a resume may
     read from wherever it lies (default: `output_dir`). `startup`: seconds of the start-up
     phases the caller ran (train/phase_clock.py), logged with the run's own. `at_end(run,
@@ -77,11 +76,7 @@ def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
     # A resumed run keeps writing checkpoints where it started; this invocation's own Hydra
     # folder still gets its log and config.
     work_dir = checkpoint.parent.parent if checkpoint else output_dir
-    plan = None
-    if spec.trainer.ddp and launched is None:  # what the other ranks need, decided once, here
-        plan = Plan(identity.config, str(checkpoint) if checkpoint else None,
-                    str(work_dir)).write(work_dir)
-    parts = build(spec, work_dir, show_progress, plan, started_at, launched)  # before the run
+    parts = build(spec, work_dir, show_progress, started_at, launched)  # before the run
     for phase, seconds in {**(startup or {}), "startup/store": store_s}.items():
         parts.clock.add(phase, seconds)
     tags = {**provenance_tags(spec.trainer.accelerator),
@@ -115,7 +110,7 @@ def train(spec: RunSpec, output_dir: Path, show_progress: bool = True,
                               "layers": binarizable_names(spec.model),  # forward order
                               "epochs_per_layer": spec.iterative.epochs_per_layer},
                              "iterative/order.json")
-        with ddp_session(parts.trainer) if plan else nullcontext():
+        with launched.training() if launched is not None else nullcontext():
             scores, extra, final = fit_and_test(spec, parts, checkpoint, work_dir)
         with parts.clock.timed("artifacts"):
             # Sized as trained: a layer-by-layer schedule stopped early leaves fp32 layers.

@@ -54,7 +54,8 @@ class TrainerArgs:
 
     @property
     def ddp(self) -> bool:
-        """trainer.strategy=ddp: train/ddp.py or the cluster starts the ranks."""
+        """trainer.strategy=ddp: binwrn (train/local_ranks.py) or the cluster starts the
+        ranks."""
         return self.settings.get("strategy") == DDP
 
     @property
