@@ -56,7 +56,7 @@ gpu-bundle: install  ## wheels the GPU image lacks + CIFAR-10, for a GPU machine
 	  $(if $(IMAGE),--image $(IMAGE)) $(if $(PART_MIB),--part-mib $(PART_MIB)) \
 	  $(if $(call yes,$(REHEARSE)),--rehearse) $(ARGS)
 
-test: install  ## the whole test suite (CPU, about 13 minutes on 2 cores), two workers (pytest-xdist)
+test: install  ## the whole test suite (CPU, about 15 minutes on 2 cores), two workers (pytest-xdist)
 	$(RUN) pytest -q -n 2
 
 test-server: install  ## the shared-server test: real PostgreSQL + mlflow server + a parallel sweep (~2.5 min)
