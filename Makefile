@@ -45,7 +45,7 @@ sweep-ablations:  ## paper 1 Fig. 6: {fp32, 1-bit} x {SGDR, step} x {BN learned,
 report: install  ## tables and figures of the newest run of sweep $(SWEEP) (binwrn-report)
 	$(RUN) binwrn-report --sweep $(SWEEP)
 
-bench: install  ## step times and a whole 1-epoch run, binwrn vs plain PyTorch in alternating rounds, with their spread (QUICK=1: a CPU subset, ~7 min; STARTUP=1: first step only) -> docs/benchmarks.md
+bench: install  ## step times and a whole 1-epoch run, binwrn vs plain PyTorch in alternating rounds, with their spread (QUICK=1: a CPU subset, ~12 min; STARTUP=1: first step only) -> docs/benchmarks.md
 	$(RUN) binwrn-bench $(if $(call yes,$(QUICK)),--quick) $(if $(call yes,$(STARTUP)),--startup-only) $(ARGS)
 
 gpu-check: install  ## the GPU path proven on one GPU in < 8 min -> docs/gpu-check.md (CPU=1: shrunk, on the CPU)
