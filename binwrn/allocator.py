@@ -5,10 +5,10 @@ are freed, at most 32 MiB) with fresh pages from the kernel, and returns the top
 to the kernel whenever more than twice that threshold lies free there. A training step frees
 all its activations at once; the next step faults every page back in, and a test batch of
 500 CIFAR images makes 33 MB activations, above the largest threshold, so each is mapped and
-unmapped again. On a 2-core CPU that made a one-epoch WRN-10-1 run's loop 27 % slower and its
-tests twice as slow (docs/speed.md). Here the process keeps what it freed (the heap's top is
-never trimmed, blocks up to 32 MiB come from the heap): its resident size stays at its peak,
-which a training process reaches in its first steps anyway.
+unmapped again: on a CPU, the training loop and the tests spent much of their time in page
+faults (docs/speed.md has the measured difference). Here the process keeps what it freed
+(the heap's top is never trimmed, blocks up to 32 MiB come from the heap): its resident size
+stays at its peak, which a training process reaches in its first steps anyway.
 
 Allocation only: every number computed is the same. A no-op where the C library is not glibc
 (macOS, musl) or where the user set glibc's own MALLOC_* tunables.

@@ -39,14 +39,14 @@ def _seeded(model: nn.Module, seed: int | None):
         yield
 
 
-# torch.var_mean on the CPU is a Welford reduction in double, one element at a time: its 9
-# calls per WRN-10-1 batch cost about 70 % of a training-mode forward pass. A two-pass sum in
-# double is vectorised and 3-4x faster. Both are exact to about 4e-14 of the channel's mean
-# square before they are rounded to float32 (the largest difference over 400 real CIFAR-10
-# batches of a trained net, docs/speed.md), so they round to the same float32 moments unless
-# a result lies within AGREE of a rounding boundary; such channels take var_mean's moments.
-# The statistics stay var_mean's to the bit (tests/test_bn_stats.py) with a margin 250 times
-# the largest difference measured; about one layer in eight re-reduces a channel or two.
+# torch.var_mean on the CPU is a Welford reduction in double, one element at a time, and cost
+# the recompute about as much as its forward passes; a two-pass sum in double is vectorised
+# and several times faster (docs/speed.md has the figures). Both are exact to within a tiny
+# fraction of the channel's mean square before they are rounded to float32, so they round to
+# the same float32 moments unless a result lies within AGREE of a rounding boundary; such
+# channels take var_mean's moments. The statistics stay var_mean's to the bit
+# (tests/test_bn_stats.py); AGREE is 250 times the largest difference measured
+# (docs/bn_moments_probe.py), and about one layer in eight re-reduces a channel or two.
 AGREE = 1e-11
 
 
