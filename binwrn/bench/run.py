@@ -29,8 +29,8 @@ from binwrn.configuration.data import build_augment
 from binwrn.tracking.provenance import device_name
 from binwrn.train.fast_path import FastPath
 
-# QUICK aims at `make bench QUICK=1` in about 7 minutes on 2 idle cores: fewer timed steps per
-# round (the rounds give the spread) and two whole-run rounds of about 140 s each.
+# QUICK keeps `make bench QUICK=1` short on 2 cores (docs/benchmarks.md has its duration):
+# fewer timed steps per round (the rounds give the spread) and two whole-run rounds.
 QUICK = {"depths": [10], "widths": [1, 4], "steps": 6, "rounds": (5, 6),
          "whole_run_rounds": 2}
 FULL = {"depths": [10, 20, 26], "widths": [1, 4, 10], "steps": 25, "rounds": (5, 9),

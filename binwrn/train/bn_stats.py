@@ -40,8 +40,8 @@ def _seeded(model: nn.Module, seed: int | None):
 
 
 # torch.var_mean on the CPU is a Welford reduction in double, one element at a time, and cost
-# the recompute about as much as its forward passes; a two-pass sum in double is vectorised
-# and several times faster (docs/speed.md has the figures). Both are exact to within a tiny
+# the recompute about half as much as its forward passes; a two-pass sum in double is
+# vectorised and faster (docs/speed.md has the figures). Both are exact to within a tiny
 # fraction of the channel's mean square before they are rounded to float32, so they round to
 # the same float32 moments unless a result lies within AGREE of a rounding boundary; such
 # channels take var_mean's moments. The statistics stay var_mean's to the bit
